@@ -1,0 +1,3 @@
+from gsseg.cli.app import main
+
+main()
