@@ -1,0 +1,313 @@
+"""NeRF-Blender / nerfstudio ``transforms*.json`` datasets.
+
+Two layouts are read:
+
+* ``transforms_train.json`` (+ optional ``transforms_test.json``): one file per split;
+* ``transforms.json``: one file, split by ``train_filenames`` / ``test_filenames`` (or
+  ``val_filenames``) when present, otherwise every ``test_every``-th frame by sorted path is a
+  test view.
+
+Intrinsics come from ``fl_x``/``fl_y``/``cx``/``cy`` or ``camera_angle_x`` (+ ``camera_angle_y``),
+at the top level or overridden per frame; ``w``/``h`` default to the image's own size.
+``transform_matrix`` is an OpenGL camera-to-world matrix, converted once to OpenCV
+world-to-camera with :meth:`Cameras.from_opengl_c2w`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gsseg.data.cameras import Cameras
+from gsseg.data.images import IMAGE_SUFFIXES, image_size
+from gsseg.data.records import ParsedScene, ViewRecord, read_json, unique_names
+from gsseg.errors import GssegError, file_error
+from gsseg.utils.atomic import write_json
+
+SPLIT_FILES = {"train": "transforms_train.json", "test": "transforms_test.json"}
+SINGLE_FILE = "transforms.json"
+DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+PINHOLE_MODELS = (None, "OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
+
+
+@dataclass
+class _Frame:
+    """One parsed frame before naming: native size, intrinsics and OpenGL camera-to-world."""
+
+    rel_path: str
+    image_path: Path
+    width: int
+    height: int
+    K: np.ndarray
+    c2w_gl: np.ndarray
+    split: str
+    depth_path: Path | None
+    depth_scale: float
+    source: Path
+
+
+def is_transforms_dataset(root: Path) -> bool:
+    """Whether ``root`` holds ``transforms_train.json`` or ``transforms.json``."""
+    return (root / SPLIT_FILES["train"]).is_file() or (root / SINGLE_FILE).is_file()
+
+
+def load_transforms(root: Path, test_every: int = 8, check_images: bool = True) -> ParsedScene:
+    """Parse a transforms dataset in ``root`` (see the module docstring for the layouts).
+
+    ``check_images`` reads every image header so missing images and size mismatches are
+    reported at load time rather than mid-training.
+    """
+    frames: list[_Frame] = []
+    if (root / SPLIT_FILES["train"]).is_file():
+        source = root / SPLIT_FILES["train"]
+        top = _read_top(source)
+        frames += _parse_frames(source, top, lambda i, p: "train", check_images)
+        test_file = root / SPLIT_FILES["test"]
+        if test_file.is_file():
+            test_top = _read_top(test_file)
+            frames += _parse_frames(test_file, test_top, lambda i, p: "test", check_images)
+            if not any(f.split == "test" for f in frames):
+                raise file_error(test_file, "has no frames (empty test split)")
+    else:
+        source = root / SINGLE_FILE
+        top = _read_top(source)
+        frames += _parse_frames(source, top, _single_file_splitter(source, top, test_every), check_images)
+    if not any(f.split == "train" for f in frames):
+        raise file_error(source, "no training frames (empty train split)")
+
+    names = unique_names([f.rel_path for f in frames])
+    seen: dict[str, str] = {}
+    for name, f in zip(names, frames):
+        if name in seen:
+            what = "is listed twice" if seen[name] == f.rel_path else f"and '{seen[name]}' both map to view name '{name}'"
+            raise file_error(f.source, f"image '{f.rel_path}' {what}")
+        seen[name] = f.rel_path
+
+    cams = Cameras.from_opengl_c2w(
+        torch.from_numpy(np.stack([f.c2w_gl for f in frames])),
+        torch.from_numpy(np.stack([f.K for f in frames])),
+        [f.width for f in frames],
+        [f.height for f in frames],
+        names,
+    )
+    views = [
+        ViewRecord(name, f.image_path, f.width, f.height, f.K, cams.viewmats[i].double().numpy(), f.split, f.depth_path, f.depth_scale)
+        for i, (name, f) in enumerate(zip(names, frames))
+    ]
+    ply = top.get("ply_file_path")
+    points_file = (root / str(ply)) if isinstance(ply, str) else root / "points3d.ply"
+    return ParsedScene("transforms", source, views, points_file=points_file if points_file.is_file() else None)
+
+
+def write_transforms(path: str | Path, cameras: Cameras, file_paths: list[str], **extra: Any) -> None:
+    """Atomically write ``cameras`` as a transforms JSON (OpenGL camera-to-world, pixel intrinsics).
+
+    Shared intrinsics are written once at the top level, otherwise per frame. ``file_paths`` are
+    relative to the JSON's folder; ``extra`` keys are added at the top level.
+    """
+    if len(file_paths) != len(cameras):
+        raise ValueError("one file path per camera is needed")
+    c2w = cameras.to_opengl_c2w()
+    intr = [
+        {"w": int(cameras.widths[i]), "h": int(cameras.heights[i]), "fl_x": float(cameras.Ks[i, 0, 0]),
+         "fl_y": float(cameras.Ks[i, 1, 1]), "cx": float(cameras.Ks[i, 0, 2]), "cy": float(cameras.Ks[i, 1, 2])}
+        for i in range(len(cameras))
+    ]
+    shared = all(d == intr[0] for d in intr)
+    frames = []
+    for i, fp in enumerate(file_paths):
+        frame: dict[str, Any] = {"file_path": fp, "transform_matrix": c2w[i].tolist()}
+        if not shared:
+            frame.update(intr[i])
+        frames.append(frame)
+    out: dict[str, Any] = {"camera_model": "OPENCV", **(intr[0] if shared else {}), **extra, "frames": frames}
+    write_json(path, out)
+
+
+def _read_top(path: Path) -> dict[str, Any]:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise file_error(path, "top level must be a JSON object with a 'frames' list")
+    if "frames" not in data:
+        raise file_error(path, "missing key 'frames'")
+    if not isinstance(data["frames"], list):
+        raise file_error(path, "'frames' must be a list")
+    return data
+
+
+def _single_file_splitter(path: Path, top: dict[str, Any], test_every: int):
+    """Split rule for ``transforms.json``: explicit filename lists, else every ``test_every``-th frame."""
+    train_list = _filename_set(path, top, "train_filenames")
+    test_list = _filename_set(path, top, "test_filenames")
+    if test_list is None:
+        test_list = _filename_set(path, top, "val_filenames")
+    if train_list is not None or test_list is not None:
+        if test_list is not None and not test_list:
+            raise file_error(path, "'test_filenames' is empty (empty test split)")
+
+        def by_list(i: int, rel: str) -> str | None:
+            key = _norm(rel)
+            if test_list is not None and key in test_list:
+                return "test"
+            if train_list is None or key in train_list:
+                return "train"
+            return None
+
+        return by_list
+    order = sorted(range(len(top["frames"])), key=lambda i: str(top["frames"][i].get("file_path", "")) if isinstance(top["frames"][i], dict) else "")
+    rank = {i: r for r, i in enumerate(order)}
+    if test_every < 0:
+        raise GssegError(f"test_every must be >= 0, got {test_every}")
+    return lambda i, rel: "test" if test_every > 0 and rank[i] % test_every == 0 else "train"
+
+
+def _filename_set(path: Path, top: dict[str, Any], key: str) -> set[str] | None:
+    if key not in top:
+        return None
+    value = top[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise file_error(path, f"'{key}' must be a list of file paths")
+    return {_norm(v) for v in value}
+
+
+def _norm(rel: str) -> str:
+    """Split-list key for a file path: no leading './', no image extension."""
+    p = rel.replace("\\", "/")
+    while p.startswith("./"):
+        p = p[2:]
+    stem, dot, ext = p.rpartition(".")
+    if dot and "." + ext in IMAGE_SUFFIXES:
+        return stem
+    return p
+
+
+def _parse_frames(path: Path, top: dict[str, Any], split_of, check_images: bool) -> list[_Frame]:
+    out = []
+    for i, frame in enumerate(top["frames"]):
+        where = f"frame {i}"
+        if not isinstance(frame, dict):
+            raise file_error(path, f"{where} must be a JSON object")
+        for key in ("file_path", "transform_matrix"):
+            if key not in frame:
+                raise file_error(path, f"{where}: missing key '{key}'")
+        rel = frame["file_path"]
+        if not isinstance(rel, str) or not rel:
+            raise file_error(path, f"{where}: 'file_path' must be a non-empty string")
+        split = split_of(i, rel)
+        if split is None:
+            continue
+        image_path = _resolve_image(path, rel, where)
+        c2w = _matrix(path, frame["transform_matrix"], where)
+        merged = {**top, **frame}
+        width, height = _size(path, merged, image_path, where, check_images)
+        K = _intrinsics(path, merged, width, height, where)
+        rel_to_root = image_path.relative_to(path.parent).as_posix() if image_path.is_relative_to(path.parent) else image_path.name
+        depth_path, depth_scale = _depth(path, merged, where)
+        out.append(_Frame(rel_to_root, image_path, width, height, K, c2w, split, depth_path, depth_scale, path))
+    return out
+
+
+def _depth(path: Path, d: dict[str, Any], where: str) -> tuple[Path | None, float]:
+    """nerfstudio ``depth_file_path`` (``.npy`` in scene units, or an integer PNG scaled by
+    ``depth_unit_scale_factor``, default 1e-3 = millimetres)."""
+    rel = d.get("depth_file_path")
+    if rel is None:
+        return None, 1.0
+    if not isinstance(rel, str) or not rel:
+        raise file_error(path, f"{where}: 'depth_file_path' must be a non-empty string")
+    depth_path = path.parent / rel.replace("\\", "/")
+    if depth_path.suffix == ".npy":
+        return depth_path, 1.0
+    scale = _number(path, d, "depth_unit_scale_factor", where) if "depth_unit_scale_factor" in d else 1e-3
+    return depth_path, scale
+
+
+def _resolve_image(path: Path, rel: str, where: str) -> Path:
+    """The image a ``file_path`` names: relative to the JSON, with or without an extension."""
+    base = path.parent / rel.replace("\\", "/")
+    if base.suffix in IMAGE_SUFFIXES:
+        candidates = [base]
+    else:
+        candidates = [base.with_name(base.name + s) for s in IMAGE_SUFFIXES] + [base]
+    for c in candidates:
+        if c.is_file():
+            return c
+    shown = candidates[0] if len(candidates) == 1 else base.with_name(base.name + ".png")
+    raise file_error(shown, f"image file not found (listed in {path.name} {where} as '{rel}')")
+
+
+def _matrix(path: Path, value: Any, where: str) -> np.ndarray:
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise file_error(path, f"{where}: 'transform_matrix' must be a 4x4 list of numbers") from None
+    if m.shape == (3, 4):
+        m = np.concatenate([m, [[0.0, 0.0, 0.0, 1.0]]])
+    if m.shape != (4, 4) or not np.isfinite(m).all():
+        raise file_error(path, f"{where}: 'transform_matrix' must be a finite 4x4 matrix, got shape {m.shape}")
+    R = m[:3, :3]
+    if np.abs(R.T @ R - np.eye(3)).max() > 1e-2:
+        raise file_error(path, f"{where}: the rotation part of 'transform_matrix' is not orthonormal (a scaled camera matrix?)")
+    return m
+
+
+def _number(path: Path, d: dict[str, Any], key: str, where: str) -> float:
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise file_error(path, f"{where}: '{key}' must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _size(path: Path, d: dict[str, Any], image_path: Path, where: str, check_images: bool) -> tuple[int, int]:
+    has_w, has_h = "w" in d, "h" in d
+    if has_w and has_h:
+        w, h = int(_number(path, d, "w", where)), int(_number(path, d, "h", where))
+        if w <= 0 or h <= 0:
+            raise file_error(path, f"{where}: 'w' and 'h' must be positive, got {w}x{h}")
+        if check_images:
+            check_image_size(image_path, (w, h), path.name)
+        return w, h
+    return image_size(image_path)
+
+
+def check_image_size(image_path: Path, expected: tuple[int, int], source_name: str) -> None:
+    """Raise when the image's header size differs from the size ``source_name`` declares."""
+    aw, ah = image_size(image_path)
+    w, h = expected
+    if (aw, ah) == (w, h):
+        return
+    hint = ""
+    if aw < w and w % aw == 0 and h % ah == 0 and w // aw == h // ah:
+        hint = f"; the image looks downscaled by {w // aw}: keep full-size images in the listed folder and pass a downscale factor instead"
+    raise file_error(image_path, f"image is {aw}x{ah} but {source_name} says {w}x{h}{hint}")
+
+
+def _intrinsics(path: Path, d: dict[str, Any], w: int, h: int, where: str) -> np.ndarray:
+    model = d.get("camera_model")
+    if model not in PINHOLE_MODELS:
+        raise file_error(path, f"camera_model '{model}' is not a pinhole model; undistort the images first (e.g. `colmap image_undistorter`)")
+    distortion = {k: d[k] for k in DISTORTION_KEYS if k in d and d[k] not in (0, 0.0, None)}
+    if distortion:
+        raise file_error(path, f"{where}: lens distortion {distortion} is not supported; undistort the images first (e.g. `colmap image_undistorter`)")
+    if "fl_x" in d:
+        fx = _number(path, d, "fl_x", where)
+    elif "camera_angle_x" in d:
+        fx = 0.5 * w / math.tan(0.5 * _number(path, d, "camera_angle_x", where))
+    else:
+        raise file_error(path, f"{where}: missing key 'fl_x' or 'camera_angle_x'")
+    if "fl_y" in d:
+        fy = _number(path, d, "fl_y", where)
+    elif "camera_angle_y" in d:
+        fy = 0.5 * h / math.tan(0.5 * _number(path, d, "camera_angle_y", where))
+    else:
+        fy = fx
+    cx = _number(path, d, "cx", where) if "cx" in d else 0.5 * w
+    cy = _number(path, d, "cy", where) if "cy" in d else 0.5 * h
+    if fx <= 0 or fy <= 0:
+        raise file_error(path, f"{where}: focal lengths must be positive, got fl_x={fx:g} fl_y={fy:g}")
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)

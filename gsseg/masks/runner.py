@@ -1,0 +1,136 @@
+"""Run a mask source over the views of a dataset into its mask store.
+
+Views that already have a mask file are skipped unless ``force``; each view is written
+atomically as soon as it is done, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gsseg.errors import GssegError
+from gsseg.masks.sources.base import MaskSource, NoInputForView, View
+from gsseg.masks.store import MaskStore
+from gsseg.utils.progress import progress_bar
+
+SPLITS = ("all", "train", "test")
+
+
+@dataclass
+class SourceOptions:
+    """Options of every source; each source reads only its own."""
+
+    # sam
+    checkpoint: Path | None = None
+    model_type: str | None = None
+    points_per_side: int = 32
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    min_mask_region_area: int = 128
+    max_size: int = 1024
+    device: str = "cpu"
+    # watershed
+    region_counts: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64, 128])
+    watershed_attribute: str = "volume"
+    min_area_fraction: float = 0.002
+    # simulated
+    noise: str = "medium"
+    seed: int = 0
+
+
+def make_source(name: str, options: SourceOptions | None = None) -> MaskSource:
+    """The source called ``name`` ("sam", "watershed", "labels", "simulated")."""
+    options = options or SourceOptions()
+    if name == "sam":
+        from gsseg.masks.sources.sam import SamSettings, SamSource
+
+        return SamSource(
+            SamSettings(
+                checkpoint=options.checkpoint,
+                model_type=options.model_type,
+                points_per_side=options.points_per_side,
+                pred_iou_thresh=options.pred_iou_thresh,
+                stability_score_thresh=options.stability_score_thresh,
+                min_mask_region_area=options.min_mask_region_area,
+                max_size=options.max_size,
+                device=options.device,
+            )
+        )
+    if name == "watershed":
+        from gsseg.masks.sources.watershed import ATTRIBUTES, WatershedSettings, WatershedSource
+
+        if options.watershed_attribute not in ATTRIBUTES:
+            raise GssegError(f"unknown watershed attribute {options.watershed_attribute!r}; use one of {', '.join(ATTRIBUTES)}")
+        if not options.region_counts or min(options.region_counts) < 1:
+            raise GssegError(f"--levels needs positive region counts, got {options.region_counts}")
+        return WatershedSource(
+            WatershedSettings(
+                region_counts=list(options.region_counts),
+                attribute=options.watershed_attribute,
+                min_area_fraction=options.min_area_fraction,
+            )
+        )
+    if name == "labels":
+        from gsseg.masks.sources.labels import LabelSource
+
+        return LabelSource()
+    if name == "simulated":
+        from gsseg.masks.sources.simulated import NOISE_LEVELS, SimulatedSource
+
+        if options.noise not in NOISE_LEVELS:
+            raise GssegError(f"unknown noise level {options.noise!r}; use one of {', '.join(NOISE_LEVELS)}")
+        return SimulatedSource(options.noise, options.seed)
+    raise GssegError(f"unknown mask source {name!r}; use one of sam, watershed, labels, simulated")
+
+
+@dataclass
+class RunReport:
+    """What a run did: views written, already present, and without input (with the reason)."""
+
+    written: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    no_input: dict[str, str] = field(default_factory=dict)
+    masks_written: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "written": len(self.written),
+            "existing": len(self.existing),
+            "no_input": len(self.no_input),
+            "masks_written": self.masks_written,
+        }
+
+
+def run_source(dataset: Any, source: MaskSource, split: str = "all", force: bool = False, show_progress: bool = True) -> RunReport:
+    """Write ``dataset.masks_dir/<stem>.npz`` for every view of ``split`` with ``source``.
+
+    Raises ``GssegError`` when no view at all had input for the source.
+    """
+    if split not in SPLITS:
+        raise GssegError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    store = MaskStore(dataset.masks_dir)
+    names = dataset.names(split)
+    report = RunReport()
+    todo = []
+    for name in names:
+        (report.existing if store.has(name) and not force else todo).append(name)
+    with progress_bar(transient=not show_progress) as progress:
+        task = progress.add_task(f"masks ({source.name})", total=len(todo), info="")
+        for name in todo:
+            try:
+                view_masks = source(View(dataset, name))
+            except NoInputForView as e:
+                report.no_input[name] = str(e)
+                info = f"{name}: skipped"
+            else:
+                store.save(name, view_masks)
+                report.written.append(name)
+                report.masks_written += view_masks.n_masks
+                info = f"{name}: {view_masks.n_masks} masks"
+            progress.update(task, advance=1, info=info)
+    if todo and not report.written and len(report.no_input) == len(todo):
+        first = next(iter(report.no_input.items()))
+        raise GssegError(f"{dataset.root}: the {source.name} source found no input for any view (e.g. {first[0]}: {first[1]})")
+    return report
