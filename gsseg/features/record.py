@@ -1,0 +1,110 @@
+"""``RUN/features.pt``: per-Gaussian identity features and what they mean.
+
+The features belong to the Gaussians of ``RUN/scene.ply`` row for row; ``num_gaussians`` is
+stored so a scene re-trained after the features were made is detected instead of silently
+mismatched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gsseg.errors import GssegError, file_error
+from gsseg.gaussians.scene import FeatureInfo, GaussianScene
+from gsseg.utils.atomic import atomic_path
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FeatureRecord:
+    """Identity features of one run.
+
+    Attributes:
+        features: [N,D] float32 per-Gaussian vectors (embeddings or logits, see ``info``).
+        info: kind ("embedding" | "logits"), objective name and D.
+        settings: the objective's settings (recorded for reproducibility).
+        extras: objective-specific data, e.g. class names of an object field or its prompts.
+        step: optimisation steps done.
+    """
+
+    features: Tensor
+    info: FeatureInfo
+    settings: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.features.dim() != 2 or self.features.shape[1] != self.info.dim:
+            raise ValueError(f"features must be [N,{self.info.dim}], got {list(self.features.shape)}")
+
+
+def save_features(path: str | Path, record: FeatureRecord) -> Path:
+    """Write ``record`` atomically to ``path`` (normally ``RUN/features.pt``)."""
+    path = Path(path)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "features": record.features.detach().float().cpu().contiguous(),
+        "info": record.info.to_dict(),
+        "settings": record.settings,
+        "extras": record.extras,
+        "step": int(record.step),
+        "num_gaussians": int(record.features.shape[0]),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_features(path: str | Path) -> FeatureRecord:
+    """Read a features file; GssegError when it is missing or not a gsseg features file."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "no identity features: train them first (`gsseg train DATA --out RUN --stage features`)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        record = FeatureRecord(
+            features=payload["features"].float(),
+            info=FeatureInfo.from_dict(payload["info"]),
+            settings=dict(payload.get("settings", {})),
+            extras=dict(payload.get("extras", {})),
+            step=int(payload.get("step", 0)),
+        )
+    except Exception as e:  # torch.load raises many types (pickle, zip, EOF) for a foreign file
+        raise file_error(path, f"not a readable gsseg features file ({e.__class__.__name__}: {e})") from None
+    return record
+
+
+def load_run_scene(run_root: str | Path, require_features: bool = True) -> tuple[GaussianScene, FeatureRecord | None]:
+    """The run's Gaussians (``RUN/scene.ply``) with its identity features attached.
+
+    Returns (scene, record); ``scene.features`` is set when a record exists. With
+    ``require_features`` a run without features raises a GssegError saying what to run.
+    """
+    from gsseg.gaussians.ply import read_ply
+
+    root = Path(run_root)
+    ply, feats = root / "scene.ply", root / "features.pt"
+    if not root.is_dir():
+        raise file_error(root, "run directory not found")
+    if not ply.is_file():
+        raise file_error(ply, "not found: this run has no trained scene yet (run `gsseg train` first)")
+    scene = read_ply(ply)
+    if not feats.is_file():
+        if require_features:
+            raise file_error(
+                root, "this run has no identity features: run `gsseg train DATA --out RUN --stage features --objective NAME` first"
+            )
+        return scene, None
+    record = load_features(feats)
+    if record.features.shape[0] != len(scene):
+        raise GssegError(
+            f"{feats}: has features for {record.features.shape[0]} Gaussians but {ply} has {len(scene)}; "
+            "the scene was re-trained after the features: re-run the features stage"
+        )
+    return scene.with_features(record.features, record.info), record
