@@ -1,0 +1,48 @@
+"""``gsseg export RUN --out DIR``: per-object vanilla PLYs, the rest of the scene, labels, manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory segmented with `gsseg segment`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced whole if it holds an earlier export).")],
+    cut: Annotated[Optional[str], typer.Option(
+        help="Cut to export (e.g. auto0, t0.300, n016); default: the coarsest auto cut of the latest segmentation.")] = None,
+    objects: Annotated[Optional[str], typer.Option(
+        help="Comma-separated segment ids to export as objects (default: every segment).")] = None,
+    click: Annotated[Optional[list[str]], typer.Option(
+        "--click", help="Select by click, STEM:X,Y or X,Y,Z. With --cut: the cut's segments under the clicks; "
+                        "without: the Gaussians the click query selects (object 1). Repeatable.")] = None,
+    negative_click: Annotated[Optional[list[str]], typer.Option("--negative-click", help="Negative click.")] = None,
+    click_threshold: Annotated[Optional[float], typer.Option(
+        help="Score a Gaussian needs for a click selection without --cut (default 0.85 embeddings, 0.5 logits).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (click queries).")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Export segmented objects as standard 3DGS PLYs plus segments.json and a labels sidecar."""
+    from rich.console import Console
+
+    from gsseg.export import export_run, parse_ids
+    from gsseg.segment.clicks import parse_clicks
+
+    clicks = parse_clicks(click, negative_click)
+    manifest = export_run(run, out, cut=cut, objects=parse_ids(objects) if objects else None, clicks=clicks or None,
+                          click_threshold=click_threshold, device=device, show_progress=not quiet)
+    if as_json:
+        typer.echo(json.dumps(manifest))
+        return
+    Console().print(
+        f"cut {manifest['cut']}: {len(manifest['selected'])} objects ({manifest['selected_gaussians']:,} of "
+        f"{manifest['num_gaussians']:,} Gaussians) -> {out}/object_<id>.ply, scene_without_selected.ply, "
+        "labels.npy, segments.json", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

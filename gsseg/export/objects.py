@@ -1,0 +1,128 @@
+"""Per-object export of a segmentation: vanilla INRIA PLYs any splat viewer opens.
+
+```
+DIR/object_<id>.ply             the Gaussians of each selected segment (no extra properties)
+DIR/scene_without_selected.ply  every other Gaussian (unassigned ones included)
+DIR/labels.npy                  int32 [N] labels of the whole scene (the cut's), row = RUN/scene.ply row
+DIR/segments.json               manifest: cut, selection, and per segment id, parent id, Gaussian
+                                count, bounding box of the means, display colour, file
+```
+
+The folder is written beside ``DIR`` and swapped in: an existing export is replaced whole or
+not at all. A non-empty ``DIR`` that is not a gsseg export is refused.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gsseg.errors import GssegError, file_error
+from gsseg.gaussians.ply import write_ply
+from gsseg.gaussians.scene import GaussianScene
+from gsseg.segment.cuts import replace_dir
+from gsseg.utils.atomic import atomic_path, write_json
+from gsseg.utils.progress import progress_bar
+
+MANIFEST = "segments.json"
+REST_FILE = "scene_without_selected.ply"
+LABELS_FILE = "labels.npy"
+MANIFEST_VERSION = 1
+
+
+def object_file(segment_id: int) -> str:
+    return f"object_{segment_id}.ply"
+
+
+def segment_color(segment_id: int) -> list[int]:
+    """A display colour [r,g,b] 0..255 per id: golden-ratio hue steps, so neighbouring ids differ."""
+    hue = (segment_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.95)
+    return [int(round(r * 255)), int(round(g * 255)), int(round(b * 255))]
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """GssegError when ``out_dir`` exists and is neither empty nor a previous gsseg export."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise file_error(out_dir, "exists and is not a folder; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
+        raise file_error(out_dir, "is not empty and not a gsseg export (no segments.json); choose another --out")
+
+
+def group_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Segment id (> 0) -> indices [n] of its Gaussians, in one sort (not one pass per segment)."""
+    order = np.argsort(labels, kind="stable")
+    ids, starts = np.unique(labels[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    return {int(i): order[s:e] for i, s, e in zip(ids, starts, ends) if i > 0}
+
+
+def segment_summary(scene: GaussianScene, groups: dict[int, np.ndarray], parents: dict[int, int] | None,
+                    selected: set[int]) -> list[dict[str, Any]]:
+    """Manifest rows of every segment in ``groups`` (id -> Gaussian indices)."""
+    means = scene.means.detach().cpu().numpy()
+    rows = []
+    for sid, idx in groups.items():
+        pts = means[idx]
+        rows.append({
+            "id": sid,
+            "parent": None if parents is None or sid not in parents else int(parents[sid]),
+            "gaussians": int(len(idx)),
+            "bbox": {"min": pts.min(0).astype(float).tolist(), "max": pts.max(0).astype(float).tolist()},
+            "color": segment_color(sid),
+            "file": object_file(sid) if sid in selected else None,
+        })
+    return rows
+
+
+def export_segments(scene: GaussianScene, labels: np.ndarray, out_dir: str | Path, selected: list[int] | None = None,
+                    parents: dict[int, int] | None = None, cut: str | None = None,
+                    source: dict[str, Any] | None = None, show_progress: bool = False) -> dict[str, Any]:
+    """Write the export of ``scene`` segmented by ``labels [N]`` into ``out_dir``; returns the manifest.
+
+    selected: segment ids to write as objects (default: every id > 0); parents: id -> parent id
+    in the next coarser cut; cut, source: recorded in the manifest.
+    """
+    out_dir = Path(out_dir)
+    labels = np.asarray(labels).astype(np.int32)
+    if labels.shape != (len(scene),):
+        raise ValueError(f"labels must be [{len(scene)}], got {list(labels.shape)}")
+    groups = group_by_label(labels)
+    present = set(groups)
+    chosen = sorted(present) if selected is None else sorted(set(int(s) for s in selected))
+    if not chosen:
+        raise GssegError(f"nothing to export: cut {cut!r} has no segments (every Gaussian is unassigned)")
+    missing = [s for s in chosen if s not in present]
+    if missing:
+        shown = f"{min(present)}..{max(present)}" if present else "none"
+        raise GssegError(f"segment ids {', '.join(map(str, missing))} are not in cut {cut!r} (ids present: {shown})")
+    check_out_dir(out_dir)
+    scene = scene.with_features(None, None)
+    in_selection = np.isin(labels, chosen)
+    manifest = {
+        "version": MANIFEST_VERSION, "cut": cut, "source": source or {}, "num_gaussians": int(len(scene)),
+        "labelled_gaussians": int((labels > 0).sum()), "selected": chosen,
+        "selected_gaussians": int(in_selection.sum()), "sh_degree": scene.sh_degree,
+        "files": {"labels": LABELS_FILE, "scene_without_selected": REST_FILE},
+        "segments": segment_summary(scene, groups, parents, set(chosen)),
+    }
+    with replace_dir(out_dir) as tmp:
+        with progress_bar(transient=True) if show_progress else contextlib.nullcontext() as bar:
+            task = bar.add_task("export", total=len(chosen) + 1, info="") if bar else None
+            for sid in chosen:
+                write_ply(tmp / object_file(sid), scene.subset(torch.from_numpy(np.sort(groups[sid]))))
+                if bar:
+                    bar.update(task, advance=1, info=object_file(sid))
+            write_ply(tmp / REST_FILE, scene.subset(torch.from_numpy(np.flatnonzero(~in_selection))))
+            if bar:
+                bar.update(task, advance=1, info=REST_FILE)
+        with atomic_path(tmp / LABELS_FILE) as p:
+            np.save(p, labels)
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+

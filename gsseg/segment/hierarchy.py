@@ -1,0 +1,196 @@
+"""The scene hierarchy: single-linkage (higra binary partition tree) over the Gaussians' kNN
+graph, and its cuts by threshold, by number of regions, or at automatically chosen stable
+levels.
+
+Regions smaller than ``min_size`` Gaussians (tiny floating components) are merged or
+dropped. Merging follows the tree: a small region joins the region of the cut that holds the
+"heavy leaf" (reached by always descending into the bigger child) of the subtree it would
+merge with in the single-linkage order. All cuts of one hierarchy therefore stay nested
+(a finer cut's regions lie inside a coarser cut's), merged or dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import higra as hg
+import numpy as np
+import torch
+from torch import Tensor
+
+from gsseg.segment.graph import GraphConfig, KnnGraph, build_knn_graph
+from gsseg.segment.scores import feature_space
+
+SMALL_POLICIES = ("merge", "drop")
+
+
+def default_min_size(n: int) -> int:
+    """Default smallest region kept as a segment: 0.05% of the Gaussians, at least 10."""
+    return max(10, n // 2000)
+
+
+@dataclass
+class Plateau:
+    """A threshold range [start, end) over which the cut has ``regions`` segments."""
+
+    regions: int
+    start: float
+    end: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    @property
+    def middle(self) -> float:
+        return 0.5 * (self.start + self.end)
+
+
+class SceneHierarchy:
+    """Single-linkage hierarchy over N Gaussians with cuts giving labels [N] int32 (0 = unassigned).
+
+    Nodes 0..N-1 are the Gaussians (leaves); a parent's index is larger than its children's;
+    ``altitudes`` are the merge distances in [0,1].
+    """
+
+    def __init__(self, parents: np.ndarray, altitudes: np.ndarray, num_leaves: int, min_size: int = 1,
+                 small: str = "merge") -> None:
+        if small not in SMALL_POLICIES:
+            raise ValueError(f"small must be one of {SMALL_POLICIES}, got {small!r}")
+        self.parents = np.asarray(parents, np.int64)
+        self.altitudes = np.asarray(altitudes, np.float64)
+        self.num_leaves = int(num_leaves)
+        self.min_size = max(1, int(min_size))
+        self.small = small
+        self.tree = hg.Tree(self.parents)
+        nv = len(self.parents)
+        self.root = nv - 1
+        self.sizes = np.asarray(hg.attribute_area(self.tree), np.int64)
+        nodes = np.arange(nv, dtype=np.int64)
+        non_root = nodes[:-1]
+        # exactly one heavy (bigger, ties: lower index) child per internal node
+        order = np.lexsort((non_root, -self.sizes[non_root], self.parents[non_root]))
+        first = np.ones(len(order), bool)
+        first[1:] = self.parents[non_root][order][1:] != self.parents[non_root][order][:-1]
+        heavy = np.zeros(nv, bool)
+        heavy[non_root[order[first]]] = True
+        self.sibling = np.full(nv, -1, np.int64)
+        kids = non_root[order]
+        par = self.parents[kids]
+        same = par[1:] == par[:-1]
+        self.sibling[kids[1:][same]] = kids[:-1][same]
+        self.sibling[kids[:-1][same]] = kids[1:][same]
+        head = np.asarray(hg.propagate_sequential(self.tree, nodes, heavy), np.int64)
+        heavy_leaf = np.zeros(nv, np.int64)
+        heavy_leaf[head[: self.num_leaves]] = np.arange(self.num_leaves)
+        self.heavy_leaf = heavy_leaf[head]
+        small_node = self.sizes < self.min_size
+        cond = small_node & small_node[self.parents]
+        cond[self.root] = False
+        self.small_top = np.asarray(hg.propagate_sequential(self.tree, nodes, cond), np.int64)
+
+    def __len__(self) -> int:
+        return self.num_leaves
+
+    # ------------------------------------------------------------------ counting
+    def candidate_thresholds(self) -> np.ndarray:
+        """Sorted distinct thresholds at which the cut changes (0 and every merge altitude)."""
+        return np.unique(np.concatenate([[0.0], self.altitudes[self.num_leaves:]]))
+
+    def count_regions(self, thresholds: np.ndarray) -> np.ndarray:
+        """Number of segments (regions of at least ``min_size`` Gaussians) of the cut at each threshold."""
+        big = np.flatnonzero(self.sizes >= self.min_size)
+        start = np.sort(self.altitudes[big])
+        big_nr = big[big != self.root]
+        end = np.sort(self.altitudes[self.parents[big_nr]])
+        t = np.asarray(thresholds, np.float64)
+        return (np.searchsorted(start, t, side="right") - np.searchsorted(end, t, side="right")).astype(np.int64)
+
+    def plateaus(self) -> list[Plateau]:
+        """Maximal threshold ranges of constant segment count (the last one ends at the root's altitude)."""
+        c = self.candidate_thresholds()
+        counts = self.count_regions(c)
+        change = np.flatnonzero(np.diff(counts) != 0) + 1
+        starts = np.concatenate([[0], change])
+        ends = np.concatenate([change, [len(c)]])
+        top = float(self.altitudes[self.root])
+        out = []
+        for s, e in zip(starts, ends):
+            end = float(c[e]) if e < len(c) else top
+            out.append(Plateau(int(counts[s]), float(c[s]), max(end, float(c[s]))))
+        return out
+
+    # ------------------------------------------------------------------ cuts
+    def cut_threshold(self, threshold: float) -> np.ndarray:
+        """Labels [N] int32 of the cut at ``threshold``: Gaussians joined by merges at altitude
+        <= threshold share a segment; segments numbered 1.. by decreasing size."""
+        t = float(threshold)
+        nv = len(self.parents)
+        nodes = np.arange(nv, dtype=np.int64)
+        cond = self.altitudes[self.parents] <= t
+        cond[self.root] = False
+        region = np.asarray(hg.propagate_sequential(self.tree, nodes, cond), np.int64)
+        leaf_region = region[: self.num_leaves]
+        regions = np.unique(leaf_region)
+        big = regions[self.sizes[regions] >= self.min_size]
+        big = big[np.lexsort((big, -self.sizes[big]))]
+        node_label = np.zeros(nv, np.int64)
+        node_label[big] = np.arange(1, len(big) + 1)
+        small = regions[self.sizes[regions] < self.min_size]
+        if self.small == "merge" and len(small):
+            top = self.small_top[small]
+            has_parent = top != self.root
+            sib = self.sibling[top[has_parent]]
+            target = region[self.heavy_leaf[sib]]
+            node_label[small[has_parent]] = node_label[target]  # 0 when the target is small too
+        return node_label[leaf_region].astype(np.int32)
+
+    def cut_regions(self, n: int) -> tuple[np.ndarray, float]:
+        """(labels, threshold) of the cut whose number of segments is closest to ``n`` (ties: the
+        longest threshold range); the threshold is the middle of that range."""
+        if n < 1:
+            raise ValueError("the number of regions must be >= 1")
+        plats = self.plateaus()
+        best = min(plats, key=lambda p: (abs(p.regions - n), -p.length))
+        return self.cut_threshold(best.middle), best.middle
+
+    def auto_thresholds(self, levels: int = 3, min_regions: int = 2, min_relative_length: float = 0.1) -> list[float]:
+        """Thresholds of up to ``levels`` stable cuts, coarsest first: the middles of the longest
+        threshold ranges over which the number of segments (>= ``min_regions``) does not change,
+        ignoring ranges shorter than ``min_relative_length`` times the longest one."""
+        plats = [p for p in self.plateaus() if p.regions >= min_regions and p.length > 0]
+        plats.sort(key=lambda p: -p.length)
+        if plats:
+            plats = [p for p in plats if p.length >= min_relative_length * plats[0].length]
+        chosen = sorted(plats[:levels], key=lambda p: -p.middle)
+        return [p.middle for p in chosen]
+
+
+def hierarchy_from_graph(graph: KnnGraph, min_size: int = 1, small: str = "merge") -> SceneHierarchy:
+    """Single-linkage hierarchy (higra's canonical binary partition tree) of a connected graph."""
+    if graph.num_vertices == 1:
+        return SceneHierarchy(np.array([0]), np.array([0.0]), 1, min_size, small)
+    g = hg.UndirectedGraph(graph.num_vertices)
+    g.add_edges(graph.sources, graph.targets)
+    tree, altitudes = hg.bpt_canonical(g, graph.weights)
+    return SceneHierarchy(np.asarray(tree.parents()), np.asarray(altitudes), graph.num_vertices, min_size, small)
+
+
+def hierarchy_from_features(means: Tensor, features: Tensor, kind: str, k: int = 10, spatial_weight: float = 0.0,
+                            min_size: int | None = None, small: str = "merge") -> SceneHierarchy:
+    """Hierarchy of Gaussians at ``means [N,3]`` with identity ``features [N,D]`` of ``kind``
+    (embeddings compared by cosine, logits by their softmax probabilities)."""
+    n = int(means.shape[0])
+    if n == 0:
+        raise ValueError("cannot build a hierarchy of an empty scene")
+    with torch.no_grad():
+        space = feature_space(features, kind)
+    graph = build_knn_graph(means, space, kind, GraphConfig(k=k, spatial_weight=spatial_weight))
+    return hierarchy_from_graph(graph, default_min_size(n) if min_size is None else min_size, small)
+
+
+def build_hierarchy(scene, record, k: int = 10, spatial_weight: float = 0.0, min_size: int | None = None,
+                    small: str = "merge") -> SceneHierarchy:
+    """Hierarchy of a ``GaussianScene``'s Gaussians from its ``FeatureRecord`` (see ``hierarchy_from_features``)."""
+    return hierarchy_from_features(scene.means, record.features.to(scene.means.device), record.info.kind, k=k,
+                                   spatial_weight=spatial_weight, min_size=min_size, small=small)

@@ -1,0 +1,73 @@
+"""Per-view label maps from per-Gaussian labels through a contribution table.
+
+A pixel takes the label with the largest accumulated weight ``sum T_i alpha_i`` over its
+contributing Gaussians (unassigned Gaussians, label 0, compete like any label); pixels no
+Gaussian covers are 0. The same per-Gaussian labels give every view's map, so the
+segmentation is consistent across views by construction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsseg.errors import GssegError
+from gsseg.render.tables import ContributionTable
+from gsseg.utils.atomic import atomic_path
+
+MAX_PNG_LABEL = 65535
+
+
+def render_label_map(table: ContributionTable, labels: np.ndarray | torch.Tensor, min_alpha: float = 0.0) -> np.ndarray:
+    """int32 [H,W] label map of per-Gaussian ``labels [N]`` (0 = unassigned); pixels whose total
+    weight (alpha) is below ``min_alpha`` are 0."""
+    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64)
+    h, w = table.height, table.width
+    offsets = table.offsets.cpu().numpy()
+    counts = np.diff(offsets)
+    gids = table.gaussian_ids.cpu().numpy().astype(np.int64)
+    weights = table.weights.cpu().numpy().astype(np.float64)
+    out = np.zeros(h * w, np.int32)
+    if gids.size == 0:
+        return out.reshape(h, w)
+    pix = np.repeat(np.arange(h * w, dtype=np.int64), counts)
+    lab = labels[gids]
+    n_lab = int(lab.max()) + 1
+    keys, inverse = np.unique(pix * n_lab + lab, return_inverse=True)
+    acc = np.bincount(inverse.reshape(-1), weights=weights, minlength=len(keys))
+    key_pix, key_lab = keys // n_lab, keys % n_lab
+    # keys are sorted by pixel; pick each pixel's largest accumulated weight (ties: smaller label)
+    order = np.lexsort((key_lab, -acc, key_pix))
+    first = np.ones(len(order), bool)
+    first[1:] = key_pix[order][1:] != key_pix[order][:-1]
+    best = order[first]
+    out[key_pix[best]] = key_lab[best]
+    if min_alpha > 0:
+        alpha = np.bincount(pix, weights=weights, minlength=h * w)
+        out[alpha < min_alpha] = 0
+    return out.reshape(h, w)
+
+
+def write_label_png(path: str | Path, label_map: np.ndarray) -> Path:
+    """Write ``label_map [H,W]`` atomically as a uint16 PNG."""
+    from PIL import Image
+
+    path = Path(path)
+    if label_map.size and int(label_map.max()) > MAX_PNG_LABEL:
+        raise GssegError(f"{path}: {int(label_map.max())} segments do not fit a uint16 PNG; use a coarser cut")
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(label_map.astype(np.uint16))).save(tmp, format="PNG")
+    return path
+
+
+def read_label_png(path: str | Path) -> np.ndarray:
+    """int32 [H,W] labels of a uint16 label PNG."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise GssegError(f"{path}: label map not found")
+    with Image.open(path) as im:
+        return np.asarray(im).astype(np.int32)

@@ -1,0 +1,248 @@
+"""``gsseg segment RUN``: click selections and hierarchy cuts written into ``RUN/segments/``,
+per-view label maps and click score maps (``RUN/scores/<stem>.npy``)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsseg.errors import GssegError
+from gsseg.segment.clicks import Click
+from gsseg.segment.cuts import (
+    Cut,
+    SegmentsDir,
+    cut_entry,
+    cut_name,
+    nest_cuts,
+    replace_dir,
+    segment_parents,
+    write_cut_files,
+)
+from gsseg.segment.labelmaps import render_label_map, write_label_png
+from gsseg.utils.atomic import atomic_path
+
+SPLITS = ("train", "test", "all")
+
+
+@dataclass
+class SegmentContext:
+    """A run's Gaussians, identity features and cameras, with a lazy table cache over all views."""
+
+    run_root: Path
+    scene: object  # GaussianScene with features
+    record: object  # FeatureRecord
+    dataset: object  # SceneDataset
+    tables: object  # TableCache over dataset.cameras("all")
+    device: torch.device
+
+    @property
+    def kind(self) -> str:
+        return self.record.info.kind
+
+    @property
+    def features(self) -> torch.Tensor:
+        return self.scene.features
+
+    def views(self, split: str) -> list[str]:
+        if split not in SPLITS:
+            raise GssegError(f"unknown views {split!r}; use one of {', '.join(SPLITS)}")
+        return self.dataset.names(split)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" or device.startswith("cuda"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise GssegError(f"device {device!r} requested but CUDA is not available")
+        return torch.device(device)
+    raise GssegError(f"unknown device {device!r}; use auto, cpu or cuda")
+
+
+def load_context(run_root: str | Path, device: str = "auto", max_tables: int = 4) -> SegmentContext:
+    """Load ``RUN/scene.ply`` + ``RUN/features.pt`` and the run's dataset cameras (GssegError
+    when the run has no features or its dataset is gone)."""
+    from gsseg.data import load_dataset
+    from gsseg.features import load_run_scene
+    from gsseg.render.tables import TableCache
+    from gsseg.train.run_dir import RunDir
+
+    run = RunDir(run_root)
+    cfg = run.read_config()
+    scene, record = load_run_scene(run.root)
+    dev = resolve_device(device)
+    scene = scene.to(dev)
+    ds = load_dataset(cfg.dataset, downscale=cfg.downscale)
+    tables = TableCache(scene.means, scene.quats, scene.scales, scene.opacities, ds.cameras("all").to(dev),
+                        max_tables=max_tables)
+    return SegmentContext(run.root, scene, record, ds, tables, dev)
+
+
+def parse_threshold_range(text: str) -> list[float]:
+    """``A:B:STEP`` -> [A, A+STEP, ..., <= B] (GssegError on malformed input)."""
+    try:
+        a, b, step = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise GssegError(f"--thresholds {text!r}: expected A:B:STEP, e.g. 0.1:0.5:0.1") from None
+    if step <= 0 or b < a:
+        raise GssegError(f"--thresholds {text!r}: need STEP > 0 and B >= A")
+    n = int(np.floor((b - a) / step + 1e-9)) + 1
+    return [round(a + i * step, 6) for i in range(n)]
+
+
+@dataclass
+class SegmentRequest:
+    """What ``gsseg segment`` computes; with no cut requested at all it does ``auto``."""
+
+    clicks: list[Click] = field(default_factory=list)
+    click_threshold: float | None = None
+    thresholds: list[float] = field(default_factory=list)
+    regions: list[int] = field(default_factory=list)
+    auto: bool = False
+    auto_levels: int = 3
+    argmax: bool = False
+    views: str = "test"
+    k: int = 10
+    spatial_weight: float = 0.0
+    min_size: int | None = None
+    small: str = "merge"
+    min_alpha: float = 0.0
+    show_progress: bool = True
+
+    def wants_hierarchy(self) -> bool:
+        return bool(self.thresholds or self.regions or self.auto)
+
+    def validate(self, kind: str) -> None:
+        for t in self.thresholds:
+            if not 0.0 <= t <= 1.0:
+                raise GssegError(f"threshold {t} out of range: feature distances lie in [0,1]")
+        for n in self.regions:
+            if n < 1:
+                raise GssegError(f"--regions {n}: the number of regions must be >= 1")
+        if self.click_threshold is not None and not 0.0 <= self.click_threshold <= 1.0:
+            raise GssegError(f"--click-threshold {self.click_threshold}: scores lie in [0,1]")
+        if self.argmax and kind != "logits":
+            raise GssegError("--argmax needs logit features (object-field / clustering objectives); "
+                             "these features are embeddings: use --threshold, --regions or --auto")
+        if self.auto_levels < 1:
+            raise GssegError("--auto-levels must be >= 1")
+        if self.k < 1:
+            raise GssegError("--k must be >= 1")
+        if not 0.0 <= self.spatial_weight <= 1.0:
+            raise GssegError("--spatial-weight must be in [0,1]")
+        if not 0.0 <= self.min_alpha <= 1.0:
+            raise GssegError(f"--min-alpha {self.min_alpha}: must be in [0,1]")
+        if self.small not in ("merge", "drop"):
+            raise GssegError(f"--small {self.small!r}: use merge or drop")
+
+
+def click_selection(ctx: SegmentContext, clicks: list[Click],
+                    threshold: float | None) -> tuple[torch.Tensor, np.ndarray, float]:
+    """(scores [N], selected [N] bool, threshold used) of click queries; GssegError if nothing is selected."""
+    from gsseg.segment.scores import DEFAULT_SELECT_THRESHOLD, scores_from_features
+
+    thr = DEFAULT_SELECT_THRESHOLD[ctx.kind] if threshold is None else float(threshold)
+    sc = ctx.scene
+    scores = scores_from_features(ctx.features, ctx.kind, clicks, ctx.tables, sc.means, sc.opacities)
+    selected = (scores >= thr).cpu().numpy()
+    if not selected.any():
+        raise GssegError(f"the clicks select no Gaussian at threshold {thr:g} "
+                         f"(highest score {float(scores.max()):.3f}); "
+                         "lower --click-threshold or click elsewhere")
+    return scores, selected, thr
+
+
+def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut], dict]:
+    """Cuts of the scene hierarchy asked for by ``req`` (nested, coarsest first) and the hierarchy settings."""
+    from gsseg.segment.hierarchy import hierarchy_from_features
+
+    sc = ctx.scene
+    h = hierarchy_from_features(sc.means, ctx.features, ctx.kind, k=req.k, spatial_weight=req.spatial_weight,
+                        min_size=req.min_size, small=req.small)
+    settings = {"k": req.k, "spatial_weight": req.spatial_weight, "min_size": h.min_size, "small": req.small}
+    cuts: list[Cut] = []
+    seen: set[str] = set()
+
+    def add(kind: str, value: float, labels: np.ndarray, threshold: float) -> None:
+        name = cut_name(kind, value)
+        if name not in seen:
+            seen.add(name)
+            cuts.append(Cut(name, kind, value, labels, threshold, info={"hierarchy": settings}))
+
+    if req.auto:
+        thresholds = h.auto_thresholds(req.auto_levels)
+        if not thresholds:
+            raise GssegError("the hierarchy has no stable level with two or more segments (the features do not "
+                             "separate anything); check the feature stage or use --regions N")
+        for i, t in enumerate(thresholds):
+            add("auto", i, h.cut_threshold(t), t)
+    for n in req.regions:
+        labels, t = h.cut_regions(n)
+        add("regions", n, labels, t)
+    for t in req.thresholds:
+        add("threshold", t, h.cut_threshold(t), t)
+    nest_cuts(cuts)
+    cuts.sort(key=lambda c: -c.threshold)
+    return cuts, settings
+
+
+def segment_run(run_root: str | Path, req: SegmentRequest, device: str = "auto") -> dict:
+    """Compute the requested cuts and write them (see module doc); returns a summary dict."""
+    from gsseg.segment.argmax import argmax_labels
+    from gsseg.segment.scores import render_score_map
+    from gsseg.utils.progress import progress_bar
+
+    ctx = load_context(run_root, device)
+    req.validate(ctx.kind)
+    if not (req.clicks or req.wants_hierarchy() or req.argmax):
+        req = dataclasses.replace(req, auto=True)
+    views = ctx.views(req.views)
+    view_set = set(views)
+    cuts: list[Cut] = []
+    scores = None
+    if req.clicks:
+        scores, selected, thr = click_selection(ctx, req.clicks, req.click_threshold)
+        cuts.append(Cut("click", "click", thr, selected.astype(np.int32),
+                        info={"clicks": [str(c) for c in req.clicks]}))
+    if req.argmax:
+        cuts.append(Cut("argmax", "argmax", 0.0, argmax_labels(ctx.features)))
+    hier: list[Cut] = []
+    if req.wants_hierarchy():
+        hier, _ = hierarchy_cuts(ctx, req)
+    cuts = hier + cuts
+    by_name = {c.name: c for c in cuts}
+    parents = {c.name: segment_parents(c.labels, by_name[c.parent].labels) if c.parent else {} for c in cuts}
+
+    segments = SegmentsDir(ctx.run_root)
+    score_views = list(dict.fromkeys(views + [c.view for c in req.clicks if not c.is_point]))
+    with contextlib.ExitStack() as stack:
+        folders = {c.name: stack.enter_context(replace_dir(segments.cut_dir(c.name))) for c in cuts}
+        for c in cuts:
+            write_cut_files(folders[c.name], c, views, parents[c.name])
+        todo = list(dict.fromkeys(views + (score_views if scores is not None else [])))
+        with progress_bar(transient=True) if req.show_progress else contextlib.nullcontext() as bar:
+            task = bar.add_task("label maps", total=len(todo), info="") if bar else None
+            for view in todo:
+                table = ctx.tables.get(view)
+                if view in view_set:
+                    for c in cuts:
+                        label_map = render_label_map(table, c.labels, req.min_alpha)
+                        write_label_png(folders[c.name] / f"{view}.png", label_map)
+                if scores is not None and view in score_views:
+                    with atomic_path(ctx.run_root / "scores" / f"{view}.npy") as tmp:
+                        np.save(tmp, render_score_map(table, scores.detach()))
+                if bar:
+                    bar.update(task, advance=1, info=view)
+    index = segments.update_index([cut_entry(c, views) for c in cuts])
+    return {"run": str(ctx.run_root), "objective": ctx.record.info.objective, "kind": ctx.kind,
+            "gaussians": len(ctx.scene), "views": len(views),
+            "cuts": [{k: e[k] for k in ("name", "kind", "value", "threshold", "segments", "parent")}
+                     for e in index["cuts"] if e["name"] in by_name],
+            "scores": len(score_views) if scores is not None else 0,
+            "selected": int((by_name["click"].labels > 0).sum()) if "click" in by_name else None}
+
