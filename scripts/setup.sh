@@ -6,6 +6,8 @@
 #     build); GPU users set e.g. TORCH_SPEC="torch==2.5.1 --index-url <their CUDA index>";
 #   - installs the Debian libraries open3d needs when run as root, otherwise stops and prints
 #     the exact command to run;
+#   - installs Chromium (used headless by the viewer's browser test) when run as root,
+#     otherwise prints the command and goes on (that test is skipped without it);
 #   - installs gsseg itself (editable) with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,13 +16,30 @@ VENV="${GSSEG_VENV:-.venv}"
 PY_BOOT="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 DEB_PACKAGES=(libusb-1.0-0 libgomp1)
+OPTIONAL_DEB_PACKAGES=(chromium)   # headless browser for tests/test_viewer_browser.py
 
+deb_missing() {
+    ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 missing_debs=()
 for pkg in "${DEB_PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    if deb_missing "$pkg"; then
         missing_debs+=("$pkg")
     fi
 done
+missing_optional=()
+for pkg in "${OPTIONAL_DEB_PACKAGES[@]}"; do
+    if deb_missing "$pkg"; then
+        missing_optional+=("$pkg")
+    fi
+done
+if [ "${#missing_optional[@]}" -gt 0 ] && command -v dpkg-query >/dev/null 2>&1 && [ "$(id -u)" != "0" ]; then
+    echo "[gsseg setup] optional: the browser test of the viewer needs ${missing_optional[*]} (it is skipped without it):" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y ${missing_optional[*]}" >&2
+fi
+if [ "$(id -u)" = "0" ]; then
+    missing_debs+=("${missing_optional[@]}")
+fi
 if [ "${#missing_debs[@]}" -gt 0 ] && command -v dpkg-query >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ]; then
         echo "[gsseg setup] installing Debian packages: ${missing_debs[*]}"

@@ -1,0 +1,50 @@
+"""``gsseg view RUN``: browser viewer with click selection of objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def view(
+    run: Annotated[Path, typer.Argument(help="Run directory (with scene.ply; features.pt and segments/ when present).")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; 127.0.0.1 keeps the viewer local, 0.0.0.0 opens it to the network.")] = "127.0.0.1",
+    start_view: Annotated[Optional[str], typer.Option(
+        "--view", help="Dataset view (image stem) the camera starts from; default: the first training view.")] = None,
+    min_weight: Annotated[float, typer.Option(
+        help="Blending weight T·alpha a Gaussian needs along the click ray to be picked.")] = 0.1,
+    export_dir: Annotated[Optional[Path], typer.Option(
+        help="Default folder of 'Export selection' (default: RUN/exports/selection).")] = None,
+) -> None:
+    """Open the run in the browser: splats drawn client-side, click an object to select it (shift+click: negative),
+    slide the threshold, colour by hierarchy cut, isolate / hide, export the selection as PLYs."""
+    from rich.console import Console
+
+    from gsseg.errors import GssegError
+    from gsseg.viewer.server import ViewerConfig, serve
+
+    if not (0 <= port <= 65535):
+        raise GssegError(f"--port {port}: must be between 0 and 65535")
+    if not (0.0 < min_weight <= 1.0):
+        raise GssegError(f"--min-weight {min_weight}: must be in (0, 1]")
+    console = Console(stderr=True)
+    cfg = ViewerConfig(host=host, port=port, view=start_view, min_weight=min_weight, export_dir=export_dir)
+
+    def ready(app) -> None:
+        shown = "localhost" if host in ("127.0.0.1", "localhost") else host
+        console.print(f"[bold green]gsseg view[/]: {app.n} Gaussians"
+                      + ("" if app.has_features else " (no identity features: view only)")
+                      + f" at [bold]http://{shown}:{app.server.get_port()}[/] (Ctrl+C to stop)", highlight=False)
+
+    try:
+        serve(run, cfg, ready=ready)
+    except KeyboardInterrupt:
+        console.print("viewer stopped")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("view")(view)
