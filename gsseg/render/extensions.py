@@ -1,0 +1,75 @@
+"""Build-on-first-use of the C++ CPU rasterizer (torch's JIT extension loader, cached).
+
+The first call compiles ``cuda_ext/cpu/*.cpp`` + ``cuda_ext/bindings/cpu_bindings.cpp`` with
+``-O3 -fopenmp`` into torch's extension cache (``TORCH_EXTENSIONS_DIR``); later processes reuse
+it. No compiler or a failed build gives one warning and ``None``, and ``render`` falls back to
+the pure-PyTorch reference. ``GSSEG_NO_CPU_EXT=1`` disables the extension. Ahead of time:
+``python scripts/build_ext.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+EXTENSION_NAME = "gsseg_cpu_ext"
+
+
+def cuda_ext_root() -> Path:
+    """The ``cuda_ext/`` source folder at the repository root."""
+    return Path(__file__).resolve().parents[2] / "cuda_ext"
+
+
+def cpu_sources() -> list[Path]:
+    """Sources of the CPU extension: the binding plus every ``cuda_ext/cpu/*.cpp``."""
+    root = cuda_ext_root()
+    return [root / "bindings" / "cpu_bindings.cpp", *sorted((root / "cpu").glob("*.cpp"))]
+
+
+def load_cpu_extension(verbose: bool = False) -> ModuleType | None:
+    """The compiled CPU extension module, or ``None`` when disabled or unbuildable."""
+    if os.environ.get("GSSEG_NO_CPU_EXT", "") not in ("", "0"):
+        return None
+    return _build(verbose or bool(os.environ.get("GSSEG_VERBOSE_BUILD")))
+
+
+def _fallback(reason: str) -> None:
+    warnings.warn(
+        f"gsseg C++ CPU rasterizer unavailable ({reason}); falling back to the (slow) PyTorch reference. "
+        "Set GSSEG_VERBOSE_BUILD=1 to see the compiler output.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _build(verbose: bool) -> ModuleType | None:
+    sources = cpu_sources()
+    include = cuda_ext_root() / "include"
+    missing = [str(p) for p in [*sources, include] if not p.exists()]
+    if missing or len(sources) < 2:
+        _fallback(f"missing sources: {', '.join(missing) or 'cuda_ext/cpu/*.cpp'}")
+        return None
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        _fallback("no C++ compiler found")
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+
+        return load(
+            name=EXTENSION_NAME,
+            sources=[str(p) for p in sources],
+            extra_include_paths=[str(include)],
+            extra_cflags=["-O3", "-std=c++17", "-fopenmp"],
+            extra_ldflags=["-fopenmp"],
+            with_cuda=False,
+            verbose=verbose,
+        )
+    except Exception as exc:  # a missing compiler or a failed build must never crash a render
+        text = str(exc).strip()
+        _fallback(text.splitlines()[0] if text else type(exc).__name__)
+        return None

@@ -1,0 +1,222 @@
+"""Frozen-geometry fast path: per-pixel contribution tables (CSR) and feature rendering from them.
+
+With the geometry fixed, a rendered feature is linear in the per-Gaussian features:
+``f(p) = sum_i w_i(p) F[g_i]`` with ``w_i = T_i alpha_i``. A table stores, per pixel, the
+contributing Gaussian ids and weights in front-to-back order (truncated at transmittance 1e-4).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gsseg.data.cameras import Cameras
+from gsseg.render.projection import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE
+
+
+@dataclass
+class ContributionTable:
+    """Per-pixel contributors of one view (CSR over pixels, pixel id = y * width + x).
+
+    Attributes:
+        offsets: [H*W+1] int64; pixel p owns entries offsets[p]:offsets[p+1].
+        gaussian_ids: [nnz] int32 Gaussian indices, front to back within a pixel.
+        weights: [nnz] float32 T_i * alpha_i.
+        width, height: image size of the table (may be a reduced resolution of the view).
+    """
+
+    offsets: Tensor
+    gaussian_ids: Tensor
+    weights: Tensor
+    width: int
+    height: int
+
+    @property
+    def nnz(self) -> int:
+        return int(self.gaussian_ids.numel())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.offsets, self.gaussian_ids, self.weights))
+
+    def to(self, device: torch.device | str) -> "ContributionTable":
+        return ContributionTable(
+            self.offsets.to(device), self.gaussian_ids.to(device), self.weights.to(device), self.width, self.height
+        )
+
+    def pixel_ids(self, x: Tensor, y: Tensor) -> Tensor:
+        """Pixel ids [P] int64 of integer pixel coordinates ``x [P]``, ``y [P]``."""
+        return y.long() * self.width + x.long()
+
+    def alpha(self) -> Tensor:
+        """[H,W] accumulated opacity (sum of weights) of every pixel."""
+        counts = self.offsets[1:] - self.offsets[:-1]
+        pix = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+        acc = torch.zeros(self.height * self.width, dtype=self.weights.dtype, device=self.weights.device)
+        return acc.index_add_(0, pix, self.weights).reshape(self.height, self.width)
+
+
+def _table_reference(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane):
+    from gsseg.render.projection import project_reference
+    from gsseg.render.reference import composite_weights
+
+    proj = project_reference(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
+    vis = torch.nonzero(proj.visible[0]).squeeze(1)
+    ids = vis[torch.sort(proj.depths[0, vis], stable=True).indices]
+    m2, con, opa = proj.means2d[0, ids], proj.conics[0, ids], opacities[ids]
+    rad = proj.radii[0, ids].to(m2.dtype)
+    lo, hi = m2 - rad - 1.0, m2 + rad + 1.0
+    pix_all, gid_all, w_all = [], [], []
+    for y0 in range(0, height, TILE_SIZE):
+        y1 = min(y0 + TILE_SIZE, height)
+        for x0 in range(0, width, TILE_SIZE):
+            x1 = min(x0 + TILE_SIZE, width)
+            sel = torch.nonzero((hi[:, 1] > y0) & (lo[:, 1] < y1) & (hi[:, 0] > x0) & (lo[:, 0] < x1)).squeeze(1)
+            if sel.numel() == 0:
+                continue
+            ys, xs = torch.meshgrid(torch.arange(y0, y1), torch.arange(x0, x1), indexing="ij")
+            px, py = xs.reshape(-1), ys.reshape(-1)
+            dx = m2[sel, 0][None, :] - (px.to(m2.dtype)[:, None] + 0.5)
+            dy = m2[sel, 1][None, :] - (py.to(m2.dtype)[:, None] + 0.5)
+            w, _ = composite_weights(dx, dy, con[sel], opa[sel])
+            p_local, m_local = torch.nonzero(w > 0, as_tuple=True)  # row-major: front to back per pixel
+            pix_all.append(py[p_local] * width + px[p_local])
+            gid_all.append(ids[sel[m_local]])
+            w_all.append(w[p_local, m_local])
+    if pix_all:
+        pix, gid, w = torch.cat(pix_all), torch.cat(gid_all), torch.cat(w_all)
+        order = torch.sort(pix, stable=True).indices
+        pix, gid, w = pix[order], gid[order], w[order]
+    else:
+        pix = torch.zeros(0, dtype=torch.int64)
+        gid = torch.zeros(0, dtype=torch.int64)
+        w = torch.zeros(0, dtype=means.dtype)
+    counts = torch.bincount(pix, minlength=width * height)
+    offsets = torch.zeros(width * height + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(counts, 0)
+    return offsets, gid.to(torch.int32), w.float()
+
+
+@torch.no_grad()
+def build_contribution_table(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    camera: Cameras,
+    backend: str = "auto",
+    eps2d: float = EPS2D,
+    near_plane: float = NEAR_PLANE,
+    far_plane: float = FAR_PLANE,
+) -> ContributionTable:
+    """Contribution table of one camera (``len(camera) == 1``) for Gaussians ``means [N,3]``,
+    ``quats [N,4]``, activated ``scales [N,3]`` and ``opacities [N]``."""
+    from gsseg.render.api import image_size, resolve_backend
+
+    if len(camera) != 1:
+        raise ValueError(f"build_contribution_table takes one camera, got {len(camera)}")
+    width, height = image_size(camera)
+    which = resolve_backend(backend, means.device)
+    if which == "cuda":
+        from gsseg.render.cuda_backend import build_table_cuda
+
+        return build_table_cuda(means, quats, scales, opacities, camera, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
+    viewmats = camera.viewmats.to(means)
+    Ks = camera.Ks.to(means)
+    args = (means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
+    if which == "cpu":
+        from gsseg.render.cpu import build_table_cpu
+
+        offsets, gids, weights = build_table_cpu(*args)
+    else:
+        offsets, gids, weights = _table_reference(*args)
+    return ContributionTable(offsets, gids, weights, width, height)
+
+
+class _TableFeaturesCpu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, features, offsets, gaussian_ids, weights, pixel_ids, ext):
+        ctx.save_for_backward(offsets, gaussian_ids, weights, pixel_ids)
+        ctx.ext, ctx.n = ext, features.shape[0]
+        return ext.table_gather(offsets, gaussian_ids, weights, pixel_ids, features.contiguous())
+
+    @staticmethod
+    def backward(ctx, v_out):
+        offsets, gaussian_ids, weights, pixel_ids = ctx.saved_tensors
+        v_features = ctx.ext.table_scatter(offsets, gaussian_ids, weights, pixel_ids, v_out.contiguous(), ctx.n)
+        return v_features, None, None, None, None, None
+
+
+def _features_torch(table: ContributionTable, pixel_ids: Tensor, features: Tensor) -> Tensor:
+    device = features.device
+    offsets = table.offsets.to(device)
+    starts = offsets[pixel_ids]
+    counts = offsets[pixel_ids + 1] - starts
+    n_pix = pixel_ids.numel()
+    seg = torch.repeat_interleave(torch.arange(n_pix, device=device), counts)
+    first = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(seg.numel(), device=device) - first[seg] + starts[seg]
+    gids = table.gaussian_ids.to(device)[pos].long()
+    w = table.weights.to(device=device, dtype=features.dtype)[pos]
+    out = features.new_zeros(n_pix, features.shape[1])
+    return out.index_add(0, seg, features[gids] * w[:, None])
+
+
+def render_features_from_table(table: ContributionTable, pixel_ids: Tensor, features: Tensor) -> Tensor:
+    """Features ``[P,D]`` of pixels ``pixel_ids [P]`` (int64, y * width + x) from per-Gaussian
+    ``features [N,D]``: one gather and one weighted sum; differentiable in ``features``
+    (its backward is a scatter-add). On the CPU a C++ op does both when the extension is built."""
+    pixel_ids = pixel_ids.to(device=features.device, dtype=torch.int64).reshape(-1)
+    if features.device.type == "cpu" and table.offsets.device.type == "cpu":
+        from gsseg.render.extensions import load_cpu_extension
+
+        ext = load_cpu_extension()
+        if ext is not None and hasattr(ext, "table_gather"):
+            if pixel_ids.numel() and (int(pixel_ids.min()) < 0 or int(pixel_ids.max()) >= table.width * table.height):
+                raise IndexError(f"pixel ids must be in [0, {table.width * table.height})")
+            return _TableFeaturesCpu.apply(
+                features, table.offsets.contiguous(), table.gaussian_ids.contiguous(), table.weights.contiguous(),
+                pixel_ids.contiguous(), ext,
+            )  # fmt: skip
+    return _features_torch(table, pixel_ids, features)
+
+
+class TableCache:
+    """Builds contribution tables lazily per view and keeps at most ``max_tables`` (LRU).
+
+    ``scale`` < 1 builds tables at a reduced resolution (cameras rescaled with
+    ``Cameras.scaled``), so memory stays bounded for many or large views. The geometry tensors
+    are held by reference; call ``clear()`` if they change.
+    """
+
+    def __init__(self, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
+                 max_tables: int = 8, scale: float = 1.0, backend: str = "auto") -> None:
+        if max_tables < 1:
+            raise ValueError("max_tables must be >= 1")
+        self.geometry = (means.detach(), quats.detach(), scales.detach(), opacities.detach())
+        self.cameras = cameras.scaled(scale) if scale != 1.0 else cameras
+        self.max_tables = max_tables
+        self.backend = backend
+        self._tables: OrderedDict[str, ContributionTable] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def get(self, view: str | int) -> ContributionTable:
+        """Table of a view given by image stem or camera index."""
+        index = self.cameras.index_of(view) if isinstance(view, str) else int(view)
+        name = self.cameras.names[index]
+        if name in self._tables:
+            self._tables.move_to_end(name)
+            return self._tables[name]
+        table = build_contribution_table(*self.geometry, self.cameras[index], backend=self.backend)
+        self._tables[name] = table
+        while len(self._tables) > self.max_tables:
+            self._tables.popitem(last=False)
+        return table
+
+    def clear(self) -> None:
+        self._tables.clear()

@@ -1,0 +1,111 @@
+"""Contribution tables: C++ == reference, table feature render == full render, gradients, LRU cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsseg.render import TableCache, build_contribution_table, render, render_features_from_table
+from gsseg.render.extensions import load_cpu_extension
+from gsseg.render.testing import orbit_cameras, random_scene
+
+HAVE_CPU = load_cpu_extension() is not None
+BACKENDS = ["reference", pytest.param("cpu", marks=pytest.mark.skipif(not HAVE_CPU, reason="no C++ extension"))]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_table_render_equals_full_render(backend):
+    scene = random_scene(300, feature_dim=7, seed=1)
+    cam = orbit_cameras(3, 48, 36)[1]
+    table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam, backend=backend)
+    assert table.offsets.shape == (48 * 36 + 1,) and table.nnz == int(table.offsets[-1]) > 0
+    assert table.gaussian_ids.dtype == torch.int32 and table.weights.dtype == torch.float32
+    full = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cam,
+                  features=scene.features, backend=backend)
+    pixels = torch.randperm(48 * 36, generator=torch.Generator().manual_seed(0))[:500]
+    feats = render_features_from_table(table, pixels, scene.features)
+    expected = full.features[0].reshape(-1, 7)[pixels]
+    torch.testing.assert_close(feats, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(table.alpha(), full.alpha[0, ..., 0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not HAVE_CPU, reason="no C++ extension")
+def test_cpu_table_equals_reference_table_and_is_front_to_back():
+    scene = random_scene(200, seed=2, dtype=torch.float64)
+    cam = orbit_cameras(1, 40, 30)
+    a = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam, backend="reference")
+    b = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam, backend="cpu")
+    assert torch.equal(a.offsets, b.offsets) and torch.equal(a.gaussian_ids, b.gaussian_ids)
+    torch.testing.assert_close(a.weights, b.weights)
+    # within each pixel, camera depth never decreases
+    z = (scene.means @ cam.viewmats[0, :3, :3].double().T + cam.viewmats[0, :3, 3].double())[:, 2]
+    pix = torch.repeat_interleave(torch.arange(40 * 30), b.offsets[1:] - b.offsets[:-1])
+    zs = z[b.gaussian_ids.long()]
+    same_pixel = pix[1:] == pix[:-1]
+    assert (zs[1:][same_pixel] >= zs[:-1][same_pixel]).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_table_gradient_is_scatter_add_of_full_render_gradient(backend):
+    scene = random_scene(150, feature_dim=4, seed=3, dtype=torch.float64)
+    cam = orbit_cameras(1, 32, 24)
+    table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam, backend=backend)
+    pixels = torch.arange(0, 32 * 24, 3)
+    w = torch.randn(len(pixels), 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    f1 = scene.features.clone().requires_grad_(True)
+    (render_features_from_table(table, pixels, f1) * w).sum().backward()
+    f2 = scene.features.clone().requires_grad_(True)
+    full = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cam, features=f2, backend=backend)
+    (full.features[0].reshape(-1, 4)[pixels] * w).sum().backward()
+    assert f1.grad.abs().sum() > 0
+    torch.testing.assert_close(f1.grad, f2.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_cpu_table_op_matches_torch_gather_scatter():
+    from gsseg.render.tables import _features_torch
+
+    scene = random_scene(200, feature_dim=6, seed=5, dtype=torch.float64)
+    cam = orbit_cameras(1, 40, 30)
+    table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam)
+    pixels = torch.tensor([0, 5, 600, 600, 1199, 37])  # repeats allowed
+    f1 = scene.features.clone().requires_grad_(True)
+    f2 = scene.features.clone().requires_grad_(True)
+    a, b = render_features_from_table(table, pixels, f1), _features_torch(table, pixels, f2)
+    torch.testing.assert_close(a, b)
+    w = torch.randn(a.shape, dtype=torch.float64)
+    (a * w).sum().backward()
+    (b * w).sum().backward()
+    torch.testing.assert_close(f1.grad, f2.grad)
+    with pytest.raises(IndexError):
+        render_features_from_table(table, torch.tensor([40 * 30]), f1)
+
+
+def test_empty_pixels_and_empty_scene():
+    scene = random_scene(0)
+    cam = orbit_cameras(1, 16, 16)
+    table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam)
+    assert table.nnz == 0 and table.offsets.shape == (257,)
+    feats = render_features_from_table(table, torch.tensor([0, 5, 255]), torch.zeros(0, 3))
+    assert feats.shape == (3, 3) and not feats.any()
+
+
+def test_table_cache_is_lazy_bounded_lru_and_supports_reduced_resolution():
+    scene = random_scene(100, seed=4)
+    cams = orbit_cameras(4, 32, 24)
+    cache = TableCache(scene.means, scene.quats, scene.scales, scene.opacities, cams, max_tables=2, scale=0.5)
+    assert len(cache) == 0
+    t0 = cache.get("view_000")
+    assert (t0.width, t0.height) == (16, 12) and t0.offsets.shape == (16 * 12 + 1,)
+    assert cache.get(0) is t0  # by index, same cached object
+    cache.get("view_001")
+    cache.get("view_000")  # refresh view_000
+    cache.get("view_002")  # evicts view_001 (least recently used)
+    assert len(cache) == 2
+    assert cache.get("view_000") is t0
+    low = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cams.scaled(0.5)[0],
+                 features=scene.features)
+    pixels = torch.arange(16 * 12)
+    torch.testing.assert_close(render_features_from_table(t0, pixels, scene.features),
+                               low.features[0].reshape(-1, scene.features.shape[1]), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError):
+        cache.get("missing_view")
