@@ -1,0 +1,382 @@
+"""The features stage: per-Gaussian identity vectors trained by a named objective.
+
+Frozen geometry (default): ``RUN/scene.ply`` is read once; each step picks one training view,
+takes its contribution table from a bounded :class:`~gsseg.render.tables.TableCache`, lets the
+objective sample pixels, renders their features with one gather (``render_features_from_table``),
+computes the objective's loss and steps Adam on the features only.
+
+Joint mode (``joint=True``): geometry and appearance are trainable too; every step renders the
+whole view with ``gsseg.render.render(..., features=)``, adds an L1 RGB loss, and at the end
+rewrites ``RUN/scene.ply`` so the features stay row-aligned with the Gaussians.
+
+Checkpoints ``RUN/checkpoints/features_<step>.pt`` make the stage resumable; the result is
+``RUN/features.pt`` (a :class:`~gsseg.features.FeatureRecord`) plus ``RUN/features.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from gsseg.errors import GssegError, file_error
+from gsseg.gaussians.scene import PARAM_KEYS, FeatureInfo, GaussianScene
+from gsseg.objectives import FeatureContext, Objective, PixelBatch, make_objective
+from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
+from gsseg.train.config import FeatureStageConfig, LearningRates
+from gsseg.train.rgb import view_order
+from gsseg.train.run_dir import RunDir
+
+STAGE = "features"
+MAX_EMPTY_PASSES = 2  # give up after this many passes over the views without a usable batch
+
+
+@dataclass
+class FeatureStepReport:
+    """What callbacks see after each completed step."""
+
+    step: int
+    loss: float
+    terms: dict[str, float]
+
+
+@dataclass
+class FeatureResult:
+    features: Tensor  # [N,D]
+    scene: GaussianScene  # the geometry the features belong to (changed only in joint mode)
+    steps: int
+    resumed_from: int | None
+    seconds: float
+    updates: int  # steps of this invocation that had a batch
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A generator that depends only on (seed, step), so a resumed run samples what it would have."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + 12_345) % (2**63))
+
+
+def _adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
+    """Adam (eps 1e-15) with the fused kernel: several times faster than the default per step here."""
+    return torch.optim.Adam(params, lr=lr, eps=1e-15, fused=True)
+
+
+def scene_signature(means: Tensor, logit_opacities: Tensor) -> list[float]:
+    """A cheap fingerprint of a geometry (count and float64 sums), to detect a changed scene."""
+    return [float(means.shape[0]), float(means.detach().double().sum()), float(logit_opacities.detach().double().sum())]
+
+
+def _same_signature(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6) for x, y in zip(a, b))
+
+
+def camera_depths(means: Tensor, viewmat: Tensor) -> Tensor:
+    """Camera-space z of every Gaussian centre: means [N,3], viewmat [4,4] -> [N]."""
+    return means @ viewmat[2, :3].to(means) + viewmat[2, 3].to(means)
+
+
+class FeatureTrainer:
+    """Holds features (and, in joint mode, geometry), optimiser, tables and the objective.
+
+    ds: SceneDataset; scene: the frozen (or initial joint) geometry; objective: an
+    :class:`Objective`; callbacks: ``cb(FeatureStepReport)`` after each step.
+    """
+
+    def __init__(self, ds, scene: GaussianScene, cfg: FeatureStageConfig, run: RunDir, objective: Objective,
+                 background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 callbacks: list[Callable[[FeatureStepReport], None]] | None = None, show_progress: bool = True) -> None:
+        from gsseg.masks.store import MaskStore
+        from gsseg.render.tables import TableCache
+        from gsseg.train.rgb import resolve_device
+
+        try:
+            cfg.validate()
+        except ValueError as e:
+            raise GssegError(f"bad feature-stage option: {e}") from None
+        if len(scene) == 0:
+            raise GssegError(f"{run.scene_ply}: the scene has no Gaussians")
+        self.ds, self.cfg, self.run, self.objective = ds, cfg, run, objective
+        self.callbacks = list(callbacks or [])
+        self.show_progress = show_progress
+        self.device = resolve_device(cfg.device)
+        cams = ds.cameras("train")
+        if len(cams) == 0:
+            raise GssegError(f"{ds.root}: the dataset has no training views")
+        if len(set(cams.widths.tolist())) != 1 or len(set(cams.heights.tolist())) != 1:
+            raise GssegError(f"{ds.root}: the features stage needs training views of one image size")
+        self.cameras = cams.scaled(cfg.table_scale) if cfg.table_scale != 1.0 else cams
+        self.width, self.height = int(self.cameras.widths[0]), int(self.cameras.heights[0])
+        self.views = list(self.cameras.names)
+        self.background = torch.tensor(background, dtype=torch.float32, device=self.device)
+
+        self.scene = scene.to(self.device)
+        self.sh_degree = self.scene.sh_degree
+        self.signature = scene_signature(self.scene.means, self.scene.logit_opacities)
+        self.params: torch.nn.ParameterDict | None = None
+        self.geo_optimizers: dict[str, torch.optim.Adam] = {}
+        if cfg.joint:
+            self.params = self.scene.to_param_dict(requires_grad=True).to(self.device)
+        geo = self.scene
+        self.tables = TableCache(geo.means, geo.quats, geo.scales, geo.opacities, cams.to(self.device),
+                                 max_tables=1, scale=cfg.table_scale, backend=cfg.backend)
+        self._sized = False
+        self.ctx = FeatureContext(
+            dataset=ds, store=MaskStore(ds.masks_dir), views=self.views, height=self.height, width=self.width,
+            device=self.device, generator=step_generator(cfg.seed, -1), run_root=run.root, joint=cfg.joint,
+        )
+        self.objective.prepare(self.ctx)
+        self.features: torch.nn.Parameter | None = None
+        self.optimizer: torch.optim.Adam | None = None
+        self.step = 0
+        self.resumed_from: int | None = None
+        self.initial_signature = self.signature
+        self._images: dict[str, Tensor] = {}
+
+    # ------------------------------------------------------------------ state
+    def start(self) -> None:
+        """Fresh features from the objective's initialisation."""
+        init = self.objective.init_features(len(self.scene), step_generator(self.cfg.seed, -2))
+        self._set_state(init.float())
+        self.step = 0
+
+    def _set_state(self, features: Tensor) -> None:
+        self.features = torch.nn.Parameter(features.to(self.device))
+        self.optimizer = _adam([self.features], self.cfg.lr)
+        if self.params is not None:
+            lr = LearningRates()
+            scale = float(self.ds.scene_scale)
+            lrs = {"means": lr.means * scale, "scales": lr.scales, "quats": lr.quats, "opacities": lr.opacities,
+                   "sh0": lr.sh0, "shN": lr.shN}
+            self.geo_optimizers = {k: _adam([self.params[k]], lrs[k]) for k in PARAM_KEYS}
+
+    def resume(self) -> bool:
+        """Load the newest features checkpoint, if any; True when resumed."""
+        path = self.run.latest_checkpoint(STAGE)
+        if path is None:
+            return False
+        ck = load_checkpoint(path, map_location=self.device)
+        known = [ck.get("signature", []), ck.get("initial_signature", [])]
+        if not any(_same_signature(self.signature, sig) for sig in known):
+            raise file_error(path, "features checkpoint of another scene (RUN/scene.ply changed since); "
+                                   "pass --restart to train the features again")
+        if ck.get("objective") != self.objective.name or ck["features"].shape[0] != len(self.scene) \
+                or bool(ck.get("joint", False)) != self.cfg.joint:
+            raise file_error(path, f"checkpoint of objective {ck.get('objective')!r} "
+                                   f"({ck['features'].shape[0]} Gaussians, joint={ck.get('joint', False)}) does not "
+                                   f"match this run ({self.objective.name!r}, {len(self.scene)} Gaussians, "
+                                   f"joint={self.cfg.joint}); pass --restart")
+        if self.params is not None:
+            for k in PARAM_KEYS:
+                self.params[k] = torch.nn.Parameter(ck["params"][k].to(self.device))
+        self._set_state(ck["features"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        for k, opt in self.geo_optimizers.items():
+            opt.load_state_dict(ck["geo_optimizers"][k])
+        self.initial_signature = list(ck.get("initial_signature", self.signature))
+        self.step = int(ck["step"])
+        self.resumed_from = self.step
+        return True
+
+    def checkpoint(self) -> None:
+        payload = {
+            "stage": STAGE,
+            "step": self.step,
+            "objective": self.objective.name,
+            "joint": self.cfg.joint,
+            "features": self.features.detach().cpu(),
+            "optimizer": self.optimizer.state_dict(),
+            "initial_signature": self.initial_signature,
+            "signature": self.signature if self.params is None
+            else scene_signature(self.params["means"], self.params["opacities"]),
+        }
+        if self.params is not None:
+            payload["params"] = {k: v.detach().cpu() for k, v in self.params.items()}
+            payload["geo_optimizers"] = {k: o.state_dict() for k, o in self.geo_optimizers.items()}
+        save_checkpoint(self.run.checkpoint_path(STAGE, self.step), payload)
+        self.run.prune_checkpoints(STAGE, self.cfg.keep_checkpoints)
+
+    def current_scene(self) -> GaussianScene:
+        if self.params is None:
+            return self.scene.to("cpu")
+        return GaussianScene.from_param_dict({k: v.cpu() for k, v in self.params.items()})
+
+    # ------------------------------------------------------------------ rendering
+    def _table(self, view: str):
+        table = self.tables.get(view)
+        if not self._sized:
+            budget = self.cfg.table_memory_mb * 2**20
+            self.tables.max_tables = int(max(1, min(len(self.views), budget // max(table.nbytes, 1))))
+            self._sized = True
+        return table
+
+    def _render_frozen(self, batch: PixelBatch) -> dict[str, Tensor]:
+        from gsseg.render.sh import view_colors
+        from gsseg.render.tables import render_features_from_table
+
+        table = self._table(batch.view)
+        ids = batch.pixel_ids.to(self.device)
+        out = {"features": render_features_from_table(table, ids, self.objective.activate(self.features))}
+        needs = self.objective.needs()
+        if not needs:
+            return out
+        index = self.cameras.index_of(batch.view)
+        viewmat = self.cameras.viewmats[index].to(self.device)
+        sc = self.scene
+        extra = [torch.ones(len(sc), 1, device=self.device), camera_depths(sc.means, viewmat)[:, None]]
+        if "rgb" in needs:
+            campos = torch.linalg.inv(viewmat)[None, :3, 3]
+            extra.append(view_colors(sc.colors, self.sh_degree, sc.means, campos)[0])
+        with torch.no_grad():
+            vals = render_features_from_table(table, ids, torch.cat(extra, dim=1).float())
+        alpha = vals[:, 0]
+        out["alpha"] = alpha
+        out["depth"] = torch.where(alpha > 0, vals[:, 1] / alpha.clamp_min(1e-10), torch.zeros_like(alpha))
+        if "rgb" in needs:
+            out["rgb"] = vals[:, 2:5] + (1.0 - alpha[:, None]) * self.background[None]
+        return out
+
+    def _render_joint(self, batch: PixelBatch) -> tuple[dict[str, Tensor], Tensor]:
+        """Full render of the batch's view; returns the gathered quantities and the RGB L1 loss."""
+        from gsseg.render import render
+
+        p = self.params
+        index = self.cameras.index_of(batch.view)
+        cam = self.cameras[index].to(self.device)
+        res = render(p["means"], p["quats"], torch.exp(p["scales"]), torch.sigmoid(p["opacities"]),
+                     torch.cat([p["sh0"], p["shN"]], dim=1), cam, features=self.objective.activate(self.features),
+                     sh_degree=self.sh_degree, backgrounds=self.background[None], backend=self.cfg.backend)
+        ids = batch.pixel_ids.to(self.device)
+        d = self.features.shape[1]
+        out = {
+            "features": res.features.reshape(-1, d)[ids],
+            "rgb": res.rgb.reshape(-1, 3)[ids],
+            "depth": res.depth.reshape(-1)[ids],
+            "alpha": res.alpha.reshape(-1)[ids],
+        }
+        gt = self._image(batch.view)
+        return out, (res.rgb[0] - gt).abs().mean()
+
+    def _image(self, view: str) -> Tensor:
+        if view not in self._images:
+            img = self.ds.image(view)
+            if img.shape[:2] != (self.height, self.width):
+                img = torch.nn.functional.interpolate(img.permute(2, 0, 1)[None], size=(self.height, self.width),
+                                                      mode="area")[0].permute(1, 2, 0)
+            self._images[view] = img.to(self.device)
+        return self._images[view]
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self) -> tuple[float, dict[str, float]] | None:
+        """One step on one view; None when the objective had nothing to learn there (step still counts)."""
+        cfg, step = self.cfg, self.step
+        self.objective.begin_step(step, cfg.iters)
+        view = self.views[view_order(len(self.views), step, cfg.seed)]
+        batch = self.objective.sample(view, self.ctx, step_generator(cfg.seed, step))
+        self.step += 1
+        if batch is None:
+            return None
+        if self.params is None:
+            rendered = self._render_frozen(batch)
+            loss, terms = self.objective.loss(batch, rendered, self.features)
+        else:
+            rendered, rgb_l1 = self._render_joint(batch)
+            loss, terms = self.objective.loss(batch, rendered, self.features)
+            loss = loss + cfg.joint_rgb_weight * rgb_l1
+            terms = {**terms, "rgb_l1": float(rgb_l1.detach())}
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite feature loss at step {step} (view {view}): {terms}")
+        loss.backward()
+        for opt in [self.optimizer, *self.geo_optimizers.values()]:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return float(loss.detach()), terms
+
+    def train(self) -> FeatureResult:
+        """Run from ``self.step`` to ``cfg.iters``; checkpoint periodically and at the end."""
+        from gsseg.train.rgb import _NullProgress
+        from gsseg.utils.progress import progress_bar
+
+        cfg = self.cfg
+        previous_threads = torch.get_num_threads()
+        if cfg.threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        try:
+            return self._train_loop()
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def _train_loop(self) -> FeatureResult:
+        from gsseg.train.rgb import _NullProgress
+        from gsseg.utils.progress import progress_bar
+
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        updates, empty_run = 0, 0
+        loss_ema = math.nan
+        with progress_bar(transient=False) if self.show_progress else _NullProgress() as progress:
+            task = progress.add_task(f"features ({self.objective.name})", total=cfg.iters, completed=self.step, info="")
+            while self.step < cfg.iters:
+                result = self.train_step()
+                if result is None:
+                    empty_run += 1
+                    if empty_run >= MAX_EMPTY_PASSES * len(self.views):
+                        raise GssegError(f"{self.ds.masks_dir}: objective {self.objective.name!r} found nothing to "
+                                         "learn in any training view (are there masks? run `gsseg masks DATA`)")
+                    loss, terms = math.nan, {}
+                else:
+                    empty_run, updates = 0, updates + 1
+                    loss, terms = result
+                    loss_ema = loss if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * loss
+                elapsed = time.perf_counter() - t0
+                rate = updates / elapsed if elapsed > 0 else 0.0
+                progress.update(task, completed=self.step, info=f"loss {loss_ema:.4f}  {rate:.1f} step/s")
+                timed_out = cfg.time_limit_s > 0 and elapsed >= cfg.time_limit_s
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.iters or timed_out:
+                    self.checkpoint()
+                for cb in self.callbacks:
+                    cb(FeatureStepReport(self.step, loss, terms))
+                if timed_out:
+                    break
+        if self.run.latest_checkpoint(STAGE) is None:
+            self.checkpoint()
+        return FeatureResult(self.features.detach().cpu(), self.current_scene(), self.step, self.resumed_from,
+                             time.perf_counter() - t0, updates)
+
+
+def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
+    """Pipeline entry (``stage_runners()["features"]``): train, then write ``RUN/features.pt``."""
+    from gsseg.features import FeatureRecord, save_features
+    from gsseg.gaussians.ply import read_ply, write_ply
+    from gsseg.utils.atomic import write_json
+
+    fcfg: FeatureStageConfig = cfg.features
+    if not run.scene_ply.is_file():
+        raise file_error(run.scene_ply, "not found: run the RGB stage first (`gsseg train DATA --out RUN --stage rgb`)")
+    scene = read_ply(run.scene_ply)
+    objective = make_objective(fcfg.objective, **fcfg.objective_settings)
+    trainer = FeatureTrainer(ds, scene, fcfg, run, objective, background=run.render_background(),
+                             callbacks=opts.callbacks, show_progress=opts.show_progress)
+    if objective.training_free:
+        t0 = time.perf_counter()
+        feats = objective.solve(trainer.ctx, trainer._table, len(trainer.scene)).detach().cpu()
+        result = FeatureResult(feats, trainer.current_scene(), 0, None, time.perf_counter() - t0, 0)
+    else:
+        if not (opts.resume and trainer.resume()):
+            trainer.start()
+        result = trainer.train()
+    if fcfg.joint:
+        write_ply(run.scene_ply, result.scene)
+    info = FeatureInfo(kind=objective.kind, objective=objective.name, dim=objective.feature_dim())
+    settings = {**objective.settings(), "stage": {"iters": fcfg.iters, "lr": fcfg.lr, "table_scale": fcfg.table_scale,
+                                                  "joint": fcfg.joint, "seed": fcfg.seed}}
+    record = FeatureRecord(result.features, info, settings=settings, extras=objective.extras(), step=result.steps)
+    save_features(run.features_pt, record)
+    summary = {"stage": STAGE, "objective": objective.name, "steps": result.steps, "updates": result.updates,
+               "resumed_from": result.resumed_from, "gaussians": int(result.features.shape[0]),
+               "dim": int(result.features.shape[1]), "seconds": result.seconds, "joint": fcfg.joint,
+               "features": str(run.features_pt), "scene_ply": str(run.scene_ply)}
+    write_json(run.root / "features.json", summary)
+    return summary

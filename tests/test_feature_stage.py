@@ -1,0 +1,166 @@
+"""The features stage: training on a frozen scene, resume, CLI, joint mode, and quality on a toy
+scene with perfectly consistent (ground-truth) masks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from feature_stage_fixtures import depth_splat_scene, make_labelled_dataset, make_run, nearest_prototype_accuracy
+from gsseg.errors import GssegError
+from gsseg.features import load_run_scene
+from gsseg.gaussians.ply import read_ply
+from gsseg.train.pipeline import StageOptions, run_training
+from gsseg.train.run_dir import RunDir
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """(dataset, scene): 'toys' at 64×48, 4 views, GT label masks, Gaussians splatted from depth."""
+    root = tmp_path_factory.mktemp("feature_stage")
+    ds = make_labelled_dataset(root / "data", views=4, width=64, height=48, scene="toys")
+    return ds, depth_splat_scene(ds)
+
+
+def _train(run_root: Path, ds, scene, objective: str, iters: int, settings: dict, callbacks=(), resume=True, **stage):
+    if not (run_root / "scene.ply").is_file():
+        make_run(run_root, ds, scene)
+    run = RunDir(run_root)
+    cfg = run.read_config()
+    cfg.stages = ["features"]
+    cfg.features.objective, cfg.features.iters, cfg.features.objective_settings = objective, iters, settings
+    for k, v in stage.items():
+        setattr(cfg.features, k, v)
+    return run_training(cfg, run, StageOptions(resume=resume, show_progress=False, callbacks=list(callbacks)), ds=ds)[0]
+
+
+def test_contrastive_separates_gt_segments(toy, tmp_path):
+    ds, scene = toy
+    summary = _train(tmp_path / "run", ds, scene, "contrastive", 250, {"pixels": 2048, "min_pixnum": 3})
+    assert summary["steps"] == 250 and summary["updates"] == 250
+    sc, rec = load_run_scene(tmp_path / "run")
+    assert rec.info.objective == "contrastive" and rec.info.kind == "embedding" and rec.info.dim == 16
+    assert rec.settings["pixels"] == 2048 and rec.settings["stage"]["iters"] == 250
+    for level in ("part", "object", "group"):
+        assert nearest_prototype_accuracy(ds, sc, rec.features, level) > 0.95, level
+    untrained = torch.nn.functional.normalize(torch.randn(len(sc), 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert nearest_prototype_accuracy(ds, sc, untrained, "object") < 0.9  # the metric can fail
+
+
+def test_ultrametric_separates_gt_segments(toy, tmp_path):
+    ds, scene = toy
+    terms = []
+    _train(tmp_path / "run", ds, scene, "ultrametric", 200, {"pixels": 2048}, callbacks=[lambda r: terms.append(r.terms)])
+    assert {"ultra", "euclid", "norm", "pairs"} <= set(terms[-1]) and "depth" not in terms[-1]
+    assert sum(t["ultra"] for t in terms[-20:]) < sum(t["ultra"] for t in terms[:20])
+    sc, rec = load_run_scene(tmp_path / "run")
+    assert rec.info.objective == "ultrametric"
+    for level in ("object", "group"):
+        assert nearest_prototype_accuracy(ds, sc, rec.features, level) > 0.95, level
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_resume_continues_exactly(toy, tmp_path):
+    ds, scene = toy
+    settings = {"pixels": 256, "min_pixnum": 3}
+    _train(tmp_path / "straight", ds, scene, "contrastive", 24, settings, checkpoint_every=8)
+    straight = torch.load(tmp_path / "straight" / "features.pt")["features"]
+
+    def kill(report):
+        if report.step == 13:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        _train(tmp_path / "killed", ds, scene, "contrastive", 24, settings, callbacks=[kill], checkpoint_every=8)
+    run = RunDir(tmp_path / "killed")
+    assert [s for s, _ in run.list_checkpoints("features")] == [8] and not run.features_pt.exists()
+    summary = _train(tmp_path / "killed", ds, scene, "contrastive", 24, settings, checkpoint_every=8)
+    assert summary["resumed_from"] == 8 and summary["updates"] == 16
+    assert torch.allclose(torch.load(run.features_pt)["features"], straight, atol=1e-6)
+
+    with pytest.raises(GssegError, match="restart"):  # another objective cannot resume these checkpoints
+        _train(tmp_path / "killed", ds, scene, "contrastive-flat", 30, settings)
+
+
+def test_changed_scene_is_not_resumed(toy, tmp_path):
+    ds, scene = toy
+    _train(tmp_path / "run", ds, scene, "contrastive", 4, {"pixels": 128}, checkpoint_every=2)
+    from gsseg.gaussians.ply import write_ply
+
+    moved = read_ply(tmp_path / "run" / "scene.ply")
+    moved.means[:, 0] += 0.01
+    write_ply(tmp_path / "run" / "scene.ply", moved)
+    with pytest.raises(GssegError, match="another scene"):
+        _train(tmp_path / "run", ds, scene, "contrastive", 8, {"pixels": 128})
+
+
+def test_joint_mode_trains_geometry_with_depth_continuity(toy, tmp_path):
+    ds, scene = toy
+    small = scene.subset(torch.arange(0, len(scene), 3))
+    terms = []
+    summary = _train(tmp_path / "run", ds, small, "ultrametric", 4, {"pixels": 512, "depth_start": 0.0, "dim": 8},
+                     callbacks=[lambda r: terms.append(r.terms)], joint=True)
+    assert summary["joint"] and summary["steps"] == 4
+    assert len(terms) == 4 and all("depth" in t and "rgb_l1" in t for t in terms)
+    after = read_ply(tmp_path / "run" / "scene.ply")
+    assert len(after) == len(small)
+    assert not torch.allclose(after.means, small.means)  # geometry moved
+    sc, rec = load_run_scene(tmp_path / "run")
+    assert rec.features.shape == (len(small), 8) and rec.settings["stage"]["joint"]
+
+
+def test_missing_masks_and_scene_are_user_errors(toy, tmp_path):
+    ds, scene = toy
+    bare = tmp_path / "bare"
+    shutil.copytree(ds.root, bare, ignore=shutil.ignore_patterns("masks"))
+    from gsseg.data import load_dataset
+
+    bare_ds = load_dataset(bare)
+    with pytest.raises(GssegError, match="gsseg masks"):
+        _train(tmp_path / "run", bare_ds, scene, "contrastive", 3, {})
+    empty = RunDir(tmp_path / "empty")
+    make_run(empty.root, ds, scene)
+    empty.scene_ply.unlink()
+    cfg = empty.read_config()
+    cfg.stages = ["features"]
+    with pytest.raises(GssegError, match="RGB stage"):
+        run_training(cfg, empty, StageOptions(show_progress=False), ds=ds)
+
+
+def _cli(argv: list[str]) -> int:
+    from gsseg.cli.app import main
+
+    try:
+        main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_cli_features_stage(toy, tmp_path):
+    ds, scene = toy
+    run = tmp_path / "run"
+    make_run(run, ds, scene)
+    data = str(ds.root)
+    args = ["train", data, "--out", str(run), "--stage", "features", "--quiet", "--feature-iters", "5"]
+    assert _cli([*args, "--objective", "contrastive-flat", "--feature-dim", "6", "--set", "pixels=256",
+                 "--set", "level_decay=0.2"]) == 0
+    sc, rec = load_run_scene(run)
+    assert rec.info.objective == "contrastive-flat" and rec.features.shape[1] == 6
+    assert rec.settings["level_decay"] == 0.2 and rec.settings["pixels"] == 256
+    config = RunDir(run).read_config()
+    assert config.features.objective == "contrastive-flat" and config.features.objective_settings["dim"] == 6
+    # a new objective on the same run starts its stage fresh instead of failing on old checkpoints
+    assert _cli([*args, "--objective", "ultrametric", "--set", "pixels=256"]) == 0
+    assert load_run_scene(run)[1].info.objective == "ultrametric"
+    assert _cli([*args, "--objective", "contrastive", "--set", "colour=3"]) == 1
+    assert _cli([*args, "--objective", "no-such"]) == 1
+    assert _cli([*args, "--set", "novalue"]) == 1
+    assert _cli([*args, "--table-scale", "2"]) == 1
+    assert _cli(["train", data, "--out", str(tmp_path / "fresh"), "--stage", "features", "--quiet"]) == 1
