@@ -111,7 +111,12 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
             train_cfg.features.objective = cfg.objective
             train_cfg.features.iters = cfg.feature_iters
             train_cfg.features.seed = cfg.seed
-        run_training(train_cfg, run, StageOptions(resume=True, show_progress=cfg.show_progress), ds=ds)
+        # A finished stage is not re-entered: the RGB stage may have stopped at its time limit,
+        # and continuing it would change the scene the features were trained on.
+        train_cfg.stages = [s for s, done in (("rgb", run.rgb_summary.is_file()),
+                                              ("features", run.features_pt.is_file())) if not done]
+        if train_cfg.stages:
+            run_training(train_cfg, run, StageOptions(resume=True, show_progress=cfg.show_progress), ds=ds)
 
     with _stage(result, "segment: automatic hierarchy cuts", console):
         summary = segment_run(run.root, SegmentRequest(auto=True, auto_levels=cfg.auto_levels, views="test",
