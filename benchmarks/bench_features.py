@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +27,8 @@ BEGIN, END = "<!-- features:begin -->", "<!-- features:end -->"
 
 def prepare(workdir: Path, args) -> tuple:
     """Dataset with simulated masks and a depth-splatted scene: (dataset, scene, seconds)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from feature_stage_fixtures import depth_splat_scene
-
     from gsseg.data import load_dataset
+    from gsseg.gaussians.init import init_from_depth
     from gsseg.masks.runner import SourceOptions, make_source, run_source
     from gsseg.synth import make_scene
 
@@ -44,7 +41,7 @@ def prepare(workdir: Path, args) -> tuple:
     run_source(ds, make_source("simulated", SourceOptions(noise=args.noise, seed=args.seed)), split="train",
                show_progress=False)
     views = ds.names("train")[:: args.splat_every]
-    scene = depth_splat_scene(ds, views=views, stride=2, size=0.8)
+    scene, _ = init_from_depth(ds, views, stride=2, size=0.8)
     return ds, scene, time.perf_counter() - t0
 
 

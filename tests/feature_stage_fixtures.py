@@ -7,40 +7,14 @@ from pathlib import Path
 
 import torch
 
+from gsseg.gaussians.init import init_from_depth
 from gsseg.gaussians.scene import GaussianScene
-
-SH_C0 = 0.28209479177387814
-
 
 def depth_splat_scene(ds, views: list[str] | None = None, stride: int = 1, opacity: float = 0.95,
                       size: float = 0.5) -> GaussianScene:
-    """Isotropic Gaussians on every ``stride``-th pixel with depth of the given views: one per
-    pixel sample, radius ``size`` × the pixel footprint × stride, coloured from the image."""
-    cams = ds.cameras("train")
-    views = views or list(cams.names)
-    means, scales, colors = [], [], []
-    for name in views:
-        i = cams.index_of(name)
-        depth = ds.depth(name)
-        assert depth is not None, "the fixture needs depth maps"
-        img = ds.image(name)
-        h, w = depth.shape
-        ys, xs = torch.meshgrid(torch.arange(0, h, stride), torch.arange(0, w, stride), indexing="ij")
-        z = depth[ys, xs]
-        keep = z > 0
-        ys, xs, z = ys[keep].float(), xs[keep].float(), z[keep]
-        K = cams.Ks[i]
-        x_cam = torch.stack([(xs + 0.5 - K[0, 2]) / K[0, 0] * z, (ys + 0.5 - K[1, 2]) / K[1, 1] * z, z], dim=1)
-        c2w = torch.linalg.inv(cams.viewmats[i])
-        means.append(x_cam @ c2w[:3, :3].T + c2w[:3, 3])
-        scales.append((z / K[0, 0] * stride * size)[:, None].expand(-1, 3))
-        colors.append(img[ys.long(), xs.long()])
-    m, s, c = torch.cat(means), torch.cat(scales), torch.cat(colors)
-    n = m.shape[0]
-    quats = torch.zeros(n, 4)
-    quats[:, 0] = 1.0
-    logit = torch.full((n,), float(torch.logit(torch.tensor(opacity))))
-    return GaussianScene(m, torch.log(s), quats, logit, ((c - 0.5) / SH_C0)[:, None, :], torch.zeros(n, 0, 3))
+    """Isotropic Gaussians on every ``stride``-th pixel with depth of the given views (see
+    ``gsseg.gaussians.init.init_from_depth``), in the views' pixel order."""
+    return init_from_depth(ds, views, stride=stride, size=size, opacity=opacity)[0]
 
 
 def make_labelled_dataset(root: Path, views: int = 6, width: int = 48, height: int = 36, scene: str = "tabletop"):

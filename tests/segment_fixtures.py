@@ -22,7 +22,7 @@ import torch
 
 from gsseg.data import load_dataset
 from gsseg.features import FeatureRecord, save_features
-from gsseg.gaussians.init import rgb_to_sh
+from gsseg.gaussians.init import init_from_depth
 from gsseg.gaussians.ply import write_ply
 from gsseg.gaussians.scene import FeatureInfo, GaussianScene
 from gsseg.train.config import TrainConfig
@@ -58,37 +58,14 @@ def make_data(base: Path) -> Path:
 
 def backproject(ds) -> tuple[GaussianScene, np.ndarray]:
     """Gaussians from GT depth of the training views, and the GT part id [N] of each."""
-    means, colors, sizes, parts = [], [], [], []
-    cams = ds.cameras("train")
-    for i, name in enumerate(ds.names("train")):
-        depth = ds.depth(name).numpy()
-        image = ds.image(name).numpy()
-        gt = ds.gt(name, "part")
-        ys, xs = np.mgrid[0:depth.shape[0]:STRIDE, 0:depth.shape[1]:STRIDE]
-        ys, xs = ys.reshape(-1), xs.reshape(-1)
-        z = depth[ys, xs]
-        keep = z > 0
-        ys, xs, z = ys[keep], xs[keep], z[keep]
-        K = cams.Ks[i].double().numpy()
-        cam = np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0] * z, (ys + 0.5 - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)], 1)
-        c2w = cams.camtoworlds[i].double().numpy()
-        means.append((cam @ c2w.T)[:, :3])
-        colors.append(image[ys, xs])
-        sizes.append(0.6 * STRIDE * z / K[0, 0])
-        parts.append(gt[ys, xs])
-    means = torch.tensor(np.concatenate(means), dtype=torch.float32)
-    n = len(means)
-    quats = torch.zeros(n, 4)
-    quats[:, 0] = 1.0
-    scene = GaussianScene(
-        means=means,
-        log_scales=torch.tensor(np.log(np.concatenate(sizes)), dtype=torch.float32)[:, None].repeat(1, 3),
-        quats=quats,
-        logit_opacities=torch.full((n,), 3.0),
-        sh0=rgb_to_sh(torch.tensor(np.concatenate(colors), dtype=torch.float32)).reshape(n, 1, 3),
-        shN=torch.zeros(n, 3, 3),
-    )
-    return scene, np.concatenate(parts).astype(np.int64)
+    views = ds.names("train")
+    scene, src = init_from_depth(ds, views, stride=STRIDE, size=0.6, opacity=float(torch.sigmoid(torch.tensor(3.0))),
+                                 sh_degree=1)
+    parts = np.empty(len(scene), dtype=np.int64)
+    for vi, name in enumerate(views):
+        sel = src.view == vi
+        parts[sel] = ds.gt(name, "part")[src.ys[sel], src.xs[sel]]
+    return scene, parts
 
 
 def gt_features(parts: np.ndarray, hierarchy: dict, kind: str, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:

@@ -44,31 +44,15 @@ def surface_gaussians(ds, views: list[str], size_factor: float = 0.4, opacity: f
     """One Gaussian per pixel with depth > 0 in ``views`` (sigma = size_factor · pixel footprint),
     keeping surface points closer than ``max_depth`` · scene scale to their camera (no large far
     floor Gaussians right in front of other cameras)."""
-    cams = ds.cameras("all")
-    means, sig, rgbs = [], [], []
-    labels: dict[str, list[np.ndarray]] = {lv: [] for lv in ds.gt_levels}
-    for v in views:
-        i = cams.index_of(v)
-        depth = ds.depth(v).double().numpy()
-        ys, xs = np.nonzero(depth > 0)
-        d = depth[ys, xs]
-        K = cams.Ks[i].double().numpy()
-        cam = np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0] * d, (ys + 0.5 - K[1, 2]) / K[1, 1] * d, d], 1)
-        c2w = np.linalg.inv(cams.viewmats[i].double().numpy())
-        world = cam @ c2w[:3, :3].T + c2w[:3, 3]
-        near = d < max_depth * ds.scene_scale
-        ys, xs, d, world = ys[near], xs[near], d[near], world[near]
-        means.append(world)
-        sig.append(size_factor * d / K[0, 0])
-        rgbs.append(ds.image(v).double().numpy()[ys, xs])
+    from gsseg.gaussians.init import init_from_depth, sh_to_rgb
+
+    scene, src = init_from_depth(ds, views, size=size_factor, opacity=opacity, max_depth=max_depth)
+    labels = {lv: np.empty(len(scene), dtype=np.int64) for lv in ds.gt_levels}
+    for vi, v in enumerate(views):
+        sel = src.view == vi
         for lv in ds.gt_levels:
-            labels[lv].append(ds.gt(v, lv)[ys, xs])
-    m = torch.from_numpy(np.concatenate(means)).float()
-    s = torch.from_numpy(np.concatenate(sig)).float()[:, None].expand(-1, 3).contiguous()
-    q = torch.zeros(len(m), 4)
-    q[:, 0] = 1
+            labels[lv][sel] = ds.gt(v, lv)[src.ys[sel], src.xs[sel]]
     return SurfaceGaussians(
-        means=m, quats=q, scales=s, opacities=torch.full((len(m),), opacity),
-        rgb=torch.from_numpy(np.concatenate(rgbs)).float(),
-        labels={lv: np.concatenate(x) for lv, x in labels.items()},
+        means=scene.means, quats=scene.quats, scales=scene.scales.contiguous(), opacities=scene.opacities,
+        rgb=sh_to_rgb(scene.sh0[:, 0]), labels=labels,
     )

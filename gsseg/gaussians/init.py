@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,69 @@ def init_from_ply(path: str | Path, sh_degree: int | None = None, drop_invalid: 
     """A pretrained INRIA-layout scene; SH padded/truncated to ``sh_degree`` when given."""
     scene = read_ply(path, drop_invalid=drop_invalid)
     return scene if sh_degree is None else scene.with_sh_degree(sh_degree)
+
+
+@dataclass
+class DepthSamples:
+    """Where each Gaussian of ``init_from_depth`` came from: view name index, pixel row, column.
+
+    Attributes:
+        view: [N] int64 index into the ``views`` list given to ``init_from_depth``.
+        ys, xs: [N] int64 pixel coordinates in that view.
+    """
+
+    view: np.ndarray
+    ys: np.ndarray
+    xs: np.ndarray
+
+
+def init_from_depth(ds, views: list[str] | None = None, stride: int = 1, size: float = 0.5, opacity: float = 0.95,
+                    max_depth: float | None = None, sh_degree: int = 0) -> tuple[GaussianScene, DepthSamples]:
+    """Gaussians unprojected from depth maps (RGB-D initialisation): one isotropic Gaussian per
+    ``stride``-th pixel with depth > 0 of each view, of standard deviation ``size`` × the pixel
+    footprint × stride, coloured from the image.
+
+    ``max_depth`` (in units of ``ds.scene_scale``) drops far surface points. Returns the scene
+    and the pixel each Gaussian came from. Raises GssegError when a view has no depth map.
+    """
+    from gsseg.errors import GssegError
+
+    cams = ds.cameras("all")
+    views = list(views) if views is not None else list(ds.names("train"))
+    means, sigmas, colors, vids, all_ys, all_xs = [], [], [], [], [], []
+    for vi, name in enumerate(views):
+        depth = ds.depth(name)
+        if depth is None:
+            raise GssegError(f"{ds.root}: view {name} has no depth map (DATA/depth/{name}.npy)")
+        depth = depth.double().numpy()
+        ys, xs = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
+        ys, xs = ys.reshape(-1), xs.reshape(-1)
+        z = depth[ys, xs]
+        keep = z > 0
+        if max_depth is not None:
+            keep &= z < max_depth * float(ds.scene_scale)
+        ys, xs, z = ys[keep], xs[keep], z[keep]
+        i = cams.index_of(name)
+        K = cams.Ks[i].double().numpy()
+        cam = np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0] * z, (ys + 0.5 - K[1, 2]) / K[1, 1] * z, z], 1)
+        c2w = np.linalg.inv(cams.viewmats[i].double().numpy())
+        means.append(cam @ c2w[:3, :3].T + c2w[:3, 3])
+        sigmas.append(size * stride * z / K[0, 0])
+        colors.append(ds.image(name).numpy()[ys, xs])
+        vids.append(np.full(len(z), vi, dtype=np.int64))
+        all_ys.append(ys.astype(np.int64))
+        all_xs.append(xs.astype(np.int64))
+    m = torch.tensor(np.concatenate(means), dtype=torch.float32)
+    n = m.shape[0]
+    quats = torch.zeros(n, 4)
+    quats[:, 0] = 1.0
+    k = (sh_degree + 1) ** 2
+    scene = GaussianScene(
+        means=m,
+        log_scales=torch.tensor(np.log(np.concatenate(sigmas)), dtype=torch.float32)[:, None].repeat(1, 3),
+        quats=quats,
+        logit_opacities=torch.full((n,), float(np.log(opacity / (1.0 - opacity)))),
+        sh0=rgb_to_sh(torch.tensor(np.concatenate(colors), dtype=torch.float32)).reshape(n, 1, 3),
+        shN=torch.zeros(n, k - 1, 3),
+    )
+    return scene, DepthSamples(np.concatenate(vids), np.concatenate(all_ys), np.concatenate(all_xs))
