@@ -77,7 +77,7 @@ def hierarchy_metrics(ctx) -> dict:
     labels, names, source = hierarchy_cuts(ctx)
     ctx.timings["eval_cuts_s"] = time.perf_counter() - t0
     out: dict = {"cuts": len(names), "cuts_source": source}
-    _scored_cuts(ctx, lambda view: view_label_maps(ctx, view, labels), out, "", variants=True)
+    scored_cuts(ctx, lambda view: view_label_maps(ctx, view, labels), out, "", variants=True)
     if ctx.settings.pixel_cuts:
         t0 = time.perf_counter()
 
@@ -85,7 +85,7 @@ def hierarchy_metrics(ctx) -> dict:
             feats, alpha = ctx.composite(view, ctx.record.features)
             return pixel_cut_stack(feats, alpha, min_alpha=ctx.settings.min_alpha)
 
-        _scored_cuts(ctx, pixel_stack, out, "_2d", variants=False)
+        scored_cuts(ctx, pixel_stack, out, "_2d", variants=False)
         ctx.timings["eval_2d_s"] = time.perf_counter() - t0
     _point_query_metrics(ctx, out)
     return out
@@ -96,7 +96,7 @@ def _protocol_kwargs(ctx) -> dict:
     return dict(samples=st.samples, seed=st.seed, min_size=st.min_size, background=0, unassigned=0)
 
 
-def _scored_cuts(ctx, stack_of, out: dict, suffix: str, variants: bool) -> None:
+def scored_cuts(ctx, stack_of, out: dict, suffix: str, variants: bool) -> None:
     """NC, SI (per view) and VC (per rotated pair) of the label-map stacks ``stack_of(view) -> [T,H,W]``;
     ``variants`` adds the exclusive and dense NC and the exclusive SI."""
     kw = _protocol_kwargs(ctx)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gsseg.eval.metrics import ObjectScore, mean_object_scores, normalized_covering, panoptic_quality_scene
+from gsseg.eval.metrics import ObjectScore, mean_object_scores, panoptic_quality_scene
 
 
 def gaussian_gt_parts(means: np.ndarray, ds, tolerance: float = 0.03) -> np.ndarray:
@@ -69,7 +69,7 @@ def oracle_metrics(ctx) -> dict:
     """``oracle_nc_*``, ``oracle_si``, ``oracle_vc``, ``oracle_pq_scene``, ``oracle_object_miou`` of
     the ground-truth-labelled Gaussians of ``ctx.scene`` (no features needed)."""
     from gsseg.eval.cuts import view_label_maps
-    from gsseg.eval.lifted import _scored_cuts
+    from gsseg.eval.lifted import scored_cuts
 
     ds = ctx.ds
     if "part" not in ds.gt_levels or ds.hierarchy is None:
@@ -77,7 +77,7 @@ def oracle_metrics(ctx) -> dict:
     labels = oracle_labels(ctx.scene, ds)
     stack = np.stack([labels[lv] for lv in ds.gt_levels])
     inner: dict = {}
-    _scored_cuts(ctx, lambda view: view_label_maps(ctx, view, stack), inner, "", variants=False)
+    scored_cuts(ctx, lambda view: view_label_maps(ctx, view, stack), inner, "", variants=False)
     out = {f"oracle_{k}": v for k, v in inner.items()}
     if "object" in labels:
         gts, preds = [], []
