@@ -85,15 +85,15 @@ def test_ground_truth_label_maps_score_one(emb_run, monkeypatch):
     assert r["vc"] == pytest.approx(r["vc_gt"], abs=0.05) and r["vc"] > 0.85
 
 
-def test_run_segments_are_the_cuts_when_present(emb_run):
+def test_run_segments_are_the_cuts_when_asked(emb_run):
     from gsseg.segment import SegmentRequest, segment_run
 
     run = _variant(emb_run, "with_segments")
     segment_run(run, SegmentRequest(thresholds=[0.05, 0.3], show_progress=False), device="cpu")
-    r = evaluate_run(run, metrics=["hierarchy"], show_progress=False, settings=FAST)
-    assert r["cuts_source"] == "segments" and r["cuts"] == 2
-    computed = evaluate_run(run, metrics=["hierarchy"], show_progress=False,
-                            settings=replace(FAST, cuts="computed"))
+    for mode in ("segments", "auto"):
+        r = evaluate_run(run, metrics=["hierarchy"], show_progress=False, settings=replace(FAST, cuts=mode))
+        assert r["cuts_source"] == "segments" and r["cuts"] == 2
+    computed = evaluate_run(run, metrics=["hierarchy"], show_progress=False, settings=FAST)  # the default
     assert computed["cuts_source"] == "computed" and computed["cuts"] > 2
 
 

@@ -20,8 +20,9 @@ class EvalSettings:
 
     samples: pixels (pairs) drawn per ground-truth segment (NC, SI, VC); seed: their seed;
     min_size: ground-truth segments smaller than this many pixels are not scored;
-    cuts: "auto" (the run's hierarchy cuts in RUN/segments if any, else computed), "segments"
-    or "computed"; max_cuts: cuts computed from the hierarchy; min_alpha: rendered pixels with
+    cuts: "computed" (default: ``max_cuts`` cuts spread over the run's hierarchy, since the UFF
+    protocol maximises over thresholds), "segments" (the cuts in RUN/segments) or "auto"
+    (RUN/segments if any, else computed); max_cuts: cuts computed from the hierarchy; min_alpha: rendered pixels with
     less accumulated opacity are unassigned; depth_tolerance: relative depth agreement for
     visibility in VC; hierarchy_k / spatial_weight: the hierarchy's kNN graph (segmentation API).
     """
@@ -29,7 +30,7 @@ class EvalSettings:
     samples: int = 100
     seed: int = 0
     min_size: int = 20
-    cuts: str = "auto"
+    cuts: str = "computed"
     max_cuts: int = 32
     min_alpha: float = 0.5
     depth_tolerance: float = 0.02

@@ -138,12 +138,37 @@ class SceneHierarchy:
         node_label[big] = np.arange(1, len(big) + 1)
         small = regions[self.sizes[regions] < self.min_size]
         if self.small == "merge" and len(small):
-            top = self.small_top[small]
-            has_parent = top != self.root
-            sib = self.sibling[top[has_parent]]
-            target = region[self.heavy_leaf[sib]]
-            node_label[small[has_parent]] = node_label[target]  # 0 when the target is small too
+            self._merge_small(region, small, node_label, len(big))
         return node_label[leaf_region].astype(np.int32)
+
+    def _merge_small(self, region: np.ndarray, small: np.ndarray, node_label: np.ndarray, n_big: int) -> None:
+        """Give every small region of a cut the label of the region it merges into.
+
+        Each small region points to the region holding the heavy leaf of its merge partner;
+        that region may be small too, so the pointers form chains (ending in a big region,
+        whose label they all take) or, when two small regions merge with each other into a
+        node big enough to count, a cycle (the chain's regions become one new segment).
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        top = self.small_top[small]
+        has_parent = top != self.root
+        src = small[has_parent]
+        dst = region[self.heavy_leaf[self.sibling[top[has_parent]]]]
+        nodes = np.unique(np.concatenate([small, dst]))
+        m = len(nodes)
+        graph = coo_matrix((np.ones(len(src)), (np.searchsorted(nodes, src), np.searchsorted(nodes, dst))), shape=(m, m))
+        n_comp, comp = connected_components(graph, directed=False)
+        comp_label = np.zeros(n_comp, np.int64)
+        is_big = node_label[nodes] > 0
+        comp_label[comp[is_big]] = node_label[nodes[is_big]]
+        orphan = np.flatnonzero(comp_label == 0)
+        # all-small components: one new segment each, ordered by total size (largest first)
+        sizes = np.bincount(comp, weights=self.sizes[nodes] * ~is_big, minlength=n_comp)[orphan]
+        orphan = orphan[np.lexsort((orphan, -sizes))]
+        comp_label[orphan] = n_big + 1 + np.arange(len(orphan))
+        node_label[nodes[~is_big]] = comp_label[comp[~is_big]]
 
     def cut_regions(self, n: int) -> tuple[np.ndarray, float]:
         """(labels, threshold) of the cut whose number of segments is closest to ``n`` (ties: the

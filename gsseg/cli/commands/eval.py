@@ -26,7 +26,8 @@ def eval_run(
     samples: Annotated[int, typer.Option(help="Pixels sampled per ground-truth segment (NC, SI, VC).")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the sampled protocols.")] = 0,
     cuts: Annotated[str, typer.Option(
-        help="Hierarchy cuts scored: auto (RUN/segments if present, else computed), segments or computed.")] = "auto",
+        help="Hierarchy cuts scored: computed (up to --max-cuts spread over the hierarchy; NC/SI/VC take the best, "
+             "as in UFF), segments (those in RUN/segments) or auto (RUN/segments if present, else computed).")] = "computed",
     max_cuts: Annotated[int, typer.Option(help="Cuts computed from the hierarchy (spread over its levels).")] = 32,
     min_size: Annotated[int, typer.Option(help="Ground-truth segments smaller than this many pixels are skipped.")] = 20,
     pixel_cuts: Annotated[bool, typer.Option(
