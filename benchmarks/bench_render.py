@@ -5,10 +5,14 @@
 - ``cpu_vs_reference_speedup``: forward + backward (gradients for every Gaussian input), 20k
   Gaussians, 128x128, RGB + 16-D features, one camera.
 - ``table_vs_full_speedup``: features of 4096 sampled pixels from a contribution table vs a
-  full C++ feature render of the view (forward + backward w.r.t. the features; geometry frozen).
+  full C++ feature render of the view (forward + backward w.r.t. the features; geometry frozen;
+  the same loss, sum of squared features, on both sides).
 - ``cuda_vs_gsplat_speedup`` (GPU only): gsseg's CUDA feature kernel vs gsplat's N-D path at
   D = 16, from ``benchmarks/_bench_cuda.py``.
-Times are best-of-N wall times in milliseconds (the machine may be shared).
+Times are best-of-N wall times in milliseconds after a warm-up (the machine may be shared;
+``--timer cpu`` measures the calling thread's CPU time instead: steadier on a busy machine, and
+only meaningful with --threads 1, since it ignores OpenMP worker threads).
+Every backend gets the same inputs, rebuilt as fresh leaves for every repetition.
 """
 
 from __future__ import annotations
@@ -45,19 +49,26 @@ def _scene(n: int, size: int, seed: int = 0):
     return (means, quats, scales, opacities, rgb, features), cams
 
 
-def _best_ms(fn, repeats: int, warmup: int = 1) -> float:
-    """Best-of-``repeats`` wall time in ms (robust to other processes sharing the CPU)."""
+TIMERS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def _best_ms(fn, repeats: int, warmup: int = 1, timer: str = "wall") -> float:
+    """Best-of-``repeats`` time in ms after ``warmup`` untimed calls (robust to other processes
+    sharing the CPU)."""
+    clock = TIMERS[timer]
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((clock() - start) * 1e3)
     return min(times)
 
 
 def _full_step(params, cams, backend: str, grad_geometry: bool = True):
+    """One render + backward. ``grad_geometry``: gradients for every input and a loss on RGB,
+    depth and features; otherwise geometry frozen and the table step's loss (features only)."""
     from gsseg.render import render
 
     def run():
@@ -65,7 +76,9 @@ def _full_step(params, cams, backend: str, grad_geometry: bool = True):
         means, quats, scales, opacities, rgb, features = leaves
         out = render(means, quats, scales, opacities, rgb, cams, features=features, backend=backend)
         assert out.meta["backend"] == backend
-        loss = out.rgb.square().sum() + out.features.square().sum() + out.depth.sum()
+        loss = out.features.square().sum()
+        if grad_geometry:
+            loss = loss + out.rgb.square().sum() + out.depth.sum()
         loss.backward()
 
     return run
@@ -81,7 +94,7 @@ def _cuda_results() -> dict:
     return {f"cuda_{k}" if not k.startswith("cuda") else k: v for k, v in module.measure().items()}
 
 
-def measure(reference_repeats: int = 2, repeats: int = 7) -> dict:
+def measure(reference_repeats: int = 2, repeats: int = 7, timer: str = "wall") -> dict:
     from gsseg.render import build_contribution_table, render_features_from_table
     from gsseg.render.extensions import load_cpu_extension
 
@@ -94,16 +107,18 @@ def measure(reference_repeats: int = 2, repeats: int = 7) -> dict:
         "feature_dim": FEATURE_DIM,
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "timer": timer,
     }
-    cpu_ms = _best_ms(_full_step(params, cams, "cpu"), repeats)
-    ref_ms = _best_ms(_full_step(params, cams, "reference"), reference_repeats, warmup=0)
+    cpu_ms = _best_ms(_full_step(params, cams, "cpu"), repeats, timer=timer)
+    ref_ms = _best_ms(_full_step(params, cams, "reference"), reference_repeats, timer=timer)
     result.update(cpu_fwd_bwd_ms=round(cpu_ms, 2), reference_fwd_bwd_ms=round(ref_ms, 1),
                   cpu_vs_reference_speedup=round(ref_ms / cpu_ms, 1))
 
     means, quats, scales, opacities, _, features = params
-    start = time.perf_counter()
     table = build_contribution_table(means, quats, scales, opacities, cams, backend="cpu")
-    result["table_build_ms"] = round((time.perf_counter() - start) * 1e3, 2)
+    build_ms = _best_ms(lambda: build_contribution_table(means, quats, scales, opacities, cams, backend="cpu"),
+                        3, timer=timer)
+    result["table_build_ms"] = round(build_ms, 2)
     result["table_nnz"] = table.nnz
     result["table_mbytes"] = round(table.nbytes / 2**20, 2)
     g = torch.Generator().manual_seed(1)
@@ -113,8 +128,8 @@ def measure(reference_repeats: int = 2, repeats: int = 7) -> dict:
         f = features.detach().requires_grad_(True)
         render_features_from_table(table, pixels, f).square().sum().backward()
 
-    table_ms = _best_ms(table_step, repeats * 3, warmup=2)
-    full_ms = _best_ms(_full_step(params, cams, "cpu", grad_geometry=False), repeats)
+    table_ms = _best_ms(table_step, repeats * 3, warmup=2, timer=timer)
+    full_ms = _best_ms(_full_step(params, cams, "cpu", grad_geometry=False), repeats, timer=timer)
     result.update(table_fwd_bwd_ms=round(table_ms, 3), full_feature_fwd_bwd_ms=round(full_ms, 2),
                   table_vs_full_speedup=round(full_ms / table_ms, 1))
     result.update(_cuda_results())
@@ -126,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeats", type=int, default=7, help="timed repetitions of the fast paths")
     parser.add_argument("--threads", type=int, default=0, help="torch / OpenMP threads (0 = torch's default)")
+    parser.add_argument("--timer", choices=sorted(TIMERS), default="wall",
+                        help="wall clock, or the calling thread's CPU time (use with --threads 1)")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    result = measure(repeats=args.repeats)
+    result = measure(repeats=args.repeats, timer=args.timer)
     if args.json:
         print(json.dumps(result))
     else:

@@ -1,79 +1,93 @@
 // Front-to-back compositing of any number of channels (forward) and its analytic backward.
-// One OpenMP task per (camera, tile); each tile gathers its depth-sorted Gaussians into a
-// contiguous local buffer, then processes its pixel rows entry by entry (σ vectorised over the
-// row's pixels), keeping each pixel's front-to-back (backward: back-to-front) order.
+// One OpenMP task per (camera, tile); each tile gathers the depth-sorted Gaussians that can reach
+// one of its pixels into records with per-row lists (tile_rows.h), then processes its pixel rows
+// record by record over the record's column range, keeping each pixel's front-to-back
+// (backward: back-to-front) order. The backward accumulates gradients per record, then adds them
+// to the outputs without atomics: one thread writes the outputs directly, other threads write
+// private buffers summed at the end (atomics only when those buffers would be too large).
+#include <omp.h>
+
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
 #include "gsseg/pixel_math.h"
 #include "ops.h"
-#include "tile_gaussians.h"
+#include "tile_rows.h"
 
 namespace gsseg_cpu {
 
 namespace {
 
-// σ of row entry j at the pixel centres fxs[rlo..rhi) of the row with centre y = fy. Same
-// arithmetic as gsseg::gaussian_sigma (bit-identical), vectorised over the pixels.
-template <typename T>
-inline void row_sigmas(const TileGaussians<T>& tg, int64_t j, const T* fxs, T fy, T* sig) {
-    const T x = tg.rx[j], dy = tg.ry[j] - fy, a = tg.ra[j], b = tg.rb[j], c = tg.rc[j];
-    const T cdy2 = c * dy * dy;
-    for (int p = tg.rlo[j]; p < tg.rhi[j]; ++p) {
-        const T dx = x - fxs[p];
-        sig[p] = T(0.5) * (a * dx * dx + cdy2) + b * dx * dy;
+constexpr int64_t kPrivateBufferBytes = int64_t(512) << 20;  // cap on the backward's private buffers
+
+// Calls fn(std::integral_constant<int, KC>) with KC = K for common channel counts (RGB + depth,
+// plus 16 or 32 features), else KC = 0 (runtime K): a fixed K unrolls the per-channel loops.
+template <typename Fn>
+void dispatch_channels(int64_t K, Fn fn) {
+    switch (K) {
+        case 4: fn(std::integral_constant<int, 4>()); break;
+        case 20: fn(std::integral_constant<int, 20>()); break;
+        case 36: fn(std::integral_constant<int, 36>()); break;
+        default: fn(std::integral_constant<int, 0>()); break;
     }
 }
 
-template <typename T>
+template <typename T, int KC>
 void rasterize_forward_impl(const T* means2d, const T* conics, const T* opacities, const T* colors,
                             const int64_t* tile_offsets, const int32_t* flatten_ids, int64_t C, int64_t N, int64_t K,
                             int width, int height, int tile_size, T* out, T* alpha, T* final_t, int32_t* n_done) {
     const int tile_w = (width + tile_size - 1) / tile_size, tile_h = (height + tile_size - 1) / tile_size;
     const int64_t n_tiles = (int64_t)tile_w * tile_h;
+    std::vector<GaussRecord<T>> records(C * N);
+    make_records(means2d, conics, opacities, C, N, records.data());
 #pragma omp parallel num_threads(num_threads())
     {
-        TileGaussians<T> tg;
-        std::vector<T> acc(tile_size * K), trans(tile_size), fxs(tile_size), sig(tile_size);
+        const int64_t Kc = KC > 0 ? int64_t(KC) : K;  // a literal inside the outlined region when KC > 0
+        TileRows<T> tr;
+        std::vector<T> acc(tile_size * K), trans(tile_size), fxs(tile_size);
         std::vector<int32_t> done(tile_size);
         std::vector<char> active(tile_size);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < C * n_tiles; ++t) {
             const int64_t c = t / n_tiles, tile = t % n_tiles;
             const int tx0 = (int)(tile % tile_w) * tile_size, ty0 = (int)(tile / tile_w) * tile_size;
-            const int npx = std::min(tx0 + tile_size, width) - tx0;
+            const int npx = std::min(tx0 + tile_size, width) - tx0, npy = std::min(ty0 + tile_size, height) - ty0;
             const int64_t start = tile_offsets[t], n = tile_offsets[t + 1] - start;
-            tg.gather(means2d, conics, opacities, colors, flatten_ids + start, n, K, c * N);
+            tr.build(records.data() + c * N, colors + c * N * K, flatten_ids + start, n, K, tx0, ty0, npx, npy);
             for (int p = 0; p < npx; ++p) fxs[p] = T(tx0 + p) + T(0.5);
-            for (int py = ty0; py < std::min(ty0 + tile_size, height); ++py) {
+            for (int r = 0; r < npy; ++r) {
+                const int py = ty0 + r;
                 const T fy = T(py) + T(0.5);
-                tg.select_row(fy, tx0, npx);
                 std::fill(acc.begin(), acc.end(), T(0));
                 std::fill(trans.begin(), trans.end(), T(1));
                 std::fill(done.begin(), done.end(), 0);
                 std::fill(active.begin(), active.end(), 1);
                 int n_active = npx;
-                // entry-major: every pixel still sees the entries in depth order
-                for (int64_t j = 0; j < tg.row_size() && n_active > 0; ++j) {
-                    row_sigmas(tg, j, fxs.data(), fy, sig.data());
-                    const T cut = tg.rcut[j];
-                    for (int p = tg.rlo[j]; p < tg.rhi[j]; ++p) {
-                        if (sig[p] > cut || !active[p]) continue;
+                // record-major: every pixel still sees the records in depth order
+                for (const int32_t* it = tr.row_begin(r); it != tr.row_end(r) && n_active > 0; ++it) {
+                    const TileEntry<T>& e = tr.entries[*it];
+                    const T dy = e.y - fy, cdy2 = e.c * dy * dy;
+                    const T* col = tr.color.data() + (int64_t)*it * Kc;
+                    for (int p = e.lo; p < e.hi; ++p) {
+                        if (!active[p]) continue;
+                        const T dx = e.x - fxs[p];
+                        // = gsseg::gaussian_sigma, bit for bit
+                        const T sig = T(0.5) * (e.a * dx * dx + cdy2) + e.b * dx * dy;
+                        if (sig > e.cutoff) continue;
                         T al, vis, next_t, w;
-                        if (!gsseg::gaussian_alpha(tg.rop[j], sig[p], &al, &vis)) continue;
+                        if (!gsseg::gaussian_alpha(e.opacity, sig, &al, &vis)) continue;
                         if (!gsseg::transmittance_step(trans[p], al, &next_t, &w)) {
                             active[p] = 0;
                             --n_active;
                             continue;
                         }
-                        const int64_t i = tg.row_pos[j];
-                        const T* col = tg.color.data() + i * K;
-                        T* a = acc.data() + p * K;
+                        T* a = acc.data() + p * Kc;
 #pragma omp simd
-                        for (int64_t k = 0; k < K; ++k) a[k] += w * col[k];
+                        for (int64_t k = 0; k < Kc; ++k) a[k] += w * col[k];
                         trans[p] = next_t;
-                        done[p] = (int32_t)(i + 1);
+                        done[p] = e.pos + 1;
                     }
                 }
                 for (int p = 0; p < npx; ++p) {
@@ -88,7 +102,21 @@ void rasterize_forward_impl(const T* means2d, const T* conics, const T* opacitie
     }
 }
 
+// Where one thread adds its gradients: the outputs (plainly or atomically) or a private buffer.
 template <typename T>
+struct GradSink {
+    T *means2d, *conics, *opacities, *colors;
+    bool atomic;
+
+    inline void add(T* dst, T v) const {
+        if (atomic)
+            atomic_add(dst, v);
+        else
+            *dst += v;
+    }
+};
+
+template <typename T, int KC>
 void rasterize_backward_impl(const T* means2d, const T* conics, const T* opacities, const T* colors,
                              const int64_t* tile_offsets, const int32_t* flatten_ids, int64_t C, int64_t N,
                              int64_t K, int width, int height, int tile_size, const T* final_t,
@@ -96,26 +124,44 @@ void rasterize_backward_impl(const T* means2d, const T* conics, const T* opaciti
                              T* v_opacities, T* v_colors) {
     const int tile_w = (width + tile_size - 1) / tile_size, tile_h = (height + tile_size - 1) / tile_size;
     const int64_t n_tiles = (int64_t)tile_w * tile_h;
-#pragma omp parallel num_threads(num_threads())
+    const int max_threads = std::max(1, num_threads());
+    // private buffer of a thread: [C*N*2 means2d | C*N*3 conics | N opacities | C*N*K colours]
+    const int64_t priv_size = C * N * (5 + K) + N;
+    const bool use_private = (int64_t)(max_threads - 1) * priv_size * (int64_t)sizeof(T) <= kPrivateBufferBytes;
+    std::vector<std::vector<T>> priv(max_threads);
+    std::vector<GaussRecord<T>> records(C * N);
+    make_records(means2d, conics, opacities, C, N, records.data());
+#pragma omp parallel num_threads(max_threads)
     {
-        TileGaussians<T> tg;
-        std::vector<T> vgeo, vcol, buffer(tile_size * K), trans(tile_size), t_final(tile_size), va(tile_size),
-            fxs(tile_size), sig(tile_size);
+        const int n_threads = omp_get_num_threads(), tid = omp_get_thread_num();
+        GradSink<T> sink{v_means2d, v_conics, v_opacities, v_colors, n_threads > 1 && !use_private};
+        if (n_threads > 1 && use_private && tid > 0) {
+            priv[tid].assign(priv_size, T(0));
+            T* base = priv[tid].data();
+            sink = {base, base + C * N * 2, base + C * N * 5, base + C * N * 5 + N, false};
+        }
+        const int64_t Kc = KC > 0 ? int64_t(KC) : K;  // a literal inside the outlined region when KC > 0
+        TileRows<T> tr;
+        std::vector<T> vgeo, vcol, trans(tile_size), t_final(tile_size), va(tile_size), vbuf(tile_size),
+            fxs(tile_size);
         std::vector<int32_t> done(tile_size);
         std::vector<char> touched;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < C * n_tiles; ++t) {
             const int64_t c = t / n_tiles, tile = t % n_tiles;
             const int tx0 = (int)(tile % tile_w) * tile_size, ty0 = (int)(tile / tile_w) * tile_size;
-            const int npx = std::min(tx0 + tile_size, width) - tx0;
+            const int npx = std::min(tx0 + tile_size, width) - tx0, npy = std::min(ty0 + tile_size, height) - ty0;
             const int64_t start = tile_offsets[t], n = tile_offsets[t + 1] - start;
             if (n == 0) continue;
-            tg.gather(means2d, conics, opacities, colors, flatten_ids + start, n, K, c * N);
-            vgeo.assign(n * 6, T(0));  // v_mean2d (2), v_conic (3), v_opacity (1)
-            vcol.assign(n * K, T(0));
-            touched.assign(n, 0);
+            tr.build(records.data() + c * N, colors + c * N * K, flatten_ids + start, n, K, tx0, ty0, npx, npy);
+            const int32_t m = tr.size();
+            if (m == 0) continue;
+            vgeo.assign((int64_t)m * 6, T(0));  // v_mean2d (2), v_conic (3), v_opacity (1)
+            vcol.assign((int64_t)m * K, T(0));
+            touched.assign(m, 0);
             for (int p = 0; p < npx; ++p) fxs[p] = T(tx0 + p) + T(0.5);
-            for (int py = ty0; py < std::min(ty0 + tile_size, height); ++py) {
+            for (int r = 0; r < npy; ++r) {
+                const int py = ty0 + r;
                 const T fy = T(py) + T(0.5);
                 const int64_t row_pix = (c * height + py) * (int64_t)width + tx0;
                 int32_t max_done = 0;
@@ -123,58 +169,80 @@ void rasterize_backward_impl(const T* means2d, const T* conics, const T* opaciti
                     done[p] = n_done[row_pix + p];
                     trans[p] = t_final[p] = final_t[row_pix + p];
                     va[p] = v_alpha[row_pix + p];
+                    vbuf[p] = T(0);  // Σ_k v_out_k · S_k, S = Σ_{j>i} w_j c_j
                     max_done = std::max(max_done, done[p]);
                 }
                 if (max_done == 0) continue;
-                tg.select_row(fy, tx0, npx);
-                std::fill(buffer.begin(), buffer.end(), T(0));
-                const int64_t rdone =
-                    std::lower_bound(tg.row_pos.begin(), tg.row_pos.end(), max_done) - tg.row_pos.begin();
-                // entry-major, back to front: every pixel sees its composited entries in reverse order
-                for (int64_t j = rdone - 1; j >= 0; --j) {
-                    const int64_t i = tg.row_pos[j];
-                    row_sigmas(tg, j, fxs.data(), fy, sig.data());
-                    const T cut = tg.rcut[j], op = tg.rop[j];
-                    const T* col = tg.color.data() + i * K;
-                    T* vc = vcol.data() + i * K;
-                    T* vg = vgeo.data() + i * 6;
-                    for (int p = tg.rlo[j]; p < tg.rhi[j]; ++p) {
-                        if (sig[p] > cut || i >= done[p]) continue;
+                const int32_t* first = tr.row_begin(r);
+                const int32_t* it = tr.row_end(r);
+                while (it != first && tr.entries[it[-1]].pos >= max_done) --it;
+                // record-major, back to front: every pixel sees its composited records in reverse order
+                while (it != first) {
+                    const int32_t j = *--it;
+                    const TileEntry<T>& e = tr.entries[j];
+                    const T dy = e.y - fy, cdy2 = e.c * dy * dy;
+                    const T* col = tr.color.data() + (int64_t)j * Kc;
+                    T* vc = vcol.data() + (int64_t)j * Kc;
+                    T* vg = vgeo.data() + (int64_t)j * 6;
+                    for (int p = e.lo; p < e.hi; ++p) {
+                        if (e.pos >= done[p]) continue;
+                        const T dx = e.x - fxs[p];
+                        const T sig = T(0.5) * (e.a * dx * dx + cdy2) + e.b * dx * dy;
+                        if (sig > e.cutoff) continue;
                         T al, vis;
-                        if (!gsseg::gaussian_alpha(op, sig[p], &al, &vis)) continue;
+                        if (!gsseg::gaussian_alpha(e.opacity, sig, &al, &vis)) continue;
                         T t_before, ra;
                         gsseg::transmittance_unstep(trans[p], al, &t_before, &ra);
                         const T w = al * t_before;
-                        const T* vo = v_out + (row_pix + p) * K;
-                        T* buf = buffer.data() + p * K;
-                        T v_ch = T(0);
-#pragma omp simd reduction(+ : v_ch)
-                        for (int64_t k = 0; k < K; ++k)
-                            v_ch += gsseg::composite_v_alpha_channel(col[k], vo[k], buf[k], t_before, ra);
+                        const T* vo = v_out + (row_pix + p) * Kc;
+                        T dot = T(0);
+#pragma omp simd reduction(+ : dot)
+                        for (int64_t k = 0; k < Kc; ++k) dot += vo[k] * col[k];
 #pragma omp simd
-                        for (int64_t k = 0; k < K; ++k) {
-                            vc[k] += w * vo[k];
-                            buf[k] += w * col[k];
-                        }
+                        for (int64_t k = 0; k < Kc; ++k) vc[k] += w * vo[k];
+                        // Σ_k v_out_k (c_k T_i - S_k ra), with S updated by this record afterwards
+                        const T v_ch = dot * t_before - vbuf[p] * ra;
+                        vbuf[p] += w * dot;
                         const T v_al = gsseg::composite_v_alpha_from_alpha(va[p], t_final[p], ra) + v_ch;
-                        const T dx = tg.rx[j] - fxs[p], dy = tg.ry[j] - fy;
-                        gsseg::alpha_backward(op, tg.ra[j], tg.rb[j], tg.rc[j], dx, dy, vis, v_al, vg + 5, vg + 2, vg);
+                        gsseg::alpha_backward(e.opacity, e.a, e.b, e.c, dx, dy, vis, v_al, vg + 5, vg + 2, vg);
                         trans[p] = t_before;
-                        touched[i] = 1;
+                        touched[j] = 1;
                     }
                 }
             }
             const int32_t* ids = flatten_ids + start;
-            for (int64_t i = 0; i < n; ++i) {
-                if (!touched[i]) continue;
-                const int64_t g = ids[i], cg = c * N + g;
-                const T* vg = vgeo.data() + i * 6;
-                atomic_add(v_means2d + cg * 2, vg[0]);
-                atomic_add(v_means2d + cg * 2 + 1, vg[1]);
-                for (int j = 0; j < 3; ++j) atomic_add(v_conics + cg * 3 + j, vg[2 + j]);
-                atomic_add(v_opacities + g, vg[5]);
-                const T* vc = vcol.data() + i * K;
-                for (int64_t k = 0; k < K; ++k) atomic_add(v_colors + cg * K + k, vc[k]);
+            for (int32_t j = 0; j < m; ++j) {
+                if (!touched[j]) continue;
+                const int64_t g = ids[tr.entries[j].pos], cg = c * N + g;
+                const T* vg = vgeo.data() + (int64_t)j * 6;
+                sink.add(sink.means2d + cg * 2, vg[0]);
+                sink.add(sink.means2d + cg * 2 + 1, vg[1]);
+                for (int q = 0; q < 3; ++q) sink.add(sink.conics + cg * 3 + q, vg[2 + q]);
+                sink.add(sink.opacities + g, vg[5]);
+                const T* vc = vcol.data() + (int64_t)j * K;
+                T* dst = sink.colors + cg * K;
+                if (sink.atomic)
+                    for (int64_t k = 0; k < K; ++k) atomic_add(dst + k, vc[k]);
+                else
+#pragma omp simd
+                    for (int64_t k = 0; k < K; ++k) dst[k] += vc[k];
+            }
+        }
+        // implicit barrier of the loop above: every private buffer is complete
+        if (n_threads > 1 && use_private) {
+            const int64_t n_m2 = C * N * 2, n_con = C * N * 3;
+#pragma omp for schedule(static)
+            for (int64_t e = 0; e < priv_size; ++e) {
+                T s = T(0);
+                for (int q = 1; q < n_threads; ++q) s += priv[q][e];
+                if (e < n_m2)
+                    v_means2d[e] += s;
+                else if (e < n_m2 + n_con)
+                    v_conics[e - n_m2] += s;
+                else if (e < n_m2 + n_con + N)
+                    v_opacities[e - n_m2 - n_con] += s;
+                else
+                    v_colors[e - n_m2 - n_con - N] += s;
             }
         }
     }
@@ -194,11 +262,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_forward(
     auto final_t = at::empty({C, height, width}, colors.options());
     auto n_done = at::empty({C, height, width}, colors.options().dtype(at::kInt));
     AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "rasterize_forward", [&] {
-        rasterize_forward_impl<scalar_t>(
-            means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
-            colors.data_ptr<scalar_t>(), tile_offsets.data_ptr<int64_t>(), flatten_ids.data_ptr<int32_t>(), C, N, K,
-            (int)width, (int)height, (int)tile_size, out.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(),
-            final_t.data_ptr<scalar_t>(), n_done.data_ptr<int32_t>());
+        dispatch_channels(K, [&](auto kc) {
+            rasterize_forward_impl<scalar_t, decltype(kc)::value>(
+                means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
+                colors.data_ptr<scalar_t>(), tile_offsets.data_ptr<int64_t>(), flatten_ids.data_ptr<int32_t>(), C, N,
+                K, (int)width, (int)height, (int)tile_size, out.data_ptr<scalar_t>(), alpha.data_ptr<scalar_t>(),
+                final_t.data_ptr<scalar_t>(), n_done.data_ptr<int32_t>());
+        });
     });
     return {out, alpha, final_t, n_done};
 }
@@ -215,12 +285,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward(
     auto v_opacities = at::zeros_like(opacities);
     auto v_colors = at::zeros_like(colors);
     AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "rasterize_backward", [&] {
-        rasterize_backward_impl<scalar_t>(
-            means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
-            colors.data_ptr<scalar_t>(), tile_offsets.data_ptr<int64_t>(), flatten_ids.data_ptr<int32_t>(), C, N, K,
-            (int)width, (int)height, (int)tile_size, final_t.data_ptr<scalar_t>(), n_done.data_ptr<int32_t>(),
-            v_out.data_ptr<scalar_t>(), v_alpha.data_ptr<scalar_t>(), v_means2d.data_ptr<scalar_t>(),
-            v_conics.data_ptr<scalar_t>(), v_opacities.data_ptr<scalar_t>(), v_colors.data_ptr<scalar_t>());
+        dispatch_channels(K, [&](auto kc) {
+            rasterize_backward_impl<scalar_t, decltype(kc)::value>(
+                means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
+                colors.data_ptr<scalar_t>(), tile_offsets.data_ptr<int64_t>(), flatten_ids.data_ptr<int32_t>(), C, N,
+                K, (int)width, (int)height, (int)tile_size, final_t.data_ptr<scalar_t>(), n_done.data_ptr<int32_t>(),
+                v_out.data_ptr<scalar_t>(), v_alpha.data_ptr<scalar_t>(), v_means2d.data_ptr<scalar_t>(),
+                v_conics.data_ptr<scalar_t>(), v_opacities.data_ptr<scalar_t>(), v_colors.data_ptr<scalar_t>());
+        });
     });
     return {v_means2d, v_conics, v_opacities, v_colors};
 }

@@ -1,5 +1,7 @@
 // Feature rendering from a contribution table for a set of pixels: forward gather + weighted
 // sum (parallel over pixels), backward scatter-add into the per-Gaussian features.
+#include <type_traits>
+
 #include "common.h"
 #include "ops.h"
 
@@ -7,35 +9,94 @@ namespace gsseg_cpu {
 
 namespace {
 
-template <typename T>
+constexpr int64_t kAhead = 8;  // prefetch distance: a pixel's Gaussians are scattered over the features
+
+// D = compile-time feature width (0: runtime width d). A fixed width keeps a pixel's sums (gather)
+// or upstream gradient (scatter) in registers; the arithmetic and its order are the same either way.
+template <typename T, int D>
 void gather_impl(const int64_t* offsets, const int32_t* gids, const float* weights, const int64_t* pixels, int64_t P,
-                 const T* features, int64_t D, T* out) {
+                 const T* features, int64_t d, T* out) {
+    if constexpr (D > 0) d = D;
 #pragma omp parallel for schedule(dynamic, 64) num_threads(num_threads())
     for (int64_t p = 0; p < P; ++p) {
-        T* o = out + p * D;
-        for (int64_t d = 0; d < D; ++d) o[d] = T(0);
-        for (int64_t e = offsets[pixels[p]]; e < offsets[pixels[p] + 1]; ++e) {
-            const T w = T(weights[e]);
-            const T* f = features + (int64_t)gids[e] * D;
+        T* o = out + p * d;
+        const int64_t e0 = offsets[pixels[p]], e1 = offsets[pixels[p] + 1];
+        if constexpr (D > 0) {
+            T acc[D > 0 ? D : 1];
+            for (int k = 0; k < D; ++k) acc[k] = T(0);
+            for (int64_t e = e0; e < e1; ++e) {
+                if (e + kAhead < e1) __builtin_prefetch(features + (int64_t)gids[e + kAhead] * D);
+                const T w = T(weights[e]);
+                const T* f = features + (int64_t)gids[e] * D;
 #pragma omp simd
-            for (int64_t d = 0; d < D; ++d) o[d] += w * f[d];
+                for (int k = 0; k < D; ++k) acc[k] += w * f[k];
+            }
+            for (int k = 0; k < D; ++k) o[k] = acc[k];
+        } else {
+            for (int64_t k = 0; k < d; ++k) o[k] = T(0);
+            for (int64_t e = e0; e < e1; ++e) {
+                const T w = T(weights[e]);
+                const T* f = features + (int64_t)gids[e] * d;
+#pragma omp simd
+                for (int64_t k = 0; k < d; ++k) o[k] += w * f[k];
+            }
         }
     }
 }
 
-template <typename T>
+template <typename T, int D>
 void scatter_impl(const int64_t* offsets, const int32_t* gids, const float* weights, const int64_t* pixels, int64_t P,
-                  const T* v_out, int64_t D, T* v_features) {
+                  const T* v_out, int64_t d, T* v_features) {
+    if constexpr (D > 0) d = D;
     // serial: contributions of different pixels hit the same Gaussians; plain adds beat atomics here
     for (int64_t p = 0; p < P; ++p) {
-        const T* g = v_out + p * D;
-        for (int64_t e = offsets[pixels[p]]; e < offsets[pixels[p] + 1]; ++e) {
-            const T w = T(weights[e]);
-            T* f = v_features + (int64_t)gids[e] * D;
+        const int64_t e0 = offsets[pixels[p]], e1 = offsets[pixels[p] + 1];
+        if constexpr (D > 0) {
+            T g[D > 0 ? D : 1];
+            for (int k = 0; k < D; ++k) g[k] = v_out[p * D + k];
+            for (int64_t e = e0; e < e1; ++e) {
+                if (e + kAhead < e1) __builtin_prefetch(v_features + (int64_t)gids[e + kAhead] * D, 1);
+                const T w = T(weights[e]);
+                T* f = v_features + (int64_t)gids[e] * D;
 #pragma omp simd
-            for (int64_t d = 0; d < D; ++d) f[d] += w * g[d];
+                for (int k = 0; k < D; ++k) f[k] += w * g[k];
+            }
+        } else {
+            const T* g = v_out + p * d;
+            for (int64_t e = e0; e < e1; ++e) {
+                const T w = T(weights[e]);
+                T* f = v_features + (int64_t)gids[e] * d;
+#pragma omp simd
+                for (int64_t k = 0; k < d; ++k) f[k] += w * g[k];
+            }
         }
     }
+}
+
+// Calls fn(std::integral_constant<int, D>) with D = d for the common widths, else D = 0.
+template <typename Fn>
+void dispatch_width(int64_t d, Fn fn) {
+    switch (d) {
+        case 1: fn(std::integral_constant<int, 1>()); break;
+        case 2: fn(std::integral_constant<int, 2>()); break;
+        case 3: fn(std::integral_constant<int, 3>()); break;
+        case 4: fn(std::integral_constant<int, 4>()); break;
+        case 8: fn(std::integral_constant<int, 8>()); break;
+        case 16: fn(std::integral_constant<int, 16>()); break;
+        case 17: fn(std::integral_constant<int, 17>()); break;
+        case 32: fn(std::integral_constant<int, 32>()); break;
+        case 33: fn(std::integral_constant<int, 33>()); break;
+        default: fn(std::integral_constant<int, 0>()); break;
+    }
+}
+
+// pixel ids must index the table: [0, offsets.numel() - 1)
+void check_pixels(const at::Tensor& offsets, const at::Tensor& pixel_ids) {
+    const int64_t n_pix = offsets.numel() - 1, P = pixel_ids.numel();
+    const int64_t* px = pixel_ids.data_ptr<int64_t>();
+    int64_t bad = 0;
+    for (int64_t p = 0; p < P; ++p) bad |= (px[p] < 0) | (px[p] >= n_pix);
+    TORCH_CHECK_INDEX(bad == 0, "pixel ids must be in [0, ", n_pix, ")");
 }
 
 }  // namespace
@@ -44,12 +105,15 @@ at::Tensor table_gather(const at::Tensor& offsets, const at::Tensor& gaussian_id
                         const at::Tensor& pixel_ids, const at::Tensor& features) {
     GSSEG_CHECK_CPU(offsets); GSSEG_CHECK_CPU(gaussian_ids); GSSEG_CHECK_CPU(weights);
     GSSEG_CHECK_CPU(pixel_ids); GSSEG_CHECK_CPU(features);
+    check_pixels(offsets, pixel_ids);
     const int64_t P = pixel_ids.size(0), D = features.size(1);
     auto out = at::empty({P, D}, features.options());
     AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "table_gather", [&] {
-        gather_impl<scalar_t>(offsets.data_ptr<int64_t>(), gaussian_ids.data_ptr<int32_t>(), weights.data_ptr<float>(),
-                              pixel_ids.data_ptr<int64_t>(), P, features.data_ptr<scalar_t>(), D,
-                              out.data_ptr<scalar_t>());
+        dispatch_width(D, [&](auto width) {
+            gather_impl<scalar_t, decltype(width)::value>(
+                offsets.data_ptr<int64_t>(), gaussian_ids.data_ptr<int32_t>(), weights.data_ptr<float>(),
+                pixel_ids.data_ptr<int64_t>(), P, features.data_ptr<scalar_t>(), D, out.data_ptr<scalar_t>());
+        });
     });
     return out;
 }
@@ -61,9 +125,11 @@ at::Tensor table_scatter(const at::Tensor& offsets, const at::Tensor& gaussian_i
     const int64_t P = pixel_ids.size(0), D = v_out.size(1);
     auto v_features = at::zeros({n_gaussians, D}, v_out.options());
     AT_DISPATCH_FLOATING_TYPES(v_out.scalar_type(), "table_scatter", [&] {
-        scatter_impl<scalar_t>(offsets.data_ptr<int64_t>(), gaussian_ids.data_ptr<int32_t>(), weights.data_ptr<float>(),
-                               pixel_ids.data_ptr<int64_t>(), P, v_out.data_ptr<scalar_t>(), D,
-                               v_features.data_ptr<scalar_t>());
+        dispatch_width(D, [&](auto width) {
+            scatter_impl<scalar_t, decltype(width)::value>(
+                offsets.data_ptr<int64_t>(), gaussian_ids.data_ptr<int32_t>(), weights.data_ptr<float>(),
+                pixel_ids.data_ptr<int64_t>(), P, v_out.data_ptr<scalar_t>(), D, v_features.data_ptr<scalar_t>());
+        });
     });
     return v_features;
 }

@@ -30,7 +30,7 @@ class DemoConfig:
     test_views: int = 8
     mask_source: str = "watershed"
     rgb_iters: int = 3000
-    rgb_time_limit_s: float = 150.0
+    rgb_time_limit_s: float = 120.0
     objective: str = "contrastive"
     feature_iters: int = 2000
     auto_levels: int = 3
