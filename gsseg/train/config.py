@@ -37,7 +37,7 @@ class DensifyConfig:
     refine_every: int = 100
     reset_every: int = 1000  # opacity reset period (0 = never)
     pause_after_reset: int = 0
-    grow_grad2d: float = 2e-4
+    grow_grad2d: float = 8e-4  # gsplat: 2e-4; at 128×96 that grew tabletop to 39k Gaussians in 120 s (24.9 dB), 8e-4 to 9k (25.3 dB)
     grow_scale3d: float = 0.01
     prune_opa: float = 0.005
     prune_scale3d: float = 1.0  # gsplat: 0.1; larger so the background shell (init_shell_points) survives
