@@ -30,9 +30,9 @@ class DemoConfig:
     test_views: int = 8
     mask_source: str = "watershed"
     rgb_iters: int = 3000
-    rgb_time_limit_s: float = 120.0
+    rgb_time_limit_s: float = 100.0
     objective: str = "contrastive"
-    feature_iters: int = 2000
+    feature_iters: int = 1500
     auto_levels: int = 3
     show_progress: bool = True
 

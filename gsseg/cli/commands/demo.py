@@ -26,8 +26,8 @@ def demo(
     height: Annotated[int, typer.Option(help="Image height of the built-in scene.")] = 96,
     views: Annotated[int, typer.Option(help="Training views.")] = 32,
     rgb_iters: Annotated[int, typer.Option(help="RGB-stage steps (also bounded by --rgb-time-limit).")] = 3000,
-    rgb_time_limit: Annotated[float, typer.Option(help="Stop the RGB stage after this many seconds.")] = 120.0,
-    feature_iters: Annotated[int, typer.Option(help="Feature-stage steps.")] = 2000,
+    rgb_time_limit: Annotated[float, typer.Option(help="Stop the RGB stage after this many seconds.")] = 100.0,
+    feature_iters: Annotated[int, typer.Option(help="Feature-stage steps.")] = 1500,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
