@@ -36,6 +36,8 @@ def bench_scene(name: str, root: Path, args) -> dict:
     rgb = RGBConfig(time_limit_s=args.time_limit, device="cpu", seed=args.seed)
     if args.iters:
         rgb.iters = args.iters
+    if args.grow_grad2d:
+        rgb.densify.grow_grad2d = args.grow_grad2d
     cfg = TrainConfig(dataset=str(Path(data).resolve()), rgb=rgb)
     run = RunDir(root / f"run_{name}")
     t0 = time.perf_counter()
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", default=",".join(SCENE_NAMES), help="comma-separated built-in scene names")
     p.add_argument("--time-limit", type=float, default=180.0, help="seconds of RGB training per scene")
     p.add_argument("--iters", type=int, default=0, help="override the configured step count (0 = default)")
+    p.add_argument("--grow-grad2d", type=float, default=0.0,
+                   help="densification growth threshold (0 = the configured default)")
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--views", type=int, default=32)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from gsseg.data.dataset import SceneDataset
+from gsseg.errors import GssegError
 from gsseg.masks.store import MaskStore, ViewMasks
 
 RENDERED_EXTRAS = frozenset({"rgb", "depth", "alpha"})
@@ -138,3 +139,16 @@ class Objective(ABC):
     def extras(self) -> dict[str, Any]:
         """Objective-specific data stored with the features (default: none)."""
         return {}
+
+
+def settings_from_preset(cls: type, objective: str, presets: dict[str, dict[str, Any]], settings: dict[str, Any]):
+    """``cls`` (a settings dataclass with a ``preset`` field) from a preset name (``settings["preset"]``,
+    default "default") overridden by explicit values; GssegError naming an unknown preset or setting."""
+    settings = dict(settings)
+    preset = settings.pop("preset", "default")
+    if preset not in presets:
+        raise GssegError(f"unknown {objective} preset {preset!r}; choose one of: {', '.join(presets)}")
+    unknown = sorted(set(settings) - {f.name for f in fields(cls)})
+    if unknown:
+        raise GssegError(f"unknown {objective} setting(s): {', '.join(unknown)}")
+    return cls(**{**presets[preset], **settings, "preset": preset})

@@ -12,14 +12,14 @@ unidirectional max rule) and weighted by ``level_decay ** l``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from gsseg.errors import GssegError
-from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
+from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, settings_from_preset
 from gsseg.objectives.sampling import ViewCache, uniform_pixels
 
 NORM_LOSSES = ("gaussian", "pixel", "none")
@@ -71,14 +71,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def make_settings(**settings: Any) -> ContrastiveSettings:
     """Settings from a preset name (``preset=``) overridden by explicit values; GssegError on bad values."""
-    preset = settings.pop("preset", "default")
-    if preset not in PRESETS:
-        raise GssegError(f"unknown contrastive preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    known = {f.name for f in fields(ContrastiveSettings)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise GssegError(f"unknown contrastive setting(s): {', '.join(unknown)}")
-    cfg = ContrastiveSettings(**{**PRESETS[preset], **settings, "preset": preset})
+    cfg = settings_from_preset(ContrastiveSettings, "contrastive", PRESETS, settings)
     if cfg.dim < 1 or cfg.pixels < 2 or cfg.min_pixnum < 0 or cfg.cache_views < 1:
         raise GssegError("contrastive: dim >= 1, pixels >= 2, min_pixnum >= 0 and cache_views >= 1 are required")
     if not (0 < cfg.phi_min <= 1):

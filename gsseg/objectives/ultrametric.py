@@ -12,7 +12,7 @@ In joint mode a depth-continuity loss on collinear pixel 4-tuples inside leaf ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsseg.errors import GssegError
-from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
+from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, settings_from_preset
 from gsseg.objectives.sampling import ViewCache, uniform_pixels
 
 BRIDGE_WEIGHT = 1e3  # weight of edges added only to connect kNN components (no feature similarity)
@@ -75,14 +75,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def make_settings(**settings: Any) -> UltrametricSettings:
     """Settings from a preset name overridden by explicit values; GssegError on bad values."""
-    preset = settings.pop("preset", "default")
-    if preset not in PRESETS:
-        raise GssegError(f"unknown ultrametric preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    known = {f.name for f in fields(UltrametricSettings)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise GssegError(f"unknown ultrametric setting(s): {', '.join(unknown)}")
-    cfg = UltrametricSettings(**{**PRESETS[preset], **settings, "preset": preset})
+    cfg = settings_from_preset(UltrametricSettings, "ultrametric", PRESETS, settings)
     if cfg.dim < 1 or cfg.pixels < 4 or cfg.pairs_per_mask < 1 or cfg.neg_ratio < 1 or cfg.knn < 1:
         raise GssegError("ultrametric: dim, pairs_per_mask, neg_ratio, knn >= 1 and pixels >= 4 are required")
     if cfg.tau <= 0:
