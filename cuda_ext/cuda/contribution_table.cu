@@ -43,40 +43,47 @@ table_fill_kernel(const TileGrid grid, const ProjectedGaussians gauss,
     });
 }
 
+// Validation and launch shape shared by the count and fill passes: one block per tile and image.
+struct TableLaunch {
+    int status;  // CUDA error code, 0 when the launch may go ahead
+    bool skip;   // empty grid: nothing to launch
+    dim3 blocks, threads;
+    size_t shmem;
+};
+
+static TableLaunch plan_table_launch(const TileGrid &grid) {
+    TableLaunch l{check_grid(grid), false, dim3(1, 1, 1), dim3(1, 1, 1), 0};
+    if (l.status != 0) {
+        return l;
+    }
+    l.skip = grid_is_empty(grid);
+    if (!l.skip && grid.n_images > 65535) {
+        l.status = static_cast<int>(cudaErrorInvalidConfiguration);
+    }
+    l.blocks = dim3(grid.tile_width, grid.tile_height, grid.n_images);
+    l.threads = dim3(grid.tile_size, grid.tile_size, 1);
+    l.shmem = GaussianBatch::bytes(grid.tile_size * grid.tile_size);
+    return l;
+}
+
 int table_count(const TileGrid &grid, const ProjectedGaussians &gauss, int32_t *counts,
                 void *stream_ptr) {
-    if (const int err = check_grid(grid)) {
-        return err;
+    const TableLaunch l = plan_table_launch(grid);
+    if (l.status != 0 || l.skip) {
+        return l.status;
     }
-    if (grid_is_empty(grid)) {
-        return 0;
-    }
-    if (grid.n_images > 65535) {
-        return static_cast<int>(cudaErrorInvalidConfiguration);
-    }
-    const dim3 blocks(grid.tile_width, grid.tile_height, grid.n_images);
-    const dim3 threads(grid.tile_size, grid.tile_size, 1);
-    const size_t shmem = GaussianBatch::bytes(grid.tile_size * grid.tile_size);
-    GSSEG_LAUNCH(blocks, threads, shmem, static_cast<cudaStream_t>(stream_ptr), table_count_kernel)(
+    GSSEG_LAUNCH(l.blocks, l.threads, l.shmem, static_cast<cudaStream_t>(stream_ptr), table_count_kernel)(
         grid, gauss, counts);
     return last_launch_error();
 }
 
 int table_fill(const TileGrid &grid, const ProjectedGaussians &gauss, const int64_t *offsets,
                int32_t *gaussian_ids, float *weights, void *stream_ptr) {
-    if (const int err = check_grid(grid)) {
-        return err;
+    const TableLaunch l = plan_table_launch(grid);
+    if (l.status != 0 || l.skip) {
+        return l.status;
     }
-    if (grid_is_empty(grid)) {
-        return 0;
-    }
-    if (grid.n_images > 65535) {
-        return static_cast<int>(cudaErrorInvalidConfiguration);
-    }
-    const dim3 blocks(grid.tile_width, grid.tile_height, grid.n_images);
-    const dim3 threads(grid.tile_size, grid.tile_size, 1);
-    const size_t shmem = GaussianBatch::bytes(grid.tile_size * grid.tile_size);
-    GSSEG_LAUNCH(blocks, threads, shmem, static_cast<cudaStream_t>(stream_ptr), table_fill_kernel)(
+    GSSEG_LAUNCH(l.blocks, l.threads, l.shmem, static_cast<cudaStream_t>(stream_ptr), table_fill_kernel)(
         grid, gauss, offsets, gaussian_ids, weights);
     return last_launch_error();
 }
