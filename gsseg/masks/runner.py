@@ -7,11 +7,11 @@ atomically as soon as it is done, so an interrupted run resumes where it stopped
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from gsseg.errors import GssegError
 from gsseg.masks.sources.base import MaskSource, NoInputForView, View
+from gsseg.masks.sources.sam_settings import SamSettings
 from gsseg.masks.store import MaskStore
 from gsseg.utils.progress import progress_bar
 
@@ -22,15 +22,7 @@ SPLITS = ("all", "train", "test")
 class SourceOptions:
     """Options of every source; each source reads only its own."""
 
-    # sam
-    checkpoint: Path | None = None
-    model_type: str | None = None
-    points_per_side: int = 32
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    min_mask_region_area: int = 128
-    max_size: int = 1024
-    device: str = "cpu"
+    sam: SamSettings = field(default_factory=SamSettings)
     # watershed
     region_counts: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64, 128])
     watershed_attribute: str = "volume"
@@ -44,20 +36,9 @@ def make_source(name: str, options: SourceOptions | None = None) -> MaskSource:
     """The source called ``name`` ("sam", "watershed", "labels", "simulated")."""
     options = options or SourceOptions()
     if name == "sam":
-        from gsseg.masks.sources.sam import SamSettings, SamSource
+        from gsseg.masks.sources.sam import SamSource
 
-        return SamSource(
-            SamSettings(
-                checkpoint=options.checkpoint,
-                model_type=options.model_type,
-                points_per_side=options.points_per_side,
-                pred_iou_thresh=options.pred_iou_thresh,
-                stability_score_thresh=options.stability_score_thresh,
-                min_mask_region_area=options.min_mask_region_area,
-                max_size=options.max_size,
-                device=options.device,
-            )
-        )
+        return SamSource(options.sam)
     if name == "watershed":
         from gsseg.masks.sources.watershed import ATTRIBUTES, WatershedSettings, WatershedSource
 

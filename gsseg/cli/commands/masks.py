@@ -48,6 +48,7 @@ def masks(
     from gsseg.data import load_dataset
     from gsseg.errors import GssegError
     from gsseg.masks.runner import SPLITS, SourceOptions, make_source, run_source
+    from gsseg.masks.sources.sam_settings import SamSettings
 
     console = Console(stderr=True)
     if split not in SPLITS:
@@ -60,14 +61,9 @@ def masks(
         raise GssegError(f"--levels must be comma-separated integers, got {levels!r}") from e
     ds = load_dataset(data)
     options = SourceOptions(
-        checkpoint=checkpoint,
-        model_type=model_type,
-        points_per_side=points_per_side,
-        pred_iou_thresh=pred_iou,
-        stability_score_thresh=stability,
-        min_mask_region_area=min_region_area,
-        max_size=max_size,
-        device=device,
+        sam=SamSettings(checkpoint=checkpoint, model_type=model_type, points_per_side=points_per_side,
+                        pred_iou_thresh=pred_iou, stability_score_thresh=stability,
+                        min_mask_region_area=min_region_area, max_size=max_size, device=device),
         region_counts=region_counts,
         watershed_attribute=attribute,
         min_area_fraction=min_area,

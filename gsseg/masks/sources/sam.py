@@ -11,8 +11,7 @@ area, 8-connectivity, then box NMS preferring untouched masks) is done here with
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -22,28 +21,13 @@ from scipy import ndimage
 
 from gsseg.masks.sources.base import View
 from gsseg.masks.sources.sam_model import load_sam
+from gsseg.masks.sources.sam_settings import SamSettings
 from gsseg.masks.sources.torchvision_compat import ensure_torchvision
 from gsseg.masks.store import ViewMasks
 
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
-@dataclass
-class SamSettings:
-    """Settings of the ``sam`` source (generator arguments use segment_anything's names)."""
-
-    checkpoint: Path | None = None
-    model_type: str | None = None
-    points_per_side: int = 32
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    stability_score_offset: float = 1.0
-    box_nms_thresh: float = 0.7
-    crop_n_layers: int = 0
-    min_mask_region_area: int = 128
-    max_size: int = 1024
-    device: str = "cpu"
 
 
 def downscale_to(image: np.ndarray, max_size: int) -> np.ndarray:
