@@ -17,6 +17,7 @@ from gsseg.objectives.ultrametric import (
     depth_continuity,
     knn_edges,
     merge_edges,
+    pixel_knn_graph,
     sample_from_patch_sets,
     uff_loss,
     ultrametric_distance,
@@ -84,6 +85,68 @@ def test_knn_edges_and_bridges():
     assert n_comp == 2 and len(b_src) == 1
     all_src, all_dst = np.concatenate([src, b_src]), np.concatenate([dst, b_dst])
     assert connect_components(8, all_src, all_dst)[2] == 1
+
+
+def brute_force_knn(ids, width, k):
+    """{sample: its k nearest other samples} by (squared distance, index), by sorting all of them."""
+    x, y = ids % width, ids // width
+    out = {}
+    for i in range(len(ids)):
+        d2 = (x - x[i]) ** 2 + (y - y[i]) ** 2
+        others = [j for j in np.lexsort((np.arange(len(ids)), d2)) if j != i]
+        out[i] = set(others[:k])
+    return out
+
+
+def check_knn_graph(ids, width, height, k, src, dst, n_bridges):
+    n = len(ids)
+    kk = min(k, n - 1)
+    knn_src, knn_dst = src[: len(src) - n_bridges], dst[: len(dst) - n_bridges]
+    assert (knn_src < knn_dst).all() and len(set(zip(knn_src.tolist(), knn_dst.tolist()))) == len(knn_src)
+    edges = set(zip(knn_src.tolist(), knn_dst.tolist()))
+    for i, nbrs in brute_force_knn(ids, width, kk).items():
+        assert all((min(i, j), max(i, j)) in edges for j in nbrs)
+    # distinct neighbour sets may differ only in ties; here every edge comes from some sample's list
+    truth = {(min(i, j), max(i, j)) for i, nbrs in brute_force_knn(ids, width, kk).items() for j in nbrs}
+    assert edges == truth
+    b_src, b_dst, n_comp = connect_components(n, src, dst)
+    assert n_comp == 1  # bridges connect everything
+    assert connect_components(n, knn_src, knn_dst)[2] == n_bridges + 1
+
+
+@pytest.mark.parametrize("width,height,n,k", [(32, 24, 256, 10), (16, 12, 60, 3), (64, 64, 40, 10),
+                                               (7, 5, 6, 10), (9, 7, 1, 3), (20, 10, 30, 0)])
+def test_pixel_knn_graph_is_exact(width, height, n, k):
+    from gsseg.render.extensions import load_cpu_extension
+
+    if load_cpu_extension() is None:
+        pytest.skip("no C++ extension")
+    rng = np.random.default_rng(width * 1000 + n)
+    ids = rng.integers(0, width * height, n)  # repeats included
+    src, dst, n_bridges = pixel_knn_graph(ids, width, height, k)
+    if k == 0 or n == 1:
+        assert n_bridges == n - 1 and len(src) == n - 1
+        return
+    check_knn_graph(ids, width, height, k, src, dst, n_bridges)
+
+
+def test_pixel_knn_graph_without_the_extension(monkeypatch):
+    """The k-d tree fallback links every sample to k samples at its k nearest distances."""
+    from gsseg.render import extensions
+
+    monkeypatch.setattr(extensions, "load_cpu_extension", lambda *a, **kw: None)
+    rng = np.random.default_rng(3)
+    ids = np.concatenate([rng.integers(0, 100, 50), rng.integers(1000, 1100, 20)])  # two clusters
+    src, dst, n_bridges = pixel_knn_graph(ids, 50, 40, 4)
+    assert n_bridges >= 1
+    x, y = ids % 50, ids // 50
+    knn = len(src) - n_bridges
+    for i in range(len(ids)):
+        d2 = np.sort((x - x[i]) ** 2 + (y - y[i]) ** 2)[1:5]
+        mine = np.concatenate([dst[:knn][src[:knn] == i], src[:knn][dst[:knn] == i]])
+        got = np.sort((x[mine] - x[i]) ** 2 + (y[mine] - y[i]) ** 2)
+        assert len(got) >= 4 and (got[:4] <= d2[-1]).all()
+    assert connect_components(len(ids), src, dst)[2] == 1
 
 
 def test_build_units_walks_the_tree():

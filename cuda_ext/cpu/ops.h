@@ -66,4 +66,10 @@ at::Tensor sh_forward(int64_t degree, const at::Tensor& coeffs, const at::Tensor
 std::tuple<at::Tensor, at::Tensor> sh_backward(int64_t degree, const at::Tensor& coeffs, const at::Tensor& dirs,
                                                const at::Tensor& v_rgb);
 
+// kNN graph over samples on a width×height pixel grid: pixel_ids [P] int64 -> (src, dst [E] int64
+// with src < dst, each undirected edge once, then n_bridges edges chaining the graph's connected
+// components, n_bridges). Every sample is linked to its k nearest others (order: squared distance, index).
+std::tuple<at::Tensor, at::Tensor, int64_t> pixel_knn_graph(const at::Tensor& pixel_ids, int64_t width,
+                                                            int64_t height, int64_t k);
+
 }  // namespace gsseg_cpu

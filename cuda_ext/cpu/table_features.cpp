@@ -1,6 +1,9 @@
 // Feature rendering from a contribution table for a set of pixels: forward gather + weighted
 // sum (parallel over pixels), backward scatter-add into the per-Gaussian features.
+#include <algorithm>
+#include <numeric>
 #include <type_traits>
+#include <vector>
 
 #include "common.h"
 #include "ops.h"
@@ -14,11 +17,12 @@ constexpr int64_t kAhead = 8;  // prefetch distance: a pixel's Gaussians are sca
 // D = compile-time feature width (0: runtime width d). A fixed width keeps a pixel's sums (gather)
 // or upstream gradient (scatter) in registers; the arithmetic and its order are the same either way.
 template <typename T, int D>
-void gather_impl(const int64_t* offsets, const int32_t* gids, const float* weights, const int64_t* pixels, int64_t P,
-                 const T* features, int64_t d, T* out) {
+void gather_impl(const int64_t* offsets, const int32_t* gids, const float* weights, const int64_t* pixels,
+                 const int64_t* order, int64_t P, const T* features, int64_t d, T* out) {
     if constexpr (D > 0) d = D;
 #pragma omp parallel for schedule(dynamic, 64) num_threads(num_threads())
-    for (int64_t p = 0; p < P; ++p) {
+    for (int64_t q = 0; q < P; ++q) {
+        const int64_t p = order[q];
         T* o = out + p * d;
         const int64_t e0 = offsets[pixels[p]], e1 = offsets[pixels[p] + 1];
         if constexpr (D > 0) {
@@ -45,11 +49,12 @@ void gather_impl(const int64_t* offsets, const int32_t* gids, const float* weigh
 }
 
 template <typename T, int D>
-void scatter_impl(const int64_t* offsets, const int32_t* gids, const float* weights, const int64_t* pixels, int64_t P,
-                  const T* v_out, int64_t d, T* v_features) {
+void scatter_impl(const int64_t* offsets, const int32_t* gids, const float* weights, const int64_t* pixels,
+                  const int64_t* order, int64_t P, const T* v_out, int64_t d, T* v_features) {
     if constexpr (D > 0) d = D;
     // serial: contributions of different pixels hit the same Gaussians; plain adds beat atomics here
-    for (int64_t p = 0; p < P; ++p) {
+    for (int64_t q = 0; q < P; ++q) {
+        const int64_t p = order[q];
         const int64_t e0 = offsets[pixels[p]], e1 = offsets[pixels[p] + 1];
         if constexpr (D > 0) {
             T g[D > 0 ? D : 1];
@@ -90,6 +95,22 @@ void dispatch_width(int64_t d, Fn fn) {
     }
 }
 
+// Order in which to visit the sampled pixels: by pixel id (stable), so neighbouring pixels, which
+// share most of their Gaussians, are processed together and their feature rows stay in cache.
+std::vector<int64_t> pixel_order(const int64_t* pixels, int64_t P, int64_t n_pix) {
+    std::vector<int64_t> order(P);
+    if (n_pix <= 16 * P) {  // counting sort
+        std::vector<int64_t> start(n_pix + 1, 0);
+        for (int64_t p = 0; p < P; ++p) ++start[pixels[p] + 1];
+        for (int64_t i = 0; i < n_pix; ++i) start[i + 1] += start[i];
+        for (int64_t p = 0; p < P; ++p) order[start[pixels[p]]++] = p;
+    } else {
+        std::iota(order.begin(), order.end(), int64_t(0));
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return pixels[a] < pixels[b]; });
+    }
+    return order;
+}
+
 // pixel ids must index the table: [0, offsets.numel() - 1)
 void check_pixels(const at::Tensor& offsets, const at::Tensor& pixel_ids) {
     const int64_t n_pix = offsets.numel() - 1, P = pixel_ids.numel();
@@ -108,11 +129,13 @@ at::Tensor table_gather(const at::Tensor& offsets, const at::Tensor& gaussian_id
     check_pixels(offsets, pixel_ids);
     const int64_t P = pixel_ids.size(0), D = features.size(1);
     auto out = at::empty({P, D}, features.options());
+    const std::vector<int64_t> order = pixel_order(pixel_ids.data_ptr<int64_t>(), P, offsets.numel() - 1);
     AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "table_gather", [&] {
         dispatch_width(D, [&](auto width) {
             gather_impl<scalar_t, decltype(width)::value>(
                 offsets.data_ptr<int64_t>(), gaussian_ids.data_ptr<int32_t>(), weights.data_ptr<float>(),
-                pixel_ids.data_ptr<int64_t>(), P, features.data_ptr<scalar_t>(), D, out.data_ptr<scalar_t>());
+                pixel_ids.data_ptr<int64_t>(), order.data(), P, features.data_ptr<scalar_t>(), D,
+                out.data_ptr<scalar_t>());
         });
     });
     return out;
@@ -123,12 +146,15 @@ at::Tensor table_scatter(const at::Tensor& offsets, const at::Tensor& gaussian_i
     GSSEG_CHECK_CPU(offsets); GSSEG_CHECK_CPU(gaussian_ids); GSSEG_CHECK_CPU(weights);
     GSSEG_CHECK_CPU(pixel_ids); GSSEG_CHECK_CPU(v_out);
     const int64_t P = pixel_ids.size(0), D = v_out.size(1);
+    check_pixels(offsets, pixel_ids);
     auto v_features = at::zeros({n_gaussians, D}, v_out.options());
+    const std::vector<int64_t> order = pixel_order(pixel_ids.data_ptr<int64_t>(), P, offsets.numel() - 1);
     AT_DISPATCH_FLOATING_TYPES(v_out.scalar_type(), "table_scatter", [&] {
         dispatch_width(D, [&](auto width) {
             scatter_impl<scalar_t, decltype(width)::value>(
                 offsets.data_ptr<int64_t>(), gaussian_ids.data_ptr<int32_t>(), weights.data_ptr<float>(),
-                pixel_ids.data_ptr<int64_t>(), P, v_out.data_ptr<scalar_t>(), D, v_features.data_ptr<scalar_t>());
+                pixel_ids.data_ptr<int64_t>(), order.data(), P, v_out.data_ptr<scalar_t>(), D,
+                v_features.data_ptr<scalar_t>());
         });
     });
     return v_features;

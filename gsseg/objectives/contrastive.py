@@ -157,18 +157,25 @@ def proto_nce(
     lv_pix = lv[cid]
     n_levels = int(lv.max()) + 1 if lv.numel() else 0
 
+    # Level l's logits are floored at the worst (largest) nll of the levels before it, which is a
+    # running max over levels: one scatter-max per (pixel, level) and a cummax, for all levels at once.
     total = zero
-    neg_inf = torch.tensor(float("-inf"), dtype=f.dtype, device=f.device)
-    maxlog = None
-    for level in range(n_levels):
-        sel = lv_pix == level
-        cnt = sel.sum(1)
-        has = cnt > 0
-        cur = nll if maxlog is None else torch.maximum(nll, maxlog[:, None])
-        mean = torch.where(sel, cur, torch.zeros_like(cur)).sum(1) / cnt.clamp_min(1).to(f.dtype)
-        total = total + (level_decay**level) * mean[has].sum()
-        worst = torch.where(sel, cur, neg_inf).max(1).values
-        maxlog = worst if maxlog is None else torch.where(has, worst, maxlog)
+    if n_levels:
+        p_count = nll.shape[0]
+        lv_safe = lv_pix.clamp_min(0)
+        used = lv_pix >= 0
+        level_max = torch.full((p_count, n_levels), float("-inf"), dtype=f.dtype, device=f.device)
+        level_max = level_max.scatter_reduce(1, lv_safe, torch.where(used, nll, torch.full_like(nll, float("-inf"))),
+                                             reduce="amax", include_self=True)
+        running = torch.cummax(level_max, dim=1).values
+        floor = torch.cat([torch.full_like(running[:, :1], float("-inf")), running[:, :-1]], dim=1)
+        cur = torch.where(used, torch.maximum(nll, torch.gather(floor, 1, lv_safe)), torch.zeros_like(nll))
+        level_sum = torch.zeros_like(level_max).scatter_add(1, lv_safe, cur)
+        level_cnt = torch.zeros_like(level_max).scatter_add(1, lv_safe, used.to(f.dtype))
+        decay = level_decay ** torch.arange(n_levels, dtype=f.dtype, device=f.device)
+        has = level_cnt > 0
+        total = total + torch.where(has, level_sum / level_cnt.clamp_min(1.0), torch.zeros_like(level_sum)) @ decay
+        total = total.sum()
     if reduction == "mean":
         total = total / max(int(cid.numel()), 1)
     return total, {"clusters": float(n_clusters), "levels": float(n_levels)}

@@ -126,6 +126,28 @@ def connect_components(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.nda
     return reps[:-1], reps[1:], n_comp
 
 
+def pixel_knn_graph(pixel_ids: np.ndarray, width: int, height: int, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The per-step graph: kNN edges over pixel samples plus bridges chaining its components.
+
+    pixel_ids: [P] int64 flat pixel index (y·width + x) of every sample, repeats allowed.
+    Returns sources, targets [E] int64 (u < v, each kNN edge once, the bridges last) and the
+    number of bridges. The C++ extension scans pixel windows (~1 ms for 4096 samples); without it,
+    :func:`knn_edges` (k-d tree) and :func:`connect_components` give the same kind of graph
+    (ties at the k-th distance may be broken differently).
+    """
+    from gsseg.render.extensions import load_cpu_extension
+
+    ext = load_cpu_extension()
+    ids = np.ascontiguousarray(pixel_ids, dtype=np.int64)
+    if ext is not None:
+        src, dst, n_bridges = ext.pixel_knn_graph(torch.from_numpy(ids), int(width), int(height), int(k))
+        return src.numpy(), dst.numpy(), int(n_bridges)
+    xy = np.stack([ids % width, ids // width], axis=1).astype(np.float64)
+    src, dst = knn_edges(xy, k)
+    b_src, b_dst, _ = connect_components(len(ids), src, dst)
+    return np.concatenate([src, b_src]), np.concatenate([dst, b_dst]), len(b_src)
+
+
 def merge_edges(n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Index of the merge edge of every pair (u, v) in the single-linkage hierarchy of the graph
     ``(src, dst, weights)`` on ``n`` nodes: [K] int64, -1 where u == v.
@@ -136,9 +158,9 @@ def merge_edges(n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, u
     """
     import higra as hg
 
-    graph = hg.UndirectedGraph(n)
+    graph = hg.UndirectedGraph(n, 2 * len(src), 2 * len(src) // max(n, 1) + 2)  # reserved: no regrowth while adding
     graph.add_edges(src, dst)
-    tree, _ = hg.bpt_canonical(graph, np.asarray(weights, dtype=np.float64))
+    tree = hg.bpt_canonical(graph, np.asarray(weights, dtype=np.float64), return_altitudes=False, compute_mst=False)
     mst_edge = hg.CptBinaryHierarchy.get_mst_edge_map(tree)
     lca = np.asarray(tree.lowest_common_ancestor(np.asarray(u, np.int64), np.asarray(v, np.int64)), dtype=np.int64)
     out = np.full(len(lca), -1, dtype=np.int64)
@@ -299,12 +321,17 @@ def pair_contrastive(sim_pos: Tensor, sim_neg: Tensor, tau: float) -> Tensor:
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
+def pair_dot(f: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """f[a]·f[b] row by row: f [P,D], a, b [K] int64 -> [K] (index_select: far faster than f[a] on CPU)."""
+    return (f.index_select(0, a) * f.index_select(0, b)).sum(1)
+
+
 def ultrametric_similarity(f: Tensor, src: Tensor, dst: Tensor, weights: np.ndarray, u: Tensor, v: Tensor, bridge: Tensor) -> Tensor:
     """s_{e*}(u,v) = f[src[e*]]·f[dst[e*]] of the merge edge of every pair: [K] (1 where u == v,
     −1 where e* is a bridge edge between kNN components)."""
     e = torch.from_numpy(merge_edges(len(f), src.cpu().numpy(), dst.cpu().numpy(), weights, u.cpu().numpy(), v.cpu().numpy()))
     e_safe = e.clamp_min(0).to(f.device)
-    s = (f[src.to(f.device)[e_safe]] * f[dst.to(f.device)[e_safe]]).sum(1)
+    s = pair_dot(f, src.to(f.device)[e_safe], dst.to(f.device)[e_safe])
     s = torch.where(bridge.to(f.device)[e_safe], torch.full_like(s, -1.0), s)
     return torch.where((e < 0).to(f.device), torch.ones_like(s), s)
 
@@ -324,14 +351,14 @@ def uff_loss(f_raw: Tensor, src: Tensor, dst: Tensor, boundary: Tensor, bridge: 
     if len(pos) == 0:
         return total, {**terms, "pairs": 0.0}
     with torch.no_grad():
-        s_edge = (f[src] * f[dst]).sum(1)
+        s_edge = pair_dot(f, src, dst)
         w = (1.0 - s_edge) + cfg.boundary_penalty * boundary.to(s_edge)
         w = torch.where(bridge, torch.full_like(w, BRIDGE_WEIGHT), w)
     r = neg.shape[1]
     u = torch.cat([pos[:, 0], neg[..., 0].reshape(-1)])
     v = torch.cat([pos[:, 1], neg[..., 1].reshape(-1)])
     s_ultra = ultrametric_similarity(f, src, dst, w.double().cpu().numpy(), u.cpu(), v.cpu(), bridge)
-    s_euclid = (f[u] * f[v]).sum(1)
+    s_euclid = pair_dot(f, u, v)
     n = len(pos)
     l_ultra = pair_contrastive(s_ultra[:n], s_ultra[n:].reshape(n, r), cfg.tau)
     l_euclid = pair_contrastive(s_euclid[:n], s_euclid[n:].reshape(n, r), cfg.tau)
@@ -415,13 +442,10 @@ class UltrametricObjective(Objective):
         pos, neg, kept = sample_pairs(units, sample_patch, c, generator)
         if len(pos) == 0:
             return None
-        xy = np.stack([pixel_ids.numpy() % ctx.width, pixel_ids.numpy() // ctx.width], axis=1).astype(np.float64)
-        src, dst = knn_edges(xy, c.knn)
-        b_src, b_dst, _ = connect_components(len(xy), src, dst)
-        src_t = torch.from_numpy(np.concatenate([src, b_src]))
-        dst_t = torch.from_numpy(np.concatenate([dst, b_dst]))
+        src, dst, n_bridges = pixel_knn_graph(pixel_ids.numpy(), ctx.width, ctx.height, c.knn)
+        src_t, dst_t = torch.from_numpy(src), torch.from_numpy(dst)
         bridge = torch.zeros(len(src_t), dtype=torch.bool)
-        bridge[len(src):] = True
+        bridge[len(src_t) - n_bridges:] = True
         # samples differ in a kept mask iff their patches have different kept-membership columns
         _, signature = torch.unique(units.membership[kept].T, dim=0, return_inverse=True)
         key = signature.reshape(-1)[sample_patch]

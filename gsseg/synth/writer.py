@@ -21,7 +21,7 @@ from gsseg.errors import GssegError, file_error
 from gsseg.synth.cameras import WORLD_UP, OrbitConfig, focal_length, framed_camera, rotate_about_vertical, test_angles, train_angles
 from gsseg.synth.raycast import SceneRaycaster
 from gsseg.synth.recipes import DEFAULT_SCENE, RECIPES, SCENE_NAMES
-from gsseg.synth.scene import SynthScene, assemble
+from gsseg.synth.scene import assemble
 from gsseg.synth.shading import Lighting, ViewRender, render_view
 from gsseg.utils.atomic import atomic_path, write_json
 from gsseg.utils.progress import progress_bar
@@ -103,12 +103,15 @@ def _write_points(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
 
 
 def _sample_points(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n_points`` surface points (three quarters on objects, the rest on the floor)."""
+    """Draw ``n_points`` surface points: half on objects, half on the floor.
+
+    Candidates are the training views' pixel hits, so floor points spread like an SfM
+    reconstruction's (by image area, reaching the distant floor), not by surface area."""
     pts = np.concatenate([s[0] for s in samples])
     cols = np.concatenate([s[1] for s in samples])
     is_obj = np.concatenate([s[2] for s in samples])
     obj_idx, floor_idx = np.flatnonzero(is_obj), np.flatnonzero(~is_obj)
-    n_obj = min(len(obj_idx), (3 * n_points) // 4)
+    n_obj = min(len(obj_idx), n_points // 2)
     n_floor = min(len(floor_idx), n_points - n_obj)
     chosen = np.concatenate([
         rng.choice(obj_idx, size=n_obj, replace=False) if n_obj else np.zeros(0, dtype=np.int64),
@@ -118,10 +121,9 @@ def _sample_points(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_p
     return pts[chosen], cols[chosen]
 
 
-def _view_samples(view: ViewRender, rgb8: np.ndarray, scene: SynthScene, floor_radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidate init points of one view: object hits and floor hits near the scene."""
-    near_floor = view.floor & (np.linalg.norm(view.points[..., :2] - scene.center[:2], axis=-1) < floor_radius)
-    keep = (view.part > 0) | near_floor
+def _view_samples(view: ViewRender, rgb8: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate init points of one view: its object and floor hits (not the sky)."""
+    keep = (view.part > 0) | view.floor
     return view.points[keep], rgb8[keep], view.part[keep] > 0
 
 
@@ -186,7 +188,7 @@ def make_scene(out_dir: str | Path, scene: str = DEFAULT_SCENE, seed: int = 0, w
                 _save_png(out / "gt" / level / f"{name}.png", lookup[level][view.part].astype(np.uint16))
             if i < views:
                 part_views[np.unique(view.part)] += 1
-                samples.append(_view_samples(view, rgb8, syn, 1.5 * syn.radius))
+                samples.append(_view_samples(view, rgb8))
             if progress:
                 progress.update(task, advance=1, info=name)
 
