@@ -79,6 +79,9 @@ def test_every_recipe_writes_the_layout(scenes, name):
     assert [p.name for p in ply.properties] == ["x", "y", "z", "red", "green", "blue"]
     assert ply["red"].dtype == np.uint8 and ply["x"].dtype == np.float32
     scene = json.loads((root / "scene.json").read_text())
+    # sparse points spread like SfM's, by image area: the distant floor the cameras see gets points too
+    xy = np.stack([ply["x"], ply["y"]], axis=1) - np.asarray(scene["center"][:2])
+    assert (np.linalg.norm(xy, axis=1) > 2.0 * scene["radius"]).mean() > 0.05
     assert scene["complete"] and scene["recipe"] == name and scene["seed"] == 1
 
 
