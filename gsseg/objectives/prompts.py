@@ -12,6 +12,8 @@ skipped.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -553,6 +555,11 @@ def load_run_geometry(run_root: Path | None):
     return read_ply(ply)
 
 
+def _photo_uint8(ds, view: str) -> np.ndarray:
+    """[H,W,3] uint8 training photo of ``view`` (what SAM takes)."""
+    return np.clip(np.rint(ds.image(view).numpy() * 255.0), 0, 255).astype(np.uint8)
+
+
 def propagate_for_run(ctx, options: PromptOptions, scene=None) -> RunPrompts:
     """Lift and propagate ``options``' prompts to every view of ``ctx`` (a FeatureContext).
 
@@ -578,8 +585,7 @@ def propagate_for_run(ctx, options: PromptOptions, scene=None) -> RunPrompts:
         device = "cuda" if torch.device(ctx.device).type == "cuda" else "cpu"
         sam = SamPrompter(load_sam(options.sam_checkpoint, options.sam_model_type, device=device))
 
-        def image_of(view: str) -> np.ndarray:
-            return np.clip(np.rint(ds.image(view).numpy() * 255.0), 0, 255).astype(np.uint8)
+        image_of = functools.partial(_photo_uint8, ds)
 
     elif ctx.store is None or not any(ctx.store.has(v) for v in ctx.views):
         raise GssegError(f"{ds.masks_dir}: prompted objectives need masks (run `gsseg masks DATA`) or --sam-checkpoint")

@@ -296,9 +296,6 @@ class FeatureTrainer:
 
     def train(self) -> FeatureResult:
         """Run from ``self.step`` to ``cfg.iters``; checkpoint periodically and at the end."""
-        from gsseg.train.rgb import _NullProgress
-        from gsseg.utils.progress import progress_bar
-
         cfg = self.cfg
         previous_threads = torch.get_num_threads()
         if cfg.threads > 0 and self.device.type == "cpu":
