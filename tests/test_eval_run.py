@@ -15,6 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from segment_fixtures import build_tiny_run  # noqa: E402
 
+from cli_fixtures import cli_exit_code
 from gsseg.data import load_dataset
 from gsseg.errors import GssegError
 from gsseg.eval.context import EvalSettings
@@ -138,16 +139,6 @@ def test_input_masks_equal_to_ground_truth_score_one(emb_run, tmp_path):
     assert r["input_hier_miou_l1"] == pytest.approx(1.0) and r["input_hier_miou_l2"] == pytest.approx(1.0)
 
 
-def _cli(argv: list[str]) -> int:
-    from gsseg.cli.app import main
-
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 def test_refuses_a_run_whose_views_do_not_match(emb_run, capsys):
     run = _variant(emb_run, "mismatch")
     ds = load_dataset(json.loads((run / "config.json").read_text())["dataset"])
@@ -155,7 +146,7 @@ def test_refuses_a_run_whose_views_do_not_match(emb_run, capsys):
     (run / "rgb.json").write_text(json.dumps({"stage": "rgb", "background": [0, 0, 0], "views": views}))
     with pytest.raises(GssegError, match="train views do not match"):
         evaluate_run(run, show_progress=False, settings=FAST)
-    assert _cli(["eval", str(run), "--json"]) == 1
+    assert cli_exit_code(["eval", str(run), "--json"]) == 1
     err = capsys.readouterr().err
     assert "train_999" in err and "Traceback" not in err
     views["train"] = ds.names("train")
@@ -166,11 +157,11 @@ def test_refuses_a_run_whose_views_do_not_match(emb_run, capsys):
 
 
 def test_cli_json_has_the_issue_keys(emb_run, capsys):
-    assert _cli(["eval", str(emb_run), "--json", "--samples", "20", "--max-cuts", "8", "--no-pixel-cuts", "--metric", "psnr",
+    assert cli_exit_code(["eval", str(emb_run), "--json", "--samples", "20", "--max-cuts", "8", "--no-pixel-cuts", "--metric", "psnr",
                  "--metric", "hierarchy"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert {"psnr", *UNIT} <= set(r)
-    assert _cli(["eval", str(emb_run), "--cuts", "bogus"]) == 1
+    assert cli_exit_code(["eval", str(emb_run), "--cuts", "bogus"]) == 1
     assert "cuts must be" in capsys.readouterr().err
 
 

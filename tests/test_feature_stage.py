@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from feature_stage_fixtures import depth_splat_scene, make_labelled_dataset, make_run, nearest_prototype_accuracy
+from cli_fixtures import cli_exit_code
 from gsseg.errors import GssegError
 from gsseg.features import load_run_scene
 from gsseg.gaussians.ply import read_ply
@@ -133,23 +134,13 @@ def test_missing_masks_and_scene_are_user_errors(toy, tmp_path):
         run_training(cfg, empty, StageOptions(show_progress=False), ds=ds)
 
 
-def _cli(argv: list[str]) -> int:
-    from gsseg.cli.app import main
-
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 def test_cli_features_stage(toy, tmp_path):
     ds, scene = toy
     run = tmp_path / "run"
     make_run(run, ds, scene)
     data = str(ds.root)
     args = ["train", data, "--out", str(run), "--stage", "features", "--quiet", "--feature-iters", "5"]
-    assert _cli([*args, "--objective", "contrastive-flat", "--feature-dim", "6", "--set", "pixels=256",
+    assert cli_exit_code([*args, "--objective", "contrastive-flat", "--feature-dim", "6", "--set", "pixels=256",
                  "--set", "level_decay=0.2"]) == 0
     sc, rec = load_run_scene(run)
     assert rec.info.objective == "contrastive-flat" and rec.features.shape[1] == 6
@@ -157,10 +148,10 @@ def test_cli_features_stage(toy, tmp_path):
     config = RunDir(run).read_config()
     assert config.features.objective == "contrastive-flat" and config.features.objective_settings["dim"] == 6
     # a new objective on the same run starts its stage fresh instead of failing on old checkpoints
-    assert _cli([*args, "--objective", "ultrametric", "--set", "pixels=256"]) == 0
+    assert cli_exit_code([*args, "--objective", "ultrametric", "--set", "pixels=256"]) == 0
     assert load_run_scene(run)[1].info.objective == "ultrametric"
-    assert _cli([*args, "--objective", "contrastive", "--set", "colour=3"]) == 1
-    assert _cli([*args, "--objective", "no-such"]) == 1
-    assert _cli([*args, "--set", "novalue"]) == 1
-    assert _cli([*args, "--table-scale", "2"]) == 1
-    assert _cli(["train", data, "--out", str(tmp_path / "fresh"), "--stage", "features", "--quiet"]) == 1
+    assert cli_exit_code([*args, "--objective", "contrastive", "--set", "colour=3"]) == 1
+    assert cli_exit_code([*args, "--objective", "no-such"]) == 1
+    assert cli_exit_code([*args, "--set", "novalue"]) == 1
+    assert cli_exit_code([*args, "--table-scale", "2"]) == 1
+    assert cli_exit_code(["train", data, "--out", str(tmp_path / "fresh"), "--stage", "features", "--quiet"]) == 1

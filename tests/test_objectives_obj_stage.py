@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.ndimage import maximum_filter, minimum_filter
 
+from cli_fixtures import cli_exit_code
 from gsseg.data import load_dataset
 from gsseg.features import load_features
 from gsseg.gaussians.ply import write_ply
@@ -29,16 +30,6 @@ def scene(tmp_path_factory):
         store.save(v, ViewMasks.from_label_maps(maps, source="labels")[0])
     sg = surface_gaussians(ds, ds.names("train"), size_factor=0.4)
     return ds, sg, root
-
-
-def _cli(argv: list[str]) -> int:
-    from gsseg.cli.app import main
-
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def new_run(root, sg, name: str):
@@ -73,7 +64,7 @@ def test_object_field_cli_learns_the_clicked_object(scene, capsys):
     for c in clicks:
         args += ["--click", c]
     args += ["--negative-click", "train_000:0,35"]
-    assert _cli(args) == 0, capsys.readouterr().err
+    assert cli_exit_code(args) == 0, capsys.readouterr().err
     rec = load_features(run / "features.pt")
     assert rec.info.kind == "logits" and rec.info.objective == "object-field" and rec.info.dim == 2
     assert rec.extras["classes"] == ["background", "object_1"] and rec.settings["clicks"] == clicks
@@ -85,11 +76,11 @@ def test_object_field_cli_learns_the_clicked_object(scene, capsys):
     # user mistakes: one line, exit 1
     bad = ["train", str(ds.root), "--out", str(new_run(root, sg, "of_bad")), "--stage", "features",
            "--objective", "object-field", "--quiet"]
-    assert _cli([*bad, "--click", "train_000:1"]) == 1
+    assert cli_exit_code([*bad, "--click", "train_000:1"]) == 1
     assert "bad click" in capsys.readouterr().err
-    assert _cli([*bad, "--click", "train_000:470,3"]) == 1
+    assert cli_exit_code([*bad, "--click", "train_000:470,3"]) == 1
     assert "outside" in capsys.readouterr().err
-    assert _cli([*bad, "--prompts", str(root / "missing.json")]) == 1
+    assert cli_exit_code([*bad, "--prompts", str(root / "missing.json")]) == 1
     assert "missing.json" in capsys.readouterr().err
 
 
@@ -100,7 +91,7 @@ def test_vote_cli_with_prompts_and_with_label_folder(scene, capsys):
     run = new_run(root, sg, "vote")
     target, clicks = object_clicks(ds)
     args = ["train", str(ds.root), "--out", str(run), "--stage", "features", "--objective", "vote", "--quiet"]
-    assert _cli([*args, *sum((["--click", c] for c in clicks), [])]) == 0, capsys.readouterr().err
+    assert cli_exit_code([*args, *sum((["--click", c] for c in clicks), [])]) == 0, capsys.readouterr().err
     rec = load_features(run / "features.pt")
     assert rec.info.kind == "logits" and rec.info.dim == 2 and rec.step == 0
     assert rec.extras["source"] == "prompts"
@@ -108,12 +99,12 @@ def test_vote_cli_with_prompts_and_with_label_folder(scene, capsys):
     assert iou(argmax_labels(rec.features) == 2, truth) > 0.6  # channel 1 (label 2) is the object
 
     run2 = new_run(root, sg, "vote_gt")
-    assert _cli([*args[:3], str(run2), *args[4:], "--vote-labels", str(ds.root / "gt" / "object")]) == 0
+    assert cli_exit_code([*args[:3], str(run2), *args[4:], "--vote-labels", str(ds.root / "gt" / "object")]) == 0
     rec = load_features(run2 / "features.pt")
     values = np.asarray(rec.extras["channel_labels"])
     pred = values[rec.features.argmax(1).numpy()]
     assert (pred == sg.labels["object"]).mean() > 0.9  # ~0.93: 2D dilation blurs 48x36 boundaries
-    assert _cli([*args[:3], str(new_run(root, sg, "vote_bad")), *args[4:], "--vote-labels", str(root / "nope")]) == 1
+    assert cli_exit_code([*args[:3], str(new_run(root, sg, "vote_bad")), *args[4:], "--vote-labels", str(root / "nope")]) == 1
     assert "nope" in capsys.readouterr().err
 
 

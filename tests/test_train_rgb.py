@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_fixtures import cli_exit_code
 from gsseg.data import load_dataset
 from gsseg.eval.psnr import psnr_per_view
 from gsseg.gaussians import init_from_points, read_ply
@@ -132,49 +133,39 @@ def test_training_improves_test_psnr(tiny, tmp_path):
     assert after > before + 5.0, (before, after)
 
 
-def _cli(argv: list[str]) -> int:
-    from gsseg.cli.app import main
-
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 def test_cli_train_resume_eval_and_init_ply(tiny, tmp_path, capsys):
     data, run = str(tiny.root), tmp_path / "run"
     common = ["--sh-degree", "0", "--checkpoint-every", "5", "--quiet"]
-    assert _cli(["train", data, "--out", str(run), "--iters", "10", *common]) == 0
+    assert cli_exit_code(["train", data, "--out", str(run), "--iters", "10", *common]) == 0
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["dataset"] == str(tiny.root.resolve()) and cfg["rgb"]["iters"] == 10
     learned = json.loads((run / "rgb.json").read_text())["background"]
     assert len(learned) == 3 and learned != [0.5, 0.5, 0.5]  # learned background moved from its start
     first = read_ply(run / "scene.ply")
     # re-running continues from the last checkpoint with more steps
-    assert _cli(["train", data, "--out", str(run), "--iters", "15", *common]) == 0
+    assert cli_exit_code(["train", data, "--out", str(run), "--iters", "15", *common]) == 0
     assert "resumed from step 10" in capsys.readouterr().err
     assert [s for s, _ in RunDir(run).list_checkpoints("rgb")] == [10, 15]
     capsys.readouterr()
-    assert _cli(["eval", str(run), "--json"]) == 0
+    assert cli_exit_code(["eval", str(run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["psnr_per_view"]) == set(tiny.names("test")) and 5 < result["psnr"] < 60
 
     # a pretrained PLY skips RGB training: scene.ply is the input, bit for bit
     run2 = tmp_path / "run2"
-    assert _cli(["train", data, "--out", str(run2), "--init-ply", str(run / "scene.ply"), "--quiet"]) == 0
+    assert cli_exit_code(["train", data, "--out", str(run2), "--init-ply", str(run / "scene.ply"), "--quiet"]) == 0
     again = read_ply(run2 / "scene.ply")
     assert torch.equal(again.means, read_ply(run / "scene.ply").means) and len(again) >= len(first) // 2
 
     # user mistakes: one line, exit 1
-    assert _cli(["train", data, "--out", str(tmp_path / "r3"), "--stage", "bogus"]) == 1
+    assert cli_exit_code(["train", data, "--out", str(tmp_path / "r3"), "--stage", "bogus"]) == 1
     assert "bogus" in capsys.readouterr().err
-    assert _cli(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "r4")]) == 1
-    assert _cli(["eval", str(tmp_path / "nope")]) == 1
-    assert _cli(["train", data, "--out", str(tmp_path / "r6"), "--background", "2,0,0"]) == 1
+    assert cli_exit_code(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "r4")]) == 1
+    assert cli_exit_code(["eval", str(tmp_path / "nope")]) == 1
+    assert cli_exit_code(["train", data, "--out", str(tmp_path / "r6"), "--background", "2,0,0"]) == 1
     assert "bad --background" in capsys.readouterr().err
     (tmp_path / "bad.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n1\n")
-    assert _cli(["train", data, "--out", str(tmp_path / "r5"), "--init-ply", str(tmp_path / "bad.ply")]) == 1
+    assert cli_exit_code(["train", data, "--out", str(tmp_path / "r5"), "--init-ply", str(tmp_path / "bad.ply")]) == 1
     assert "missing properties" in capsys.readouterr().err
 
 

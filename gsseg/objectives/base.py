@@ -81,6 +81,13 @@ class FeatureContext:
         return vm
 
 
+def require_masks(ctx: FeatureContext) -> None:
+    """GssegError naming the mask folder when no training view has masks (mask-supervised objectives)."""
+    if ctx.store is None or not any(ctx.store.has(v) for v in ctx.views):
+        where = ctx.store.root if ctx.store is not None else ctx.dataset.masks_dir
+        raise GssegError(f"{where}: no masks for the training views (run `gsseg masks DATA` first)")
+
+
 class Objective(ABC):
     """An identity objective on composited per-Gaussian vectors.
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from gsseg.errors import GssegError
-from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, settings_from_preset
+from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, require_masks, settings_from_preset
 from gsseg.objectives.sampling import ViewCache, uniform_pixels
 
 NORM_LOSSES = ("gaussian", "pixel", "none")
@@ -206,9 +206,7 @@ class ContrastiveObjective(Objective):
         return self.cfg.dim
 
     def prepare(self, ctx: FeatureContext) -> None:
-        if ctx.store is None or not any(ctx.store.has(v) for v in ctx.views):
-            where = ctx.store.root if ctx.store is not None else ctx.dataset.masks_dir
-            raise GssegError(f"{where}: no masks for the training views (run `gsseg masks DATA` first)")
+        require_masks(ctx)
         self._ctx = ctx
         self._cache = ViewCache(self._build_view, self.cfg.cache_views)
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsseg.errors import GssegError
-from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, settings_from_preset
+from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, require_masks, settings_from_preset
 from gsseg.objectives.sampling import ViewCache, uniform_pixels
 
 BRIDGE_WEIGHT = 1e3  # weight of edges added only to connect kNN components (no feature similarity)
@@ -131,7 +131,8 @@ def pixel_knn_graph(pixel_ids: np.ndarray, width: int, height: int, k: int) -> t
 
     pixel_ids: [P] int64 flat pixel index (y·width + x) of every sample, repeats allowed.
     Returns sources, targets [E] int64 (u < v, each kNN edge once, the bridges last) and the
-    number of bridges. The C++ extension scans pixel windows (~1 ms for 4096 samples); without it,
+    number of bridges. The C++ extension searches cells of the pixel grid (3–4 ms for 4096 samples at
+    128×96, vs 14–23 ms for the k-d tree and component search); without it,
     :func:`knn_edges` (k-d tree) and :func:`connect_components` give the same kind of graph
     (ties at the k-th distance may be broken differently).
     """
@@ -402,9 +403,7 @@ class UltrametricObjective(Objective):
         return {"depth", "alpha"} if self._ctx is not None and self._ctx.joint else set()
 
     def prepare(self, ctx: FeatureContext) -> None:
-        if ctx.store is None or not any(ctx.store.has(v) for v in ctx.views):
-            where = ctx.store.root if ctx.store is not None else ctx.dataset.masks_dir
-            raise GssegError(f"{where}: no masks for the training views (run `gsseg masks DATA` first)")
+        require_masks(ctx)
         self._ctx = ctx
         self._cache = ViewCache(self._build_view, self.cfg.cache_views)
 
