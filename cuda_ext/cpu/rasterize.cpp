@@ -14,6 +14,7 @@
 #include "common.h"
 #include "gsseg/pixel_math.h"
 #include "ops.h"
+#include "pixel_lanes.h"
 #include "tile_rows.h"
 
 namespace gsseg_cpu {
@@ -46,9 +47,10 @@ void rasterize_forward_impl(const T* means2d, const T* conics, const T* opacitie
     {
         const int64_t Kc = KC > 0 ? int64_t(KC) : K;  // a literal inside the outlined region when KC > 0
         TileRows<T> tr;
-        std::vector<T> acc(tile_size * K), trans(tile_size), fxs(tile_size);
-        std::vector<int32_t> done(tile_size);
-        std::vector<char> active(tile_size);
+        RowLanes<T> lanes(tile_size);
+        RowBlocks<T> blocks;
+        std::vector<T> acc((size_t)lanes.npad * K);
+        alignas(64) T w[kLanes];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < C * n_tiles; ++t) {
             const int64_t c = t / n_tiles, tile = t % n_tiles;
@@ -56,46 +58,35 @@ void rasterize_forward_impl(const T* means2d, const T* conics, const T* opacitie
             const int npx = std::min(tx0 + tile_size, width) - tx0, npy = std::min(ty0 + tile_size, height) - ty0;
             const int64_t start = tile_offsets[t], n = tile_offsets[t + 1] - start;
             tr.build(records.data() + c * N, colors + c * N * K, flatten_ids + start, n, K, tx0, ty0, npx, npy);
-            for (int p = 0; p < npx; ++p) fxs[p] = T(tx0 + p) + T(0.5);
+            lanes.set_columns(tx0, npx);
             for (int r = 0; r < npy; ++r) {
                 const int py = ty0 + r;
-                const T fy = T(py) + T(0.5);
                 std::fill(acc.begin(), acc.end(), T(0));
-                std::fill(trans.begin(), trans.end(), T(1));
-                std::fill(done.begin(), done.end(), 0);
-                std::fill(active.begin(), active.end(), 1);
-                int n_active = npx;
+                lanes.start_forward(npx);
+                blocks.build(tr, tr.row_begin(r), tr.row_end(r), T(py) + T(0.5), lanes);
+                int n_live = npx;
                 // record-major: every pixel still sees the records in depth order
-                for (const int32_t* it = tr.row_begin(r); it != tr.row_end(r) && n_active > 0; ++it) {
-                    const TileEntry<T>& e = tr.entries[*it];
-                    const T dy = e.y - fy, cdy2 = e.c * dy * dy;
-                    const T* col = tr.color.data() + (int64_t)*it * Kc;
-                    for (int p = e.lo; p < e.hi; ++p) {
-                        if (!active[p]) continue;
-                        const T dx = e.x - fxs[p];
-                        // = gsseg::gaussian_sigma, bit for bit
-                        const T sig = T(0.5) * (e.a * dx * dx + cdy2) + e.b * dx * dy;
-                        if (sig > e.cutoff) continue;
-                        T al, vis, next_t, w;
-                        if (!gsseg::gaussian_alpha(e.opacity, sig, &al, &vis)) continue;
-                        if (!gsseg::transmittance_step(trans[p], al, &next_t, &w)) {
-                            active[p] = 0;
-                            --n_active;
-                            continue;
-                        }
-                        T* a = acc.data() + p * Kc;
+                for (int32_t i = 0; i < blocks.size() && n_live > 0; ++i) {
+                    const int32_t j = blocks.record[i];
+                    const int b = blocks.block[i];
+                    int n_stopped = 0;
+                    unsigned bits = forward_lanes(tr.entries[j], blocks.vis.data() + (int64_t)i * kLanes, b, lanes, w, &n_stopped);
+                    n_live -= n_stopped;
+                    const T* col = tr.color.data() + (int64_t)j * Kc;
+                    for (; bits != 0; bits &= bits - 1) {
+                        const int l = __builtin_ctz(bits);
+                        T* acc_p = acc.data() + (int64_t)(b * kLanes + l) * Kc;
+                        const T wl = w[l];
 #pragma omp simd
-                        for (int64_t k = 0; k < Kc; ++k) a[k] += w * col[k];
-                        trans[p] = next_t;
-                        done[p] = e.pos + 1;
+                        for (int64_t k = 0; k < Kc; ++k) acc_p[k] += wl * col[k];
                     }
                 }
                 for (int p = 0; p < npx; ++p) {
                     const int64_t pix = (c * height + py) * (int64_t)width + tx0 + p;
                     std::copy(acc.begin() + p * K, acc.begin() + (p + 1) * K, out + pix * K);
-                    alpha[pix] = T(1) - trans[p];
-                    final_t[pix] = trans[p];
-                    n_done[pix] = done[p];
+                    alpha[pix] = T(1) - lanes.trans[p];
+                    final_t[pix] = lanes.trans[p];
+                    n_done[pix] = lanes.done[p];
                 }
             }
         }
@@ -142,10 +133,12 @@ void rasterize_backward_impl(const T* means2d, const T* conics, const T* opaciti
         }
         const int64_t Kc = KC > 0 ? int64_t(KC) : K;  // a literal inside the outlined region when KC > 0
         TileRows<T> tr;
-        std::vector<T> vgeo, vcol, trans(tile_size), t_final(tile_size), va(tile_size), vbuf(tile_size),
-            fxs(tile_size);
-        std::vector<int32_t> done(tile_size);
+        RowLanes<T> lanes(tile_size);
+        RowLanesBackward<T> lb(lanes.npad, K);
+        RowBlocks<T> blocks;
+        std::vector<T> vgeo, vcol;
         std::vector<char> touched;
+        alignas(64) T w[kLanes];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < C * n_tiles; ++t) {
             const int64_t c = t / n_tiles, tile = t % n_tiles;
@@ -159,54 +152,44 @@ void rasterize_backward_impl(const T* means2d, const T* conics, const T* opaciti
             vgeo.assign((int64_t)m * 6, T(0));  // v_mean2d (2), v_conic (3), v_opacity (1)
             vcol.assign((int64_t)m * K, T(0));
             touched.assign(m, 0);
-            for (int p = 0; p < npx; ++p) fxs[p] = T(tx0 + p) + T(0.5);
+            lanes.set_columns(tx0, npx);
+            const int npad = lanes.npad;
             for (int r = 0; r < npy; ++r) {
                 const int py = ty0 + r;
                 const T fy = T(py) + T(0.5);
                 const int64_t row_pix = (c * height + py) * (int64_t)width + tx0;
                 int32_t max_done = 0;
-                for (int p = 0; p < npx; ++p) {
-                    done[p] = n_done[row_pix + p];
-                    trans[p] = t_final[p] = final_t[row_pix + p];
-                    va[p] = v_alpha[row_pix + p];
-                    vbuf[p] = T(0);  // Σ_k v_out_k · S_k, S = Σ_{j>i} w_j c_j
-                    max_done = std::max(max_done, done[p]);
+                for (int p = 0; p < npad; ++p) {
+                    const bool real = p < npx;
+                    lanes.done[p] = real ? n_done[row_pix + p] : 0;
+                    lanes.trans[p] = lb.t_final[p] = real ? final_t[row_pix + p] : T(1);
+                    lb.v_alpha[p] = real ? v_alpha[row_pix + p] : T(0);
+                    lb.buffer[p] = T(0);  // Σ_k v_out_k · S_k, S = Σ_{j>i} w_j c_j
+                    for (int64_t k = 0; k < K; ++k) lb.v_out_t[k * npad + p] = real ? v_out[(row_pix + p) * K + k] : T(0);
+                    max_done = std::max(max_done, (int32_t)lanes.done[p]);
                 }
                 if (max_done == 0) continue;
                 const int32_t* first = tr.row_begin(r);
-                const int32_t* it = tr.row_end(r);
-                while (it != first && tr.entries[it[-1]].pos >= max_done) --it;
+                const int32_t* last = tr.row_end(r);
+                while (last != first && tr.entries[last[-1]].pos >= max_done) --last;
+                blocks.build(tr, first, last, fy, lanes);
                 // record-major, back to front: every pixel sees its composited records in reverse order
-                while (it != first) {
-                    const int32_t j = *--it;
+                for (int32_t i = blocks.size() - 1; i >= 0; --i) {
+                    const int32_t j = blocks.record[i];
+                    const int b = blocks.block[i];
                     const TileEntry<T>& e = tr.entries[j];
-                    const T dy = e.y - fy, cdy2 = e.c * dy * dy;
                     const T* col = tr.color.data() + (int64_t)j * Kc;
+                    unsigned bits = backward_lanes<T, KC>(e, e.y - fy, blocks.vis.data() + (int64_t)i * kLanes, b, col, K,
+                                                          lanes, lb, w, vgeo.data() + (int64_t)j * 6);
+                    if (bits == 0) continue;
+                    touched[j] = 1;
                     T* vc = vcol.data() + (int64_t)j * Kc;
-                    T* vg = vgeo.data() + (int64_t)j * 6;
-                    for (int p = e.lo; p < e.hi; ++p) {
-                        if (e.pos >= done[p]) continue;
-                        const T dx = e.x - fxs[p];
-                        const T sig = T(0.5) * (e.a * dx * dx + cdy2) + e.b * dx * dy;
-                        if (sig > e.cutoff) continue;
-                        T al, vis;
-                        if (!gsseg::gaussian_alpha(e.opacity, sig, &al, &vis)) continue;
-                        T t_before, ra;
-                        gsseg::transmittance_unstep(trans[p], al, &t_before, &ra);
-                        const T w = al * t_before;
-                        const T* vo = v_out + (row_pix + p) * Kc;
-                        T dot = T(0);
-#pragma omp simd reduction(+ : dot)
-                        for (int64_t k = 0; k < Kc; ++k) dot += vo[k] * col[k];
+                    for (; bits != 0; bits &= bits - 1) {
+                        const int l = __builtin_ctz(bits);
+                        const T* vo = v_out + (row_pix + b * kLanes + l) * Kc;
+                        const T wl = w[l];
 #pragma omp simd
-                        for (int64_t k = 0; k < Kc; ++k) vc[k] += w * vo[k];
-                        // Σ_k v_out_k (c_k T_i - S_k ra), with S updated by this record afterwards
-                        const T v_ch = dot * t_before - vbuf[p] * ra;
-                        vbuf[p] += w * dot;
-                        const T v_al = gsseg::composite_v_alpha_from_alpha(va[p], t_final[p], ra) + v_ch;
-                        gsseg::alpha_backward(e.opacity, e.a, e.b, e.c, dx, dy, vis, v_al, vg + 5, vg + 2, vg);
-                        trans[p] = t_before;
-                        touched[j] = 1;
+                        for (int64_t k = 0; k < Kc; ++k) vc[k] += wl * vo[k];
                     }
                 }
             }

@@ -1,80 +1,108 @@
 // Per-pixel contribution tables (CSR): the Gaussians each pixel composites and their weights
-// T_i * alpha_i, front to back, truncated by the transmittance stop rule. Camera 0 only.
+// T_i * alpha_i, front to back, truncated by the transmittance stop rule. Camera 0 only. The
+// compositing is the forward rasterizer's (tile_rows.h + pixel_lanes.h), so a table holds exactly
+// the weights the full render uses.
 #include <vector>
 
 #include "common.h"
 #include "gsseg/pixel_math.h"
 #include "ops.h"
-#include "tile_gaussians.h"
+#include "pixel_lanes.h"
+#include "tile_rows.h"
 
 namespace gsseg_cpu {
 
 namespace {
 
-// Walks one pixel's gathered tile list; calls emit(Gaussian id, weight) for every composited Gaussian.
-template <typename T, typename Emit>
-inline void walk_pixel(const TileGaussians<T>& tg, const int32_t* ids, int px, T fx, T fy, Emit emit) {
-    T trans = T(1);
-    T sig[kBlock];
-    const int64_t n = tg.row_size();
-    for (int64_t lo = 0; lo < n; lo += kBlock) {
-        const int64_t m = std::min(kBlock, n - lo);
-        tg.sigma_block(lo, m, fx, fy, sig);
-        for (int64_t j = 0; j < m; ++j) {
-            if (sig[j] > tg.rcut[lo + j] || px < tg.rlo[lo + j] || px >= tg.rhi[lo + j]) continue;
-            T al, vis, next_t, w;
-            if (!gsseg::gaussian_alpha(tg.rop[lo + j], sig[j], &al, &vis)) continue;
-            if (!gsseg::transmittance_step(trans, al, &next_t, &w)) return;
-            emit(ids[tg.row_pos[lo + j]], w);
-            trans = next_t;
-        }
-    }
-}
+// Contributions of one tile, pixel by pixel (row-major within the tile).
+struct TileContributions {
+    std::vector<int32_t> gaussian_ids;
+    std::vector<float> weights;
+    std::vector<int32_t> counts;  // [tile pixels]
+};
 
 template <typename T>
 void build_table_impl(const T* means2d, const T* conics, const T* opacities, const int64_t* tile_offsets,
-                      const int32_t* flatten_ids, int width, int height, int tile_size, at::Tensor& offsets,
-                      at::Tensor& gaussian_ids, at::Tensor& weights) {
+                      const int32_t* flatten_ids, int64_t N, int width, int height, int tile_size,
+                      at::Tensor& offsets, at::Tensor& gaussian_ids, at::Tensor& weights) {
     const int tile_w = (width + tile_size - 1) / tile_size, tile_h = (height + tile_size - 1) / tile_size;
     const int64_t n_tiles = (int64_t)tile_w * tile_h, n_pix = (int64_t)width * height;
-    offsets = at::zeros({n_pix + 1}, at::TensorOptions().dtype(at::kLong));
-    int64_t* off = offsets.data_ptr<int64_t>();
-    auto for_each_pixel = [&](auto body) {
+    std::vector<GaussRecord<T>> records(N);
+    make_records(means2d, conics, opacities, 1, N, records.data());
+    std::vector<TileContributions> tiles(n_tiles);
 #pragma omp parallel num_threads(num_threads())
-        {
-            TileGaussians<T> tg;
+    {
+        TileRows<T> tr;
+        RowLanes<T> lanes(tile_size);
+        RowBlocks<T> blocks;
+        std::vector<std::vector<int32_t>> row_ids(lanes.npad);  // per pixel of the current row
+        std::vector<std::vector<float>> row_w(lanes.npad);
+        alignas(64) T w[kLanes];
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t tile = 0; tile < n_tiles; ++tile) {
-                const int tx0 = (int)(tile % tile_w) * tile_size, ty0 = (int)(tile / tile_w) * tile_size;
-                const int64_t start = tile_offsets[tile], n = tile_offsets[tile + 1] - start;
-                tg.gather(means2d, conics, opacities, nullptr, flatten_ids + start, n, 0, 0);
-                for (int py = ty0; py < std::min(ty0 + tile_size, height); ++py) {
-                    const int npx = std::min(tx0 + tile_size, width) - tx0;
-                    tg.select_row(T(py) + T(0.5), tx0, npx);
-                    for (int px = tx0; px < tx0 + npx; ++px)
-                        body((int64_t)py * width + px, px - tx0, T(px) + T(0.5), T(py) + T(0.5), tg, flatten_ids + start);
+        for (int64_t tile = 0; tile < n_tiles; ++tile) {
+            const int tx0 = (int)(tile % tile_w) * tile_size, ty0 = (int)(tile / tile_w) * tile_size;
+            const int npx = std::min(tx0 + tile_size, width) - tx0, npy = std::min(ty0 + tile_size, height) - ty0;
+            const int64_t start = tile_offsets[tile], n = tile_offsets[tile + 1] - start;
+            const int32_t* ids = flatten_ids + start;
+            TileContributions& out = tiles[tile];
+            out.counts.assign((size_t)npx * npy, 0);
+            tr.build(records.data(), nullptr, ids, n, 0, tx0, ty0, npx, npy);
+            lanes.set_columns(tx0, npx);
+            for (int r = 0; r < npy; ++r) {
+                for (int p = 0; p < npx; ++p) {
+                    row_ids[p].clear();
+                    row_w[p].clear();
+                }
+                lanes.start_forward(npx);
+                blocks.build(tr, tr.row_begin(r), tr.row_end(r), T(ty0 + r) + T(0.5), lanes);
+                int n_live = npx;
+                for (int32_t i = 0; i < blocks.size() && n_live > 0; ++i) {
+                    const TileEntry<T>& e = tr.entries[blocks.record[i]];
+                    const int b = blocks.block[i];
+                    int n_stopped = 0;
+                    unsigned bits = forward_lanes(e, blocks.vis.data() + (int64_t)i * kLanes, b, lanes, w, &n_stopped);
+                    n_live -= n_stopped;
+                    for (; bits != 0; bits &= bits - 1) {
+                        const int l = __builtin_ctz(bits);
+                        row_ids[b * kLanes + l].push_back(ids[e.pos]);
+                        row_w[b * kLanes + l].push_back((float)w[l]);
+                    }
+                }
+                for (int p = 0; p < npx; ++p) {
+                    out.counts[(size_t)r * npx + p] = (int32_t)row_ids[p].size();
+                    out.gaussian_ids.insert(out.gaussian_ids.end(), row_ids[p].begin(), row_ids[p].end());
+                    out.weights.insert(out.weights.end(), row_w[p].begin(), row_w[p].end());
                 }
             }
         }
-    };
-    for_each_pixel([&](int64_t pix, int p, T fx, T fy, const TileGaussians<T>& tg, const int32_t* ids) {
-        int64_t count = 0;
-        walk_pixel(tg, ids, p, fx, fy, [&](int64_t, T) { ++count; });
-        off[pix + 1] = count;
-    });
+    }
+    offsets = at::zeros({n_pix + 1}, at::TensorOptions().dtype(at::kLong));
+    int64_t* off = offsets.data_ptr<int64_t>();
+    for (int64_t tile = 0; tile < n_tiles; ++tile) {
+        const int tx0 = (int)(tile % tile_w) * tile_size, ty0 = (int)(tile / tile_w) * tile_size;
+        const int npx = std::min(tx0 + tile_size, width) - tx0;
+        const std::vector<int32_t>& counts = tiles[tile].counts;
+        for (size_t q = 0; q < counts.size(); ++q)
+            off[(int64_t)(ty0 + (int)q / npx) * width + tx0 + (int)q % npx + 1] = counts[q];
+    }
     for (int64_t p = 0; p < n_pix; ++p) off[p + 1] += off[p];
     gaussian_ids = at::empty({off[n_pix]}, at::TensorOptions().dtype(at::kInt));
     weights = at::empty({off[n_pix]}, at::TensorOptions().dtype(at::kFloat));
     int32_t* gid = gaussian_ids.data_ptr<int32_t>();
     float* wt = weights.data_ptr<float>();
-    for_each_pixel([&](int64_t pix, int p, T fx, T fy, const TileGaussians<T>& tg, const int32_t* ids) {
-        int64_t pos = off[pix];
-        walk_pixel(tg, ids, p, fx, fy, [&](int64_t g, T w) {
-            gid[pos] = (int32_t)g;
-            wt[pos] = (float)w;
-            ++pos;
-        });
-    });
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
+    for (int64_t tile = 0; tile < n_tiles; ++tile) {
+        const int tx0 = (int)(tile % tile_w) * tile_size, ty0 = (int)(tile / tile_w) * tile_size;
+        const int npx = std::min(tx0 + tile_size, width) - tx0;
+        const TileContributions& src = tiles[tile];
+        size_t from = 0;
+        for (size_t q = 0; q < src.counts.size(); ++q) {
+            const int64_t dst = off[(int64_t)(ty0 + (int)q / npx) * width + tx0 + (int)q % npx];
+            std::copy(src.gaussian_ids.begin() + from, src.gaussian_ids.begin() + from + src.counts[q], gid + dst);
+            std::copy(src.weights.begin() + from, src.weights.begin() + from + src.counts[q], wt + dst);
+            from += src.counts[q];
+        }
+    }
 }
 
 }  // namespace
@@ -89,8 +117,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> build_table(
     AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "build_table", [&] {
         build_table_impl<scalar_t>(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
                                    opacities.data_ptr<scalar_t>(), tile_offsets.data_ptr<int64_t>(),
-                                   flatten_ids.data_ptr<int32_t>(), (int)width, (int)height, (int)tile_size,
-                                   offsets, gaussian_ids, weights);
+                                   flatten_ids.data_ptr<int32_t>(), opacities.size(0), (int)width, (int)height,
+                                   (int)tile_size, offsets, gaussian_ids, weights);
     });
     return {offsets, gaussian_ids, weights};
 }

@@ -3,7 +3,7 @@
 // the tile the (ascending) list of records that may reach that row. A record lists its pixel
 // column range [lo, hi) in the tile, so a row touches each record only over those columns.
 //
-// Reach tests (as in TileGaussians): σ ≥ dy² / (2 Σ2D_yy) over a row and σ ≥ dx² / (2 Σ2D_xx)
+// Reach tests: σ ≥ dy² / (2 Σ2D_yy) over a row and σ ≥ dx² / (2 Σ2D_xx)
 // over a column, so a skipped (row, column) can never reach alpha ≥ 1/255 and skipping never
 // changes a result; the exact per-pixel tests stay authoritative.
 #pragma once
