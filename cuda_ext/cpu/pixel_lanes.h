@@ -137,7 +137,7 @@ struct RowLanes {
 template <typename T>
 struct RowBlocks {
     std::vector<int32_t> record, block;  // [n] record index in TileRows, lane block
-    std::vector<T> vis;                  // [n * kLanes]
+    std::vector<T> vis;                  // [n * kLanes]; pairs whose σ test fails on every lane are left out
 
     int32_t size() const { return (int32_t)record.size(); }
 
@@ -156,11 +156,13 @@ struct RowBlocks {
         for (const int32_t* it = first; it != last; ++it) {
             const TileEntry<T>& e = tr.entries[*it];
             const T dy = e.y - fy, cdy2 = e.c * dy * dy;
-            for (int b = e.lo / kLanes; b < (e.hi + kLanes - 1) / kLanes; ++b, out += kLanes) {
+            for (int b = e.lo / kLanes; b < (e.hi + kLanes - 1) / kLanes; ++b) {
                 const V dx = e.x - load_lanes<V>(s.fx + b * kLanes);
                 const V sig = T(0.5) * (e.a * dx * dx + cdy2) + e.b * dx * dy;  // = gsseg::gaussian_sigma
                 const lane_mask_t<T> pass = (sig <= e.cutoff) & (sig >= T(0));
+                if (lane_bits(pass) == 0) continue;  // the record misses every pixel of the block
                 store_lanes(out, pass ? exp_nonpositive(-sig) : V{});
+                out += kLanes;
                 record.push_back(*it);
                 block.push_back(b);
             }

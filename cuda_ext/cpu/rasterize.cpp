@@ -136,7 +136,7 @@ void rasterize_backward_impl(const T* means2d, const T* conics, const T* opaciti
         RowLanes<T> lanes(tile_size);
         RowLanesBackward<T> lb(lanes.npad, K);
         RowBlocks<T> blocks;
-        std::vector<T> vgeo, vcol;
+        std::vector<T> vgeo, vcol, vc_tmp(K);
         std::vector<char> touched;
         alignas(64) T w[kLanes];
 #pragma omp for schedule(dynamic, 1)
@@ -183,18 +183,26 @@ void rasterize_backward_impl(const T* means2d, const T* conics, const T* opaciti
                                                           lanes, lb, w, vgeo.data() + (int64_t)j * 6);
                     if (bits == 0) continue;
                     touched[j] = 1;
-                    T* vc = vcol.data() + (int64_t)j * Kc;
+                    // Σ_l w_l v_out_l summed in a local first: lanes add to it without a store chain
+                    T vsum[KC > 0 ? KC : 1];
+                    T* vs = KC > 0 ? vsum : vc_tmp.data();
+                    std::fill(vs, vs + Kc, T(0));
                     for (; bits != 0; bits &= bits - 1) {
                         const int l = __builtin_ctz(bits);
                         const T* vo = v_out + (row_pix + b * kLanes + l) * Kc;
                         const T wl = w[l];
 #pragma omp simd
-                        for (int64_t k = 0; k < Kc; ++k) vc[k] += wl * vo[k];
+                        for (int64_t k = 0; k < Kc; ++k) vs[k] += wl * vo[k];
                     }
+                    T* vc = vcol.data() + (int64_t)j * Kc;
+#pragma omp simd
+                    for (int64_t k = 0; k < Kc; ++k) vc[k] += vs[k];
                 }
             }
             const int32_t* ids = flatten_ids + start;
+            constexpr int32_t kAhead = 8;  // prefetch distance: the records' Gaussians are scattered over the outputs
             for (int32_t j = 0; j < m; ++j) {
+                if (j + kAhead < m) __builtin_prefetch(sink.colors + (c * N + ids[tr.entries[j + kAhead].pos]) * K, 1);
                 if (!touched[j]) continue;
                 const int64_t g = ids[tr.entries[j].pos], cg = c * N + g;
                 const T* vg = vgeo.data() + (int64_t)j * 6;

@@ -82,7 +82,7 @@ struct TileRows {
         entries.clear();
         ylo.clear();
         yhi.clear();
-        row_start.assign(npy + 1, 0);
+        row_start.assign(npy + 2, 0);
         for (int64_t i = 0; i < n; ++i) {
             if (i + kAhead < n) __builtin_prefetch(records + ids[i + kAhead]);
             const GaussRecord<T>& rec = records[ids[i]];
@@ -99,27 +99,21 @@ struct TileRows {
             e.lo = clamp_index(std::floor(centre - rec.reach_x) - T(1), npx);
             e.hi = clamp_index(std::ceil(centre + rec.reach_x) + T(2), npx);
             if (e.lo >= e.hi) continue;
-            const T reach_y2 = rec.reach_y2;
-            // candidate rows (loose), then the exact row test; the rows passing it form an interval
-            const T ry = rec.reach_y, cy = e.y - T(ty0) - T(0.5);
-            const int r0 = clamp_index(std::floor(cy - ry) - T(1), npy);
-            const int r1 = clamp_index(std::ceil(cy + ry) + T(2), npy);
-            int first = -1, last = -1;
-            for (int r = r0; r < r1; ++r) {
-                const T dy = e.y - (T(ty0 + r) + T(0.5));
-                if (dy * dy <= reach_y2) {
-                    if (first < 0) first = r;
-                    last = r;
-                }
-            }
-            if (first < 0) continue;
+            // rows whose centre is within reach_y of the mean (|cy - r| <= ry); the 0.01 px slack
+            // only ever adds a row, and the per-pixel tests stay exact
+            const T ry = rec.reach_y + T(0.01), cy = e.y - T(ty0) - T(0.5);
+            const int first = clamp_index(std::ceil(cy - ry), npy);
+            const int last = clamp_index(std::floor(cy + ry) + T(1), npy) - 1;
+            if (first > last) continue;
             e.pos = (int32_t)i;
             entries.push_back(e);
             ylo.push_back(first);
             yhi.push_back(last + 1);
-            for (int r = first; r <= last; ++r) ++row_start[r + 1];
+            ++row_start[first + 1];  // difference array of the per-row counts
+            --row_start[last + 2];
         }
-        for (int r = 0; r < npy; ++r) row_start[r + 1] += row_start[r];
+        for (int r = 1; r <= npy; ++r) row_start[r] += row_start[r - 1];  // per-row counts
+        for (int r = 1; r <= npy; ++r) row_start[r] += row_start[r - 1];  // offsets
         row_items.resize(row_start[npy]);
         std::vector<int32_t>& cursor = cursor_;
         cursor.assign(row_start.begin(), row_start.end() - 1);
