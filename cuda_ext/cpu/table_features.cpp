@@ -12,7 +12,7 @@ namespace gsseg_cpu {
 
 namespace {
 
-constexpr int64_t kAhead = 8;  // prefetch distance: a pixel's Gaussians are scattered over the features
+constexpr int64_t kAhead = 16;  // prefetch distance: a pixel's Gaussians are scattered over the features
 
 // D = compile-time feature width (0: runtime width d). A fixed width keeps a pixel's sums (gather)
 // or upstream gradient (scatter) in registers; the arithmetic and its order are the same either way.
@@ -26,16 +26,31 @@ void gather_impl(const int64_t* offsets, const int32_t* gids, const float* weigh
         T* o = out + p * d;
         const int64_t e0 = offsets[pixels[p]], e1 = offsets[pixels[p] + 1];
         if constexpr (D > 0) {
-            T acc[D > 0 ? D : 1];
-            for (int k = 0; k < D; ++k) acc[k] = T(0);
-            for (int64_t e = e0; e < e1; ++e) {
-                if (e + kAhead < e1) __builtin_prefetch(features + (int64_t)gids[e + kAhead] * D);
-                const T w = T(weights[e]);
-                const T* f = features + (int64_t)gids[e] * D;
+            // two partial sums (even / odd entries): two independent add chains per channel
+            T acc0[D > 0 ? D : 1], acc1[D > 0 ? D : 1];
+            for (int k = 0; k < D; ++k) acc0[k] = acc1[k] = T(0);
+            int64_t e = e0;
+            for (; e + 1 < e1; e += 2) {
+                if (e + kAhead + 1 < e1) {
+                    __builtin_prefetch(features + (int64_t)gids[e + kAhead] * D);
+                    __builtin_prefetch(features + (int64_t)gids[e + kAhead + 1] * D);
+                }
+                const T w0 = T(weights[e]), w1 = T(weights[e + 1]);
+                const T* f0 = features + (int64_t)gids[e] * D;
+                const T* f1 = features + (int64_t)gids[e + 1] * D;
 #pragma omp simd
-                for (int k = 0; k < D; ++k) acc[k] += w * f[k];
+                for (int k = 0; k < D; ++k) {
+                    acc0[k] += w0 * f0[k];
+                    acc1[k] += w1 * f1[k];
+                }
             }
-            for (int k = 0; k < D; ++k) o[k] = acc[k];
+            if (e < e1) {
+                const T w0 = T(weights[e]);
+                const T* f0 = features + (int64_t)gids[e] * D;
+#pragma omp simd
+                for (int k = 0; k < D; ++k) acc0[k] += w0 * f0[k];
+            }
+            for (int k = 0; k < D; ++k) o[k] = acc0[k] + acc1[k];
         } else {
             for (int64_t k = 0; k < d; ++k) o[k] = T(0);
             for (int64_t e = e0; e < e1; ++e) {
