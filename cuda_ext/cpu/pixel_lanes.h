@@ -155,10 +155,10 @@ struct RowBlocks {
         T* out = vis.data();
         for (const int32_t* it = first; it != last; ++it) {
             const TileEntry<T>& e = tr.entries[*it];
-            const T dy = e.y - fy, cdy2 = e.c * dy * dy;
+            const T dy = e.y - fy;
             for (int b = e.lo / kLanes; b < (e.hi + kLanes - 1) / kLanes; ++b) {
                 const V dx = e.x - load_lanes<V>(s.fx + b * kLanes);
-                const V sig = T(0.5) * (e.a * dx * dx + cdy2) + e.b * dx * dy;  // = gsseg::gaussian_sigma
+                const V sig = gsseg::gaussian_sigma(e.a, e.b, e.c, dx, dy);
                 const lane_mask_t<T> pass = (sig <= e.cutoff) & (sig >= T(0));
                 if (lane_bits(pass) == 0) continue;  // the record misses every pixel of the block
                 store_lanes(out, pass ? exp_nonpositive(-sig) : V{});

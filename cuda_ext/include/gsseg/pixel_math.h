@@ -23,6 +23,9 @@
 //   * Compositing, front to back in depth order, T starts at 1: next_T = T·(1 - alpha); if
 //     next_T ≤ 1e-4 the pixel stops and THIS Gaussian is not composited; otherwise its weight is
 //     w = alpha·T, out += w·colour, T = next_T. Output alpha = 1 - T_final.
+//   * The CUDA kernels apply these rules per pixel with the functions below; the C++ CPU kernel
+//     applies the same rules to blocks of 8 pixels of a row at once (cpu/pixel_lanes.h: vector
+//     selects instead of the early returns, and a polynomial exp accurate to a few float ulp).
 //   * Backward (back to front from the last composited Gaussian, as gsplat): T is recovered as
 //     T_i = T_{i+1} / (1 - alpha_i); with S = Σ_{j>i} w_j c_j (the "buffer"):
 //       dL/dalpha_i = Σ_k v_out_k·(c_ik·T_i - S_k/(1 - alpha_i)) + v_alpha_out·T_final/(1 - alpha_i)
@@ -60,9 +63,10 @@ template <typename T> GSSEG_HD inline T gs_max(T a, T b) { return a > b ? a : b;
 // Per-pixel evaluation and compositing
 // ---------------------------------------------------------------------------------------------
 
-// σ of a 2D Gaussian with conic (a, b, c) at offset (dx, dy) = mean2d - pixel centre.
-template <typename T>
-GSSEG_HD inline T gaussian_sigma(T a, T b, T c, T dx, T dy) {
+// σ of a 2D Gaussian with conic (a, b, c) at offset (dx, dy) = mean2d - pixel centre. V is T,
+// or on the CPU a vector of T holding dx of several pixels of one row (cpu/pixel_lanes.h).
+template <typename T, typename V>
+GSSEG_HD inline V gaussian_sigma(T a, T b, T c, V dx, T dy) {
     return T(0.5) * (a * dx * dx + c * dy * dy) + b * dx * dy;
 }
 
