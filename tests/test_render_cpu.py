@@ -69,6 +69,15 @@ def test_rgb_only_and_float32():
     assert cpu.features is None
 
 
+def test_float32_lane_kernel_dense_scene_with_features():
+    # float32 runs the 8-pixel lane blocks with the polynomial exp; 16 features + RGB + depth take
+    # the compile-time 20-channel path; 53x37 leaves partial lane blocks and partial tiles
+    scene = random_scene(600, feature_dim=16, seed=7, dtype=torch.float32)
+    cams = orbit_cameras(2, 53, 37)
+    ref, cpu = _assert_same(scene, cams, atol=3e-5, rtol=2e-4, sh_degree=None)
+    assert ref.alpha.max() > 0.99  # pixels that stop at transmittance 1e-4 are part of the check
+
+
 @pytest.mark.parametrize("degree", [0, 1, 2])
 def test_low_sh_degrees(degree):
     scene = random_scene(60, seed=degree, dtype=F64)
