@@ -138,11 +138,13 @@ def render(
     channels = torch.cat(parts, dim=-1)
     raw, alpha = rasterize(proj, opacities, channels, width, height)
 
-    rgb = raw[..., :3]
+    # one split (its backward is one concatenation) rather than three slices (three zero-filled
+    # full-size gradients summed)
+    rgb, raw_depth, *rest = raw.split([3, 1] + ([features.shape[1]] if features is not None else []), dim=-1)
     if backgrounds is not None:
         rgb = rgb + (1.0 - alpha) * backgrounds.to(rgb)[:, None, None, :]
-    depth = torch.where(alpha > 0, raw[..., 3:4] / alpha.clamp_min(1e-10), torch.zeros_like(alpha))
-    feats = raw[..., 4:] if features is not None else None
+    depth = torch.where(alpha > 0, raw_depth / alpha.clamp_min(1e-10), torch.zeros_like(alpha))
+    feats = rest[0] if features is not None else None
     meta = {
         "means2d": proj.means2d,
         "radii": proj.radii,
