@@ -1,10 +1,12 @@
 // Front-to-back compositing of any number of channels (forward) and its analytic backward.
 // One OpenMP task per (camera, tile); each tile gathers the depth-sorted Gaussians that can reach
-// one of its pixels into records with per-row lists (tile_rows.h), then processes its pixel rows
-// record by record over the record's column range, keeping each pixel's front-to-back
-// (backward: back-to-front) order. The backward accumulates gradients per record, then adds them
-// to the outputs without atomics: one thread writes the outputs directly, other threads write
-// private buffers summed at the end (atomics only when those buffers would be too large).
+// one of its pixels into records with per-row lists (tile_rows.h). A pixel row is processed as
+// blocks of 8 pixels (pixel_lanes.h): first exp(-σ) of every (record, block) pair of the row,
+// then the pairs in depth order (backward: reverse order), each a few vector operations on the
+// block's transmittances, so every pixel still sees its records front to back. The backward
+// accumulates gradients per record, then adds them to the outputs without atomics: one thread
+// writes the outputs directly, other threads write private buffers summed at the end (atomics
+// only when those buffers would be too large).
 #include <omp.h>
 
 #include <algorithm>
@@ -70,7 +72,8 @@ void rasterize_forward_impl(const T* means2d, const T* conics, const T* opacitie
                     const int32_t j = blocks.record[i];
                     const int b = blocks.block[i];
                     int n_stopped = 0;
-                    unsigned bits = forward_lanes(tr.entries[j], blocks.vis.data() + (int64_t)i * kLanes, b, lanes, w, &n_stopped);
+                    unsigned bits =
+                        forward_lanes(tr.entries[j], blocks.vis.data() + (int64_t)i * kLanes, b, lanes, w, &n_stopped);
                     n_live -= n_stopped;
                     const T* col = tr.color.data() + (int64_t)j * Kc;
                     for (; bits != 0; bits &= bits - 1) {
@@ -202,7 +205,13 @@ void rasterize_backward_impl(const T* means2d, const T* conics, const T* opaciti
             const int32_t* ids = flatten_ids + start;
             constexpr int32_t kAhead = 8;  // prefetch distance: the records' Gaussians are scattered over the outputs
             for (int32_t j = 0; j < m; ++j) {
-                if (j + kAhead < m) __builtin_prefetch(sink.colors + (c * N + ids[tr.entries[j + kAhead].pos]) * K, 1);
+                if (j + kAhead < m) {
+                    const int64_t g_ahead = ids[tr.entries[j + kAhead].pos], cg_ahead = c * N + g_ahead;
+                    __builtin_prefetch(sink.colors + cg_ahead * K, 1);
+                    __builtin_prefetch(sink.means2d + cg_ahead * 2, 1);
+                    __builtin_prefetch(sink.conics + cg_ahead * 3, 1);
+                    __builtin_prefetch(sink.opacities + g_ahead, 1);
+                }
                 if (!touched[j]) continue;
                 const int64_t g = ids[tr.entries[j].pos], cg = c * N + g;
                 const T* vg = vgeo.data() + (int64_t)j * 6;
