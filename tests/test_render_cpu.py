@@ -184,3 +184,15 @@ def test_means2d_grad_drives_default_strategy():
     strategy.step_post_backward(params, optimizers, state, step=1, info=out.meta, packed=False)
     assert len(params["means"]) > n_before  # every seen Gaussian had a gradient: some were grown
     assert state["count"] is not None and len(state["count"]) == len(params["means"])
+
+
+def test_malloc_tuning_applies_on_glibc_and_rejects_bad_values():
+    import platform
+
+    from gsseg.render.extensions import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES
+
+    ext = load_cpu_extension()
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert ext.tune_malloc(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES) is glibc
+    assert ext.tune_malloc(-1, TRIM_THRESHOLD_BYTES) is False
+    assert ext.tune_malloc(MMAP_THRESHOLD_BYTES, 1 << 40) is False

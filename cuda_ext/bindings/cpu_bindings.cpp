@@ -15,5 +15,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("table_scatter", &gsseg_cpu::table_scatter, "backward of table_gather (scatter-add)");
     m.def("sh_forward", &gsseg_cpu::sh_forward, "spherical harmonics to RGB (forward)");
     m.def("sh_backward", &gsseg_cpu::sh_backward, "spherical harmonics to RGB (backward)");
+    m.def("tune_malloc", &gsseg_cpu::tune_malloc, "glibc mmap / trim thresholds (see malloc_tuning.cpp)");
     m.def("pixel_knn_graph", &gsseg_cpu::pixel_knn_graph, "kNN graph over pixel samples, components bridged");
 }

@@ -72,4 +72,9 @@ std::tuple<at::Tensor, at::Tensor> sh_backward(int64_t degree, const at::Tensor&
 std::tuple<at::Tensor, at::Tensor, int64_t> pixel_knn_graph(const at::Tensor& pixel_ids, int64_t width,
                                                             int64_t height, int64_t k);
 
+// glibc only: allocations below mmap_threshold_bytes come from the heap, and the heap is trimmed
+// back to the OS only when more than trim_threshold_bytes are free at its top (malloc_tuning.cpp).
+// Returns false where the settings do not apply (not glibc, or values glibc rejects).
+bool tune_malloc(int64_t mmap_threshold_bytes, int64_t trim_threshold_bytes);
+
 }  // namespace gsseg_cpu
