@@ -75,7 +75,8 @@ def test_float32_lane_kernel_dense_scene_with_features():
     scene = random_scene(600, feature_dim=16, seed=7, dtype=torch.float32)
     cams = orbit_cameras(2, 53, 37)
     ref, cpu = _assert_same(scene, cams, atol=3e-5, rtol=2e-4, sh_degree=None)
-    assert ref.alpha.max() > 0.99  # pixels that stop at transmittance 1e-4 are part of the check
+    # some pixels end within a factor 2 of the 1e-4 stop: the stop rule is part of the check
+    assert (1.0 - ref.alpha).min() < 2e-4
 
 
 @pytest.mark.parametrize("degree", [0, 1, 2])

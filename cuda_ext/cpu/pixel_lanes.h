@@ -60,20 +60,17 @@ inline lanes_t<T> splat(T x) {
 }
 
 // Bit l set where lane l of the mask is set.
-inline unsigned lane_bits(lane_mask_t<float> m) {
+template <typename M>
+inline unsigned lane_bits(M m) {
+    unsigned bits = 0;
+    for (int l = 0; l < kLanes; ++l) bits |= unsigned(m[l] != 0) << l;
+    return bits;
+}
 #ifdef __AVX2__
+inline unsigned lane_bits(lane_mask_t<float> m) {
     return (unsigned)_mm256_movemask_ps(reinterpret_cast<__m256>(m));
-#else
-    unsigned bits = 0;
-    for (int l = 0; l < kLanes; ++l) bits |= unsigned(m[l] != 0) << l;
-    return bits;
+}
 #endif
-}
-inline unsigned lane_bits(lane_mask_t<double> m) {
-    unsigned bits = 0;
-    for (int l = 0; l < kLanes; ++l) bits |= unsigned(m[l] != 0) << l;
-    return bits;
-}
 
 // exp(x) of x <= 0 per lane: x = n·ln2 + r (|r| <= ln2/2, Cody-Waite split of ln2), e^r by its
 // degree-7 Taylor polynomial (truncation < 6e-9 relative), 2^n written into the exponent bits;
@@ -170,7 +167,7 @@ struct RowBlocks {
     }
 };
 
-// Forward: composites pair i of the row (record e, lane block b) given its exp(-σ) lanes. w[l]
+// Forward: composites record e over lane block b given its exp(-σ) lanes. w[l]
 // receives each lane's weight alpha·T (0 where not composited); returns the bits of the lanes
 // that composited and adds to *n_stopped the lanes that stopped here.
 template <typename T>
@@ -192,6 +189,31 @@ inline unsigned forward_lanes(const TileEntry<T>& e, const T* vis_lanes, int b, 
     store_lanes(s.done + base, comp ? M{} + (e.pos + 1) : load_lanes<M>(s.done + base));
     *n_stopped += __builtin_popcount(lane_bits(stop));
     return lane_bits(comp);
+}
+
+// Front-to-back compositing of tile row r (pixel centres at y = fy, npx real pixels): builds the
+// row's pairs into blocks, composites them in depth order and calls on_composite(pixel in the
+// tile, record index in tr, weight alpha·T) for every composited (pixel, record), so each pixel
+// sees its records front to back; stops once every pixel stopped. Leaves the row's final
+// transmittances and n_done in lanes. Shared by the forward rasterizer and the table builder.
+template <typename T, typename OnComposite>
+inline void composite_row(const TileRows<T>& tr, int r, T fy, int npx, RowLanes<T>& lanes, RowBlocks<T>& blocks,
+                          OnComposite on_composite) {
+    alignas(64) T w[kLanes];
+    lanes.start_forward(npx);
+    blocks.build(tr, tr.row_begin(r), tr.row_end(r), fy, lanes);
+    int n_live = npx;
+    for (int32_t i = 0; i < blocks.size() && n_live > 0; ++i) {
+        const int32_t j = blocks.record[i];
+        const int b = blocks.block[i];
+        int n_stopped = 0;
+        unsigned bits = forward_lanes(tr.entries[j], blocks.vis.data() + (int64_t)i * kLanes, b, lanes, w, &n_stopped);
+        n_live -= n_stopped;
+        for (; bits != 0; bits &= bits - 1) {
+            const int l = __builtin_ctz(bits);
+            on_composite(b * kLanes + l, j, w[l]);
+        }
+    }
 }
 
 // Backward per-pixel state of one tile row besides RowLanes (there: trans = T after the records

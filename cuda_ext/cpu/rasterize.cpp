@@ -52,7 +52,6 @@ void rasterize_forward_impl(const T* means2d, const T* conics, const T* opacitie
         RowLanes<T> lanes(tile_size);
         RowBlocks<T> blocks;
         std::vector<T> acc((size_t)lanes.npad * K);
-        alignas(64) T w[kLanes];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < C * n_tiles; ++t) {
             const int64_t c = t / n_tiles, tile = t % n_tiles;
@@ -64,26 +63,12 @@ void rasterize_forward_impl(const T* means2d, const T* conics, const T* opacitie
             for (int r = 0; r < npy; ++r) {
                 const int py = ty0 + r;
                 std::fill(acc.begin(), acc.end(), T(0));
-                lanes.start_forward(npx);
-                blocks.build(tr, tr.row_begin(r), tr.row_end(r), T(py) + T(0.5), lanes);
-                int n_live = npx;
-                // record-major: every pixel still sees the records in depth order
-                for (int32_t i = 0; i < blocks.size() && n_live > 0; ++i) {
-                    const int32_t j = blocks.record[i];
-                    const int b = blocks.block[i];
-                    int n_stopped = 0;
-                    unsigned bits =
-                        forward_lanes(tr.entries[j], blocks.vis.data() + (int64_t)i * kLanes, b, lanes, w, &n_stopped);
-                    n_live -= n_stopped;
+                composite_row(tr, r, T(py) + T(0.5), npx, lanes, blocks, [&](int p, int32_t j, T w) {
                     const T* col = tr.color.data() + (int64_t)j * Kc;
-                    for (; bits != 0; bits &= bits - 1) {
-                        const int l = __builtin_ctz(bits);
-                        T* acc_p = acc.data() + (int64_t)(b * kLanes + l) * Kc;
-                        const T wl = w[l];
+                    T* acc_p = acc.data() + (int64_t)p * Kc;
 #pragma omp simd
-                        for (int64_t k = 0; k < Kc; ++k) acc_p[k] += wl * col[k];
-                    }
-                }
+                    for (int64_t k = 0; k < Kc; ++k) acc_p[k] += w * col[k];
+                });
                 for (int p = 0; p < npx; ++p) {
                     const int64_t pix = (c * height + py) * (int64_t)width + tx0 + p;
                     std::copy(acc.begin() + p * K, acc.begin() + (p + 1) * K, out + pix * K);

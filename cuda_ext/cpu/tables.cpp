@@ -37,7 +37,6 @@ void build_table_impl(const T* means2d, const T* conics, const T* opacities, con
         RowBlocks<T> blocks;
         std::vector<std::vector<int32_t>> row_ids(lanes.npad);  // per pixel of the current row
         std::vector<std::vector<float>> row_w(lanes.npad);
-        alignas(64) T w[kLanes];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t tile = 0; tile < n_tiles; ++tile) {
             const int tx0 = (int)(tile % tile_w) * tile_size, ty0 = (int)(tile / tile_w) * tile_size;
@@ -53,21 +52,10 @@ void build_table_impl(const T* means2d, const T* conics, const T* opacities, con
                     row_ids[p].clear();
                     row_w[p].clear();
                 }
-                lanes.start_forward(npx);
-                blocks.build(tr, tr.row_begin(r), tr.row_end(r), T(ty0 + r) + T(0.5), lanes);
-                int n_live = npx;
-                for (int32_t i = 0; i < blocks.size() && n_live > 0; ++i) {
-                    const TileEntry<T>& e = tr.entries[blocks.record[i]];
-                    const int b = blocks.block[i];
-                    int n_stopped = 0;
-                    unsigned bits = forward_lanes(e, blocks.vis.data() + (int64_t)i * kLanes, b, lanes, w, &n_stopped);
-                    n_live -= n_stopped;
-                    for (; bits != 0; bits &= bits - 1) {
-                        const int l = __builtin_ctz(bits);
-                        row_ids[b * kLanes + l].push_back(ids[e.pos]);
-                        row_w[b * kLanes + l].push_back((float)w[l]);
-                    }
-                }
+                composite_row(tr, r, T(ty0 + r) + T(0.5), npx, lanes, blocks, [&](int p, int32_t j, T w) {
+                    row_ids[p].push_back(ids[tr.entries[j].pos]);
+                    row_w[p].push_back((float)w);
+                });
                 for (int p = 0; p < npx; ++p) {
                     out.counts[(size_t)r * npx + p] = (int32_t)row_ids[p].size();
                     out.gaussian_ids.insert(out.gaussian_ids.end(), row_ids[p].begin(), row_ids[p].end());

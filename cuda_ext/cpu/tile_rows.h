@@ -25,7 +25,7 @@ template <typename T>
 struct alignas(64) GaussRecord {
     T x, y, a, b, c, opacity;  // mean2d, conic, opacity
     T cutoff;                  // gsseg::sigma_cutoff(opacity); < 0: never reaches alpha >= 1/255
-    T reach_x, reach_y2, reach_y;
+    T reach_x, reach_y;  // column / row reach in pixels (see make_records)
 };
 
 // records [C*N] of means2d [C,N,2], conics [C,N,3], opacities [N].
@@ -44,11 +44,10 @@ void make_records(const T* means2d, const T* conics, const T* opacities, int64_t
         r.cutoff = gsseg::sigma_cutoff(r.opacity);
         const T det = r.a * r.c - r.b * r.b;
         const T cov_yy = det > T(0) ? r.a / det : T(0), cov_xx = det > T(0) ? r.c / det : T(0);
-        // dy² > reach_y2  =>  σ > cutoff on the whole row (tiny slack for rounding); the same for
+        // |dy| > reach_y  =>  σ > cutoff on the whole row (tiny slack for rounding); the same for
         // columns with Σ_xx (the column range is widened by a pixel on each side)
-        r.reach_y2 = T(2) * r.cutoff * cov_yy * T(1.0001) + T(1e-6);
+        r.reach_y = std::sqrt(T(2) * r.cutoff * cov_yy * T(1.0001) + T(1e-6));
         r.reach_x = std::sqrt(T(2) * r.cutoff * cov_xx * T(1.0001) + T(1e-6));
-        r.reach_y = std::sqrt(r.reach_y2);
     }
 }
 
