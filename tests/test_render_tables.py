@@ -61,10 +61,11 @@ def test_table_gradient_is_scatter_add_of_full_render_gradient(backend):
     torch.testing.assert_close(f1.grad, f2.grad, atol=1e-5, rtol=1e-5)
 
 
-def test_cpu_table_op_matches_torch_gather_scatter():
+@pytest.mark.parametrize("feature_dim", [6, 16])  # runtime width, compiled width
+def test_cpu_table_op_matches_torch_gather_scatter(feature_dim):
     from gsseg.render.tables import _features_torch
 
-    scene = random_scene(200, feature_dim=6, seed=5, dtype=torch.float64)
+    scene = random_scene(200, feature_dim=feature_dim, seed=5, dtype=torch.float64)
     cam = orbit_cameras(1, 40, 30)
     table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam)
     pixels = torch.tensor([0, 5, 600, 600, 1199, 37])  # repeats allowed
@@ -78,6 +79,26 @@ def test_cpu_table_op_matches_torch_gather_scatter():
     torch.testing.assert_close(f1.grad, f2.grad)
     with pytest.raises(IndexError):
         render_features_from_table(table, torch.tensor([40 * 30]), f1)
+
+
+@pytest.mark.skipif(not HAVE_CPU, reason="no C++ extension")
+def test_cpu_table_ops_visit_pixels_in_id_order_and_check_the_order():
+    ext = load_cpu_extension()
+    scene = random_scene(100, feature_dim=3, seed=6)
+    table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, orbit_cameras(1, 20, 10))
+    pixels = torch.tensor([150, 3, 199, 3, 0])
+    args = (table.offsets, table.gaussian_ids, table.weights, pixels)
+    out, order = ext.table_gather(*args, scene.features)
+    assert order.tolist() == [4, 1, 3, 0, 2]  # stable sort by pixel id: the scatter reuses it
+    v_out = torch.randn_like(out)
+    expected = ext.table_scatter(*args, order, v_out, 100)
+    assert expected.abs().sum() > 0  # the visiting order changes only the order of the sums
+    torch.testing.assert_close(ext.table_scatter(*args, torch.arange(5), v_out, 100), expected)
+    for bad in (torch.tensor([0, 1, 2, 3, 5]), torch.tensor([-1, 1, 2, 3, 4])):
+        with pytest.raises(IndexError):
+            ext.table_scatter(*args, bad, v_out, 100)
+    with pytest.raises(RuntimeError, match="order"):
+        ext.table_scatter(*args, order[:4], v_out, 100)
 
 
 def test_empty_pixels_and_empty_scene():

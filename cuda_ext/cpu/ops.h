@@ -50,13 +50,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> build_table(
     const at::Tensor& tile_offsets, const at::Tensor& flatten_ids, int64_t width, int64_t height,
     int64_t tile_size);
 
-// Features [P,D] of pixels pixel_ids [P] (int64) from a contribution table and features [N,D].
-at::Tensor table_gather(const at::Tensor& offsets, const at::Tensor& gaussian_ids, const at::Tensor& weights,
-                        const at::Tensor& pixel_ids, const at::Tensor& features);
+// Features [P,D] of pixels pixel_ids [P] (int64) from a contribution table and features [N,D], and
+// the order [P] int64 in which the pixels were visited (table_scatter reuses it).
+std::tuple<at::Tensor, at::Tensor> table_gather(const at::Tensor& offsets, const at::Tensor& gaussian_ids,
+                                               const at::Tensor& weights, const at::Tensor& pixel_ids,
+                                               const at::Tensor& features);
 
 // Backward of table_gather: v_out [P,D] -> v_features [n_gaussians, D] (scatter-add).
 at::Tensor table_scatter(const at::Tensor& offsets, const at::Tensor& gaussian_ids, const at::Tensor& weights,
-                         const at::Tensor& pixel_ids, const at::Tensor& v_out, int64_t n_gaussians);
+                         const at::Tensor& pixel_ids, const at::Tensor& order, const at::Tensor& v_out,
+                         int64_t n_gaussians);
 
 // Spherical harmonics (degree 0..3): coeffs [N,K,3], dirs [C,N,3] (unnormalised) ->
 // rgb [C,N,3] = clamp_min(sum_b basis_b(dir) coeff_b + 0.5, 0).

@@ -139,14 +139,15 @@ def build_contribution_table(
 class _TableFeaturesCpu(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features, offsets, gaussian_ids, weights, pixel_ids, ext):
-        ctx.save_for_backward(offsets, gaussian_ids, weights, pixel_ids)
+        out, order = ext.table_gather(offsets, gaussian_ids, weights, pixel_ids, features.contiguous())
+        ctx.save_for_backward(offsets, gaussian_ids, weights, pixel_ids, order)
         ctx.ext, ctx.n = ext, features.shape[0]
-        return ext.table_gather(offsets, gaussian_ids, weights, pixel_ids, features.contiguous())
+        return out
 
     @staticmethod
     def backward(ctx, v_out):
-        offsets, gaussian_ids, weights, pixel_ids = ctx.saved_tensors
-        v_features = ctx.ext.table_scatter(offsets, gaussian_ids, weights, pixel_ids, v_out.contiguous(), ctx.n)
+        offsets, gaussian_ids, weights, pixel_ids, order = ctx.saved_tensors
+        v_features = ctx.ext.table_scatter(offsets, gaussian_ids, weights, pixel_ids, order, v_out.contiguous(), ctx.n)
         return v_features, None, None, None, None, None
 
 
