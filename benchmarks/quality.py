@@ -10,6 +10,10 @@ belongs to other benchmarks and is kept.
     .venv/bin/python benchmarks/quality.py            # default suite (< 30 min on CPU)
     .venv/bin/python benchmarks/quality.py --quick    # one scene, medium noise (< 5 min)
     .venv/bin/python benchmarks/quality.py --scenes tabletop --objectives contrastive --noise medium
+    .venv/bin/python benchmarks/quality.py --objectives clustering --noise medium --feature-seeds 0,1,2,3,4
+
+With several feature seeds every objective row is the mean over the seeds (same data, masks and
+RGB geometry; only the feature stage's seed changes) and the table lists each row's spread.
 
 Prompted objectives (object-field, vote) get one click per ground-truth object (its interior
 pixel in the training view where it is largest): SANeRF-HQ's protocol.
@@ -55,6 +59,10 @@ class Suite:
     samples: int = 100
     max_cuts: int = 32
     seed: int = 0
+    feature_seeds: list[int] | None = None  # feature-stage seeds, rows averaged over them (None: [seed])
+
+    def seeds(self) -> list[int]:
+        return list(self.feature_seeds) if self.feature_seeds else [self.seed]
 
 
 DEFAULT_ITERS = {"contrastive": 2000, "ultrametric": 2000, "object-field": 300, "clustering": 2000, "vote": 0}
@@ -133,7 +141,7 @@ def objective_settings(objective: str, ds) -> dict:
     return {}
 
 
-def train_features(suite: Suite, ds, base_run: Path, run_root: Path, objective: str) -> dict:
+def train_features(suite: Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int) -> dict:
     from gsseg.train.config import FeatureStageConfig
     from gsseg.train.pipeline import StageOptions, run_training
     from gsseg.train.run_dir import RunDir
@@ -148,7 +156,7 @@ def train_features(suite: Suite, ds, base_run: Path, run_root: Path, objective: 
     cfg.stages = ["features"]
     cfg.features = FeatureStageConfig(objective=objective, objective_settings=objective_settings(objective, ds),
                                       iters=suite.feature_iters.get(objective, 500), time_limit_s=suite.feature_time_s,
-                                      seed=suite.seed, device="cpu")
+                                      seed=seed, device="cpu")
     return run_training(cfg, run, StageOptions(resume=False, show_progress=False), ds=ds)[0]
 
 
@@ -169,10 +177,36 @@ def evaluate(suite: Suite, run_root: Path, metrics: list[str]) -> dict:
 
 # --- the suite -----------------------------------------------------------------------------------
 
+def run_objective(suite: Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int) -> dict:
+    """Features (one seed) -> segment -> eval; the metrics and stage times of one run."""
+    from gsseg.features import load_features
+
+    feats, t_feat = timed(train_features, suite, ds, base_run, run_root, objective, seed)
+    kind = load_features(run_root / "features.pt").info.kind
+    _, t_seg = timed(segment, run_root, kind)
+    result, t_eval = timed(evaluate, suite, run_root, ["hierarchy", "prompted", "panoptic"])
+    out = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out.update({"feature_steps": feats["steps"], "t_features": t_feat, "t_segment": t_seg, "t_eval": t_eval})
+    return out
+
+
+HEADLINE = ("nc_mean", "si", "vc", "hier_miou", "object_miou", "object_acc", "pq_scene")
+
+
+def average_seeds(per_seed: list[dict], seeds: list[int]) -> dict:
+    """Mean of every numeric entry over the seeds' runs (times too); with several seeds also
+    ``seed_values``: the headline metrics of each seed."""
+    keys = set.intersection(*(set(r) for r in per_seed))
+    out = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in keys}
+    if len(per_seed) > 1:
+        out["seeds"] = list(seeds)
+        out["seed_values"] = {k: [r[k] for r in per_seed] for k in HEADLINE if k in keys}
+    return out
+
+
 def run_suite(suite: Suite, work: Path, log=print) -> list[dict]:
     """Rows: one per (scene, noise, objective), plus the input masks per (scene, noise)."""
     from gsseg.data import load_dataset
-    from gsseg.features import load_features
 
     rows = []
     for scene in suite.scenes:
@@ -197,31 +231,31 @@ def run_suite(suite: Suite, work: Path, log=print) -> list[dict]:
             chosen = suite.objectives if noise == "medium" or suite.sweep_objectives is None else \
                 [o for o in suite.objectives if o in suite.sweep_objectives]
             for objective in chosen:
-                run_root = work / f"run_{scene}_{noise}_{objective}"
                 row = {"scene": scene, "noise": noise, "objective": objective, "psnr": psnr,
                        "input_nc_mean": inputs.get("input_nc_mean"), "input_hier_miou": inputs.get("input_hier_miou")}
-                try:
-                    feats, t_feat = timed(train_features, suite, ds, base_run, run_root, objective)
-                    kind = load_features(run_root / "features.pt").info.kind
-                    _, t_seg = timed(segment, run_root, kind)
-                    result, t_eval = timed(evaluate, suite, run_root, ["hierarchy", "prompted", "panoptic"])
-                except Exception as e:  # one failing objective must not lose the whole table
-                    row["error"] = f"{e.__class__.__name__}: {e}"
-                    log(f"    {objective}: FAILED {row['error']}")
-                    rows.append(row)
-                    continue
-                row.update({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-                row.update({"feature_steps": feats["steps"], "t_features": t_feat, "t_segment": t_seg, "t_eval": t_eval})
+                per_seed = []
+                for seed in suite.seeds():
+                    suffix = f"_seed{seed}" if len(suite.seeds()) > 1 else ""
+                    run_root = work / f"run_{scene}_{noise}_{objective}{suffix}"
+                    try:
+                        per_seed.append(run_objective(suite, ds, base_run, run_root, objective, seed))
+                    except Exception as e:  # one failing objective must not lose the whole table
+                        row["error"] = f"{e.__class__.__name__}: {e}" + (f" (seed {seed})" if suffix else "")
+                        log(f"    {objective}: FAILED {row['error']}")
+                        break
+                    log(f"    {objective}{f' seed {seed}' if suffix else ''}: {headline(per_seed[-1])} "
+                        f"(features {per_seed[-1]['t_features']:.0f} s, segment {per_seed[-1]['t_segment']:.0f} s, "
+                        f"eval {per_seed[-1]['t_eval']:.0f} s)")
+                if "error" not in row:
+                    row.update(average_seeds(per_seed, suite.seeds()))
                 rows.append(row)
-                log(f"    {objective}: {headline(row)} (features {t_feat:.0f} s, segment {t_seg:.0f} s, eval {t_eval:.0f} s)")
     return rows
 
 
 # --- targets and the table -----------------------------------------------------------------------
 
 def headline(row: dict) -> str:
-    keys = ("nc_mean", "si", "vc", "hier_miou", "object_miou", "object_acc", "pq_scene")
-    return ", ".join(f"{k} {row[k]:.3f}" for k in keys if row.get(k) is not None)
+    return ", ".join(f"{k} {row[k]:.3f}" for k in HEADLINE if row.get(k) is not None)
 
 
 def targets(row: dict) -> list[tuple[str, float, float]]:
@@ -251,6 +285,14 @@ def _fmt(v, digits: int = 3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
+
+
+def _sd(values: list[float]) -> float:
+    """Sample standard deviation (0 for one value)."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
 COLUMNS = [("scene", "scene"), ("noise", "noise"), ("objective", "objective"), ("nc_mean", "NC mean"),
@@ -287,6 +329,7 @@ def render_markdown(rows: list[dict], suite: Suite, total_s: float, mode: str, n
                  + ", ".join(f"{o} {suite.feature_iters.get(o, 0)}" for o in suite.objectives)
                  + f" (≤ {suite.feature_time_s:.0f} s)"
                  + (f"; away from medium noise only {', '.join(suite.sweep_objectives)}" if suite.sweep_objectives else "")
+                 + (f"; feature seeds {', '.join(map(str, suite.seeds()))} (rows are means)" if len(suite.seeds()) > 1 else "")
                  + f"; NC/SI/VC with {suite.samples} samples per segment over ≤ "
                  f"{suite.max_cuts} hierarchy cuts; CPU only ({threads} torch thread{'s' if threads != 1 else ''}). "
                  f"Total wall time {total_s / 60:.1f} min.")
@@ -322,6 +365,16 @@ def render_markdown(rows: list[dict], suite: Suite, total_s: float, mode: str, n
             cells[3] = f"failed: {r['error'][:80]}"
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    spread = [r for r in rows if r.get("seed_values")]
+    if spread:
+        lines.append("Rows above are means over feature seeds (same data, masks and RGB geometry); per seed:")
+        lines.append("")
+        for r in spread:
+            values = "; ".join(f"{k} " + " / ".join(_fmt(v) for v in vs) + f" (sd {_sd(vs):.3f})"
+                               for k, vs in r["seed_values"].items())
+            lines.append(f"- {r['scene']} / {r['noise']} / {r['objective']}, seeds "
+                         f"{', '.join(map(str, r['seeds']))}: {values}")
+        lines.append("")
     lines.append("Wall time per stage (s; synth and RGB once per scene, masks once per scene and noise level):")
     lines.append("")
     lines.append("| scene | noise | objective | " + " | ".join(h for _, h in TIME_COLUMNS) + " |")
@@ -365,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", help="comma-separated built-in scenes (default: the suite's)")
     p.add_argument("--objectives", help="comma-separated objectives")
     p.add_argument("--noise", help="comma-separated noise levels: easy, medium, hard")
+    p.add_argument("--feature-seeds", help="comma-separated feature-stage seeds; rows are means over them "
+                                           "(default: the suite's one seed)")
     p.add_argument("--work", type=Path, help="keep the data and runs here (default: a temporary folder)")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
@@ -385,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         suite.sweep_objectives = None
     if args.noise:
         suite.noise = args.noise.split(",")
+    if args.feature_seeds:
+        suite.feature_seeds = [int(v) for v in args.feature_seeds.split(",")]
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     t0 = time.perf_counter()
     if args.work:

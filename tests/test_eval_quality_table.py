@@ -51,6 +51,21 @@ def test_results_file_keeps_other_sections_and_notes(tmp_path):
     assert "clustering" not in text
 
 
+def test_rows_average_over_feature_seeds_and_list_the_spread():
+    runs = [{"pq_scene": 0.4, "miou": 0.6, "t_features": 10.0}, {"pq_scene": 0.7, "miou": 0.8, "t_features": 12.0}]
+    averaged = quality.average_seeds(runs, [0, 1])
+    assert abs(averaged["pq_scene"] - 0.55) < 1e-12 and abs(averaged["t_features"] - 11.0) < 1e-12
+    assert averaged["seed_values"] == {"pq_scene": [0.4, 0.7]} and averaged["seeds"] == [0, 1]
+    assert "seed_values" not in quality.average_seeds(runs[:1], [0])
+    suite = quality.quick_suite()
+    suite.feature_seeds = [0, 1]
+    row = {"scene": "toys", "noise": "medium", "objective": "clustering", "psnr": 30.0, **averaged}
+    md = quality.render_markdown([row], suite, 1.0, "quick")
+    assert "feature seeds 0, 1 (rows are means)" in md
+    assert "- toys / medium / clustering, seeds 0, 1: pq_scene 0.400 / 0.700 (sd 0.212)" in md
+    assert "pq_scene = 0.550 (target ≥ 0.65) — **missed by 0.100**" in md
+
+
 def test_select_plateaus_spreads_over_log_region_counts():
     regions = np.array([1, 2, 3, 4, 5, 8, 16, 32, 64, 128, 256, 512])
     lengths = np.ones(len(regions))
