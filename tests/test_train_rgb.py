@@ -181,3 +181,56 @@ def test_bad_checkpoint_is_a_clear_error(tiny, tmp_path):
     save_checkpoint(run.checkpoint_path("rgb", 20), {"step": 20})
     with pytest.raises(GssegError, match=r"rgb_0000020\.pt: not a usable RGB checkpoint"):
         RGBTrainer(tiny, cfg_for_test(), run, show_progress=False).resume()
+
+
+class FakeClock:
+    """Stands in for the ``time`` module in gsseg.train.rgb: every reading advances 1 ms."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1e-3
+        return self.now
+
+
+def _run_with_clock(ds, tmp_path, name, monkeypatch, slow_start_s: float):
+    import gsseg.train.rgb as rgb_module
+
+    clock = FakeClock()
+    monkeypatch.setattr(rgb_module, "time", clock)
+
+    def slow_first_step(r: StepReport) -> None:
+        if r.step == 1:
+            clock.now += slow_start_s  # e.g. the extension build / first allocations
+
+    cfg = cfg_for_test(iters=30, time_limit_s=60.0)
+    trainer = RGBTrainer(ds, cfg, RunDir(tmp_path / name), callbacks=[slow_first_step], show_progress=False)
+    trainer.start(small_init(ds, 150))
+    return trainer.train().scene.means
+
+
+def test_time_limit_moves_the_schedule_only_for_runs_behind_it(tiny, tmp_path, monkeypatch):
+    from gsseg.train.rgb import time_progress
+
+    assert time_progress(2.9, 60.0) == 0.0  # within the 5 % grace
+    assert time_progress(60.0, 60.0) == pytest.approx(1.0)
+    assert time_progress(31.5, 60.0) == pytest.approx(0.5)
+    # one thread: two-thread training is not bit-reproducible (OpenMP gradient sums)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _check_grace(tiny, tmp_path, monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_grace(tiny, tmp_path, monkeypatch):
+    # a 3 s start-up (the old schedule: progress 0.05 at step 2 of 30) leaves a run on pace unchanged
+    fast = _run_with_clock(tiny, tmp_path, "fast", monkeypatch, 0.0)
+    slow = _run_with_clock(tiny, tmp_path, "slow", monkeypatch, 2.9)
+    assert torch.equal(fast, slow)
+    # without the grace the same start-up changes the early learning rates, hence the scene
+    monkeypatch.setattr("gsseg.train.rgb.time_progress.__defaults__", (0.0,))  # grace = 0
+    ungraced = _run_with_clock(tiny, tmp_path, "ungraced", monkeypatch, 2.9)
+    assert not torch.equal(fast, ungraced)
