@@ -76,7 +76,6 @@ inline unsigned lane_bits(lane_mask_t<float> m) {
 // degree-7 Taylor polynomial (truncation < 6e-9 relative), 2^n written into the exponent bits;
 // x is clamped to [-87, 0] (so no denormals). Relative error ~2e-7.
 inline lanes_t<float> exp_nonpositive(lanes_t<float> x) {
-
     typedef lanes_t<float> V;
     typedef lane_mask_t<float> M;
     x = x < -87.0f ? splat(-87.0f) : x;

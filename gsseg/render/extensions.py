@@ -96,8 +96,9 @@ def _build(verbose: bool) -> ModuleType | None:
 # glibc settings applied once the CPU extension loads (GSSEG_MALLOC_TUNING=0 leaves glibc's
 # defaults): a render + backward frees and re-allocates megabyte-sized tensors every step, and with
 # the defaults each step page-faults them in afresh (600-830 faults, 1.4-3.4 ms of kernel time per
-# fwd+bwd step of the 20k-Gaussian benchmark render, measured with getrusage). Below 32 MB allocations stay in the heap, which keeps up to
-# 256 MB of freed memory instead of returning it to the OS.
+# fwd+bwd step of the 20k-Gaussian benchmark render, measured with getrusage). Below 32 MB
+# allocations stay in the heap, which keeps up to 256 MB of freed memory instead of returning it
+# to the OS.
 MMAP_THRESHOLD_BYTES = 32 << 20
 TRIM_THRESHOLD_BYTES = 256 << 20
 

@@ -107,8 +107,9 @@ def time_progress(elapsed_s: float, time_limit_s: float, grace: float = SCHEDULE
     Without the grace the first steps (extension load, first allocations: a second or more
     against a step fraction of 1/iters) let the wall clock set the early learning rates, so two
     runs of the same seed on an idle machine trained different scenes (tabletop test PSNR 28.70
-    vs 28.90 dB in the quality suite). A run that keeps pace with its step count now never
-    consults the clock and is reproducible; only a run really behind schedule compresses it.
+    vs 28.90 dB in the quality suite). Now the clock's fraction stays below the step fraction
+    of a run that keeps pace with its step count, so such a run is reproducible; only a run
+    really behind schedule has its schedule compressed.
     """
     lag = grace * time_limit_s
     return max(0.0, elapsed_s - lag) / (time_limit_s - lag)
