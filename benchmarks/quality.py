@@ -397,19 +397,24 @@ def render_markdown(rows: list[dict], suite: Suite, total_s: float, mode: str, n
     return "\n".join(lines)
 
 
-def write_results(markdown: str, path: Path) -> None:
-    """Replace the quality section of ``path`` (or append it), keeping everything else."""
+def write_section(markdown: str, path: Path, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section between ``begin`` and ``end`` of ``path`` (or append it), keeping everything else."""
     from gsseg.utils.atomic import atomic_open
 
     text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + markdown + tail
     else:
         text = text.rstrip("\n") + "\n\n" + markdown + "\n"
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def write_results(markdown: str, path: Path) -> None:
+    """Replace the quality section of ``path`` (or append it), keeping everything else."""
+    write_section(markdown, path, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ class EvalSettings:
     protocol maximises over thresholds), "segments" (the cuts in RUN/segments) or "auto"
     (RUN/segments if any, else computed); max_cuts: cuts computed from the hierarchy; min_alpha: rendered pixels with
     less accumulated opacity are unassigned; depth_tolerance: relative depth agreement for
-    visibility in VC; hierarchy_k / spatial_weight: the hierarchy's kNN graph (segmentation API).
+    visibility in VC; hierarchy_k / spatial_weight / linkage: the hierarchy (segmentation API).
     """
 
     samples: int = 100
@@ -36,6 +36,7 @@ class EvalSettings:
     depth_tolerance: float = 0.02
     hierarchy_k: int = 10
     spatial_weight: float = 0.0
+    linkage: str = "average"
     pixel_cuts: bool = True
 
     def validate(self) -> None:

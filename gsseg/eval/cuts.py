@@ -31,10 +31,11 @@ def select_plateaus(regions: np.ndarray, lengths: np.ndarray, max_cuts: int) -> 
 
 
 def computed_cuts(ctx) -> tuple[np.ndarray, list[str]]:
-    """Horizontal cuts of the run's single-linkage hierarchy: (labels [T,N] int32, names)."""
+    """Horizontal cuts of the run's scene hierarchy: (labels [T,N] int32, names)."""
     from gsseg.segment import build_hierarchy
 
-    h = build_hierarchy(ctx.scene, ctx.record, k=ctx.settings.hierarchy_k, spatial_weight=ctx.settings.spatial_weight)
+    h = build_hierarchy(ctx.scene, ctx.record, k=ctx.settings.hierarchy_k, spatial_weight=ctx.settings.spatial_weight,
+                        linkage=ctx.settings.linkage)
     plats = [p for p in h.plateaus() if p.regions >= 1]
     if not plats:
         raise GssegError(f"{ctx.run.root}: the hierarchy of this run has no segment at any threshold")

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
+import torch
 
 from gsseg.errors import GssegError
 from gsseg.eval.metrics import (
@@ -72,22 +73,63 @@ def hierarchy_metrics(ctx) -> dict:
         return {}
     from gsseg.eval.cuts import hierarchy_cuts, view_label_maps
     from gsseg.eval.pixel_cuts import pixel_cut_stack
+    from gsseg.features.coverage import supervised_gaussians
 
     t0 = time.perf_counter()
     labels, names, source = hierarchy_cuts(ctx)
     ctx.timings["eval_cuts_s"] = time.perf_counter() - t0
     out: dict = {"cuts": len(names), "cuts_source": source}
-    scored_cuts(ctx, lambda view: view_label_maps(ctx, view, labels), out, "", variants=True)
+    stacks: dict[str, np.ndarray] = {}
+
+    def stack_of(view: str) -> np.ndarray:
+        if view not in stacks:
+            stacks[view] = view_label_maps(ctx, view, labels)
+        return stacks[view]
+
+    scored_cuts(ctx, stack_of, out, "", variants=True)
+    out.update(cut_object_metrics(ctx, stack_of))
     if ctx.settings.pixel_cuts:
         t0 = time.perf_counter()
 
+        supervised = torch.from_numpy(supervised_gaussians(ctx.record.coverage, len(ctx.scene)))[:, None].float()
+
         def pixel_stack(view: str) -> np.ndarray:
-            feats, alpha = ctx.composite(view, ctx.record.features)
-            return pixel_cut_stack(feats, alpha, min_alpha=ctx.settings.min_alpha)
+            # only supervised Gaussians are composited; pixels they barely cover stay unassigned
+            out, _ = ctx.composite(view, torch.cat([ctx.record.features.float() * supervised, supervised], dim=1))
+            return pixel_cut_stack(out[..., :-1], out[..., -1], min_alpha=ctx.settings.min_alpha)
 
         scored_cuts(ctx, pixel_stack, out, "_2d", variants=False)
         ctx.timings["eval_2d_s"] = time.perf_counter() - t0
     _point_query_metrics(ctx, out)
+    return out
+
+
+def cut_object_metrics(ctx, stack_of) -> dict:
+    """How well the hierarchy's cuts hold the ground-truth objects, over the evaluation views:
+    ``hier_object_miou`` (per object the best scene-level IoU of any segment of any cut, mean
+    over objects) and ``hier_pq_scene`` (PQ^scene of the best single cut, ``hier_pq_cut`` its
+    index). stack_of(view) -> [T,H,W] label maps of the cuts."""
+    from gsseg.eval.metrics.panoptic import segment_ious
+
+    if "object" not in ctx.ds.gt_levels:
+        return {}
+    views = [v for v in ctx.eval_views if ctx.gt(v, "object") is not None]
+    if not views:
+        return {}
+    gts = [ctx.gt(v, "object") for v in views]
+    stacks = [stack_of(v) for v in views]
+    best_iou, best_pq, best_cut = None, -1.0, -1
+    for t in range(stacks[0].shape[0]):
+        preds = [st[t] for st in stacks]
+        iou, _, _, _ = segment_ious(gts, preds, void=0, unassigned=0)
+        per_object = iou.max(axis=1) if iou.shape[1] else np.zeros(iou.shape[0])
+        best_iou = per_object if best_iou is None else np.maximum(best_iou, per_object)
+        pq = panoptic_quality_scene(gts, preds, void=0, unassigned=0).pq
+        if pq > best_pq:
+            best_pq, best_cut = pq, t
+    out = {"hier_pq_scene": float(best_pq), "hier_pq_cut": int(best_cut)}
+    if best_iou is not None and len(best_iou):
+        out["hier_object_miou"] = float(best_iou.mean())
     return out
 
 

@@ -1,27 +1,30 @@
 """The ceiling of lifting on a given geometry: every Gaussian labelled with the ground truth.
 
 Each Gaussian takes the ground-truth part its centre projects to in the training views that see
-it (ground-truth depth agrees), by majority; objects and groups follow from ``hierarchy.json``.
-Rendering these labels and scoring them with the same protocols shows how much of a gap to
-the targets comes from the RGB stage's geometry rather than from an identity objective.
+it (ground-truth depth agrees), by majority; objects and groups follow from ``hierarchy.json``
+(without one, every ``gt/<level>`` is projected the same way). Rendering these labels and
+scoring them with the same protocols shows how much of a gap to the targets comes from the
+RGB stage's geometry rather than from an identity objective; feeding them, as features, to the
+segmentation stage (:func:`oracle_tree_metrics`) shows what that stage loses.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from gsseg.eval.metrics import ObjectScore, mean_object_scores, panoptic_quality_scene
 
 
-def gaussian_gt_parts(means: np.ndarray, ds, tolerance: float = 0.03) -> np.ndarray:
-    """Ground-truth part id per Gaussian centre ``means [N,3]`` (majority over the training
+def gaussian_gt_parts(means: np.ndarray, ds, tolerance: float = 0.03, level: str = "part") -> np.ndarray:
+    """Ground-truth ``level`` label per Gaussian centre ``means [N,3]`` (majority over the training
     views that see it; -1 when none does): [N] int64."""
     n = len(means)
     cams = ds.cameras("train")
     seen_g, seen_p = [], []
     homog = np.c_[means.astype(np.float64), np.ones(n)]
     for i, view in enumerate(cams.names):
-        depth, gt = ds.depth(view), ds.gt(view, "part")
+        depth, gt = ds.depth(view), ds.gt(view, level)
         if depth is None or gt is None:
             continue
         depth = depth.numpy()
@@ -54,15 +57,23 @@ def gaussian_gt_parts(means: np.ndarray, ds, tolerance: float = 0.03) -> np.ndar
 
 def oracle_labels(scene, ds) -> dict[str, np.ndarray]:
     """Per-Gaussian ground-truth labels {level: [N] int64}, shifted by +1 so that the
-    background (0) is a segment and 0 means "seen by no training view"."""
-    part = gaussian_gt_parts(scene.means.detach().cpu().numpy(), ds)
+    background (0) is a segment and 0 means "seen by no training view".
+
+    With a ``hierarchy.json`` part map, coarser levels follow from each Gaussian's part (one
+    consistent hierarchy); without one every level is projected on its own."""
+    means = scene.means.detach().cpu().numpy()
+    levels = list(ds.gt_levels)
     parts = (ds.hierarchy or {}).get("parts", {})
-    out = {"part": part + 1}
-    for level in ("object", "group"):
-        if level in ds.gt_levels:
+    finest = levels[0]
+    base = gaussian_gt_parts(means, ds, level=finest)
+    out = {finest: base + 1}
+    for level in levels[1:]:
+        if finest == "part" and parts:
             table = {int(k): int(v.get(level, 0)) for k, v in parts.items() if isinstance(v, dict)}
-            out[level] = np.array([table.get(int(p), 0) + 1 if p >= 0 else 0 for p in part], dtype=np.int64)
-    return {lv: v for lv, v in out.items() if lv in ds.gt_levels}
+            out[level] = np.array([table.get(int(p), 0) + 1 if p >= 0 else 0 for p in base], dtype=np.int64)
+        else:
+            out[level] = gaussian_gt_parts(means, ds, level=level) + 1
+    return out
 
 
 def oracle_metrics(ctx) -> dict:
@@ -72,7 +83,7 @@ def oracle_metrics(ctx) -> dict:
     from gsseg.eval.lifted import scored_cuts
 
     ds = ctx.ds
-    if "part" not in ds.gt_levels or ds.hierarchy is None:
+    if not ds.gt_levels or ds.depth(ds.names("train")[0]) is None:
         return {}
     labels = oracle_labels(ctx.scene, ds)
     stack = np.stack([labels[lv] for lv in ds.gt_levels])
@@ -96,3 +107,51 @@ def oracle_metrics(ctx) -> dict:
             out.update({"oracle_pq_scene": pq.pq, "oracle_object_miou": mean_object_scores(scores)[0],
                         "oracle_object_acc": mean_object_scores(scores)[1]})
     return out
+
+
+LEVEL_WEIGHTS = {"part": 1.0, "object": 0.6, "group": 0.4}
+
+
+def oracle_features(labels: dict[str, np.ndarray]) -> torch.Tensor:
+    """Hierarchical embeddings [N,F] made from per-Gaussian ground-truth labels (as from
+    :func:`oracle_labels`): one weighted one-hot block per level, so two Gaussians' cosine is
+    1 within a part and falls level by level (same object 0.34, same group 0.11, else 0)."""
+    blocks = []
+    for level, labs in labels.items():
+        onehot = np.zeros((len(labs), int(labs.max()) + 1), np.float32)
+        onehot[np.arange(len(labs)), labs] = LEVEL_WEIGHTS.get(level, 0.5)
+        blocks.append(onehot[:, 1:])  # label 0 = seen by no view: no block entry
+    return torch.from_numpy(np.concatenate(blocks, axis=1))
+
+
+def oracle_tree_metrics(ctx) -> dict:
+    """``oracle_tree_*``: the run's hierarchy / cut / label-map stage fed with ground-truth
+    features (:func:`oracle_features` of the Gaussians some training view sees), scored like a
+    lifted hierarchy. Against the ``oracle_*`` rows (labels rendered directly) it shows what
+    the segmentation stage loses; against a run's own scores, what its features lose."""
+    from gsseg.eval.cuts import select_plateaus, view_label_maps
+    from gsseg.eval.lifted import cut_object_metrics, scored_cuts
+    from gsseg.segment.hierarchy import hierarchy_from_features
+
+    ds = ctx.ds
+    if not ds.gt_levels or ds.depth(ds.names("train")[0]) is None:
+        return {}
+    labels = oracle_labels(ctx.scene, ds)
+    seen = labels[ds.gt_levels[0]] > 0
+    st = ctx.settings
+    h = hierarchy_from_features(ctx.scene.means, oracle_features(labels), "embedding", k=st.hierarchy_k,
+                                linkage=st.linkage, supervised=seen)
+    plats = [p for p in h.plateaus() if p.regions >= 1]
+    keep = select_plateaus(np.array([p.regions for p in plats]), np.array([p.length for p in plats]), st.max_cuts)
+    cuts = np.stack([h.cut_threshold(plats[i].middle) for i in keep]).astype(np.int32)
+    stacks: dict[str, np.ndarray] = {}
+
+    def stack_of(view: str) -> np.ndarray:
+        if view not in stacks:
+            stacks[view] = view_label_maps(ctx, view, cuts)
+        return stacks[view]
+
+    inner: dict = {}
+    scored_cuts(ctx, stack_of, inner, "", variants=False)
+    inner.update(cut_object_metrics(ctx, stack_of))
+    return {f"oracle_tree_{k}": v for k, v in inner.items()}

@@ -8,7 +8,9 @@ Metrics (each returns {} when it does not apply to the run):
 - ``panoptic``: flat logits (clustering): PQ^scene, RQ, SQ, mIoU;
 - ``input``: the input 2D masks scored with the NC and point-query protocols (training views);
 - ``oracle`` (on request): the same protocols on Gaussians labelled with the ground truth, the
-  ceiling any lifting method reaches on the run's geometry.
+  ceiling any lifting method reaches on the run's geometry;
+- ``oracle_tree`` (on request): the hierarchy, cuts and label maps of the segmentation stage fed
+  with features made from those ground-truth labels (what that stage alone loses).
 """
 
 from __future__ import annotations
@@ -62,16 +64,23 @@ def _oracle_metric(ctx: EvalContext) -> dict:
     return oracle_metrics(ctx)
 
 
+def _oracle_tree_metric(ctx: EvalContext) -> dict:
+    from gsseg.eval.oracle import oracle_tree_metrics
+
+    return oracle_tree_metrics(ctx)
+
+
 DEFAULT_METRICS = ("psnr", "hierarchy", "prompted", "panoptic", "input")
 
 
 def metric_functions() -> dict[str, Callable[[EvalContext], dict]]:
     """Metric name -> fn(ctx) returning a dict of results ({} when it does not apply).
 
-    ``oracle`` (the ground-truth-labelled Gaussians of the run's geometry, for built-in scenes)
-    runs only when asked for; the others are the default."""
+    ``oracle`` and ``oracle_tree`` (the ground-truth-labelled Gaussians of the run's geometry, for
+    datasets with ``gt/`` and ``hierarchy.json``) run only when asked for; the others are the default."""
     return {"psnr": _psnr_metric, "hierarchy": _hierarchy_metric, "prompted": _prompted_metric,
-            "panoptic": _panoptic_metric, "input": _input_metric, "oracle": _oracle_metric}
+            "panoptic": _panoptic_metric, "input": _input_metric, "oracle": _oracle_metric,
+            "oracle_tree": _oracle_tree_metric}
 
 
 def check_views(run: RunDir, ds) -> None:

@@ -31,6 +31,9 @@ class FeatureRecord:
         settings: the objective's settings (recorded for reproducibility).
         extras: objective-specific data, e.g. class names of an object field or its prompts.
         step: optimisation steps done.
+        coverage: [N,2] float32 or None: per Gaussian, its rendering weight over the training
+            views at pixels some input mask covers, and its total weight there
+            (:func:`gsseg.features.coverage.mask_coverage`); None in records made without masks.
     """
 
     features: Tensor
@@ -38,10 +41,13 @@ class FeatureRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     step: int = 0
+    coverage: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.features.dim() != 2 or self.features.shape[1] != self.info.dim:
             raise ValueError(f"features must be [N,{self.info.dim}], got {list(self.features.shape)}")
+        if self.coverage is not None and tuple(self.coverage.shape) != (self.features.shape[0], 2):
+            raise ValueError(f"coverage must be [{self.features.shape[0]},2], got {list(self.coverage.shape)}")
 
 
 def save_features(path: str | Path, record: FeatureRecord) -> Path:
@@ -56,6 +62,8 @@ def save_features(path: str | Path, record: FeatureRecord) -> Path:
         "step": int(record.step),
         "num_gaussians": int(record.features.shape[0]),
     }
+    if record.coverage is not None:
+        payload["coverage"] = record.coverage.detach().float().cpu().contiguous()
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -74,6 +82,7 @@ def load_features(path: str | Path) -> FeatureRecord:
             settings=dict(payload.get("settings", {})),
             extras=dict(payload.get("extras", {})),
             step=int(payload.get("step", 0)),
+            coverage=payload["coverage"].float() if payload.get("coverage") is not None else None,
         )
     except Exception as e:  # torch.load raises many types (pickle, zip, EOF) for a foreign file
         raise file_error(path, f"not a readable gsseg features file ({e.__class__.__name__}: {e})") from None

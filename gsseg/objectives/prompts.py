@@ -328,18 +328,31 @@ def required_visible(n_positive: int, min_visible: int) -> int:
     return max(1, min(need, n_positive))
 
 
-def best_store_mask(vm, positives: np.ndarray, negatives: np.ndarray) -> int | None:
-    """Index of the mask of ``vm`` (a ViewMasks) best covering pixel ``positives [A,2]`` (x, y)
-    and avoiding ``negatives [B,2]``: max (#positives − #negatives) covered, then the smallest;
-    None when no mask holds a positive."""
+def store_candidates(vm, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """Masks of ``vm`` (a ViewMasks) that best cover pixel ``positives [A,2]`` (x, y) while avoiding
+    ``negatives [B,2]``: those with the most (#positives − #negatives) covered, at least one
+    positive: [C] int64 mask indices (empty when no mask holds a positive)."""
     if vm.n_masks == 0 or len(positives) == 0:
-        return None
+        return np.zeros(0, np.int64)
     pos = vm.membership[:, vm.patch_index[positives[:, 1], positives[:, 0]]].sum(1)
     neg = vm.membership[:, vm.patch_index[negatives[:, 1], negatives[:, 0]]].sum(1) if len(negatives) else 0
     score = pos.astype(np.int64) - neg
-    order = np.lexsort((np.arange(vm.n_masks), vm.areas, -score))
-    best = int(order[0])
-    return best if pos[best] > 0 else None
+    best = np.flatnonzero((score == score.max()) & (pos > 0))
+    return best.astype(np.int64)
+
+
+def best_store_mask(vm, positives: np.ndarray, negatives: np.ndarray, table=None, means: np.ndarray | None = None) -> int | None:
+    """Index of the mask of ``vm`` for the prompts: among :func:`store_candidates`, the object
+    (:func:`gsseg.objectives.click_object.object_mask`) when the view's contribution ``table``
+    and the Gaussian ``means [N,3]`` are given, else the smallest; None when no mask holds a positive."""
+    cands = store_candidates(vm, positives, negatives)
+    if len(cands) == 0:
+        return None
+    if table is not None and means is not None and len(cands) > 1:
+        from gsseg.objectives.click_object import object_mask
+
+        return object_mask(vm, cands, table, means)
+    return int(cands[np.lexsort((cands, vm.areas[cands]))][0])
 
 
 @dataclass
@@ -378,12 +391,14 @@ def view_labels(
     masks=None,
     sam=None,
     image: np.ndarray | None = None,
+    geometry: tuple | None = None,
 ) -> PromptView:
     """Object labels of one view from the projected prompts.
 
     size: (width, height) of the probe; masks: the view's ViewMasks at that size (store path);
     sam: a ``SamPrompter`` and image [H',W',3] uint8 (SAM path; masks come back at image size
-    and are resampled to the probe's).
+    and are resampled to the probe's); geometry: (the view's ContributionTable, Gaussian means
+    [N,3]) to choose the object among nested store masks (else the smallest mask).
     Objects with too few visible positives leave their pixels unknown: where some object is
     not found, pixels outside the found masks are ignored instead of called background.
     """
@@ -411,7 +426,7 @@ def view_labels(
             cols = np.minimum(((np.arange(w) + 0.5) * iw / w).astype(np.int64), iw - 1)
             mask = full[rows[:, None], cols[None, :]]
         elif masks is not None:
-            best = best_store_mask(masks, pos, neg)
+            best = best_store_mask(masks, pos, neg, *(geometry or (None, None)))
             if best is None:
                 continue
             mask = masks.mask(best)
@@ -464,7 +479,9 @@ def propagate(
             results.append(PromptView(view, None, [0] * spec.n_objects, "no masks for this view"))
             continue
         image = image_of(view) if sam is not None else None
-        results.append(view_labels(view, proj, objects, spec.n_objects, probe.size(view), settings, masks, sam, image))
+        geometry = (probe.tables.get(view), probe.means.cpu().numpy()) if masks is not None else None
+        results.append(view_labels(view, proj, objects, spec.n_objects, probe.size(view), settings, masks, sam, image,
+                                   geometry))
     return points, objects, results
 
 

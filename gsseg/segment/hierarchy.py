@@ -1,6 +1,11 @@
-"""The scene hierarchy: single-linkage (higra binary partition tree) over the Gaussians' kNN
-graph, and its cuts by threshold, by number of regions, or at automatically chosen stable
-levels.
+"""The scene hierarchy over the Gaussians the input masks supervised, and its cuts by
+threshold, by number of regions, or at automatically chosen stable levels.
+
+The tree (``linkage="average"``, the default) is single linkage (higra binary partition tree)
+over the Gaussians' kNN graph up to a small distance, and average linkage of those atoms above
+(:mod:`gsseg.segment.linkage`); ``linkage="single"`` keeps the pure single-linkage tree of the
+UFF protocol. Gaussians no mask supervised (:func:`gsseg.features.coverage.supervised_gaussians`)
+are left out of the tree and unassigned (label 0) in every cut.
 
 Regions smaller than ``min_size`` Gaussians (tiny floating components) are merged or
 dropped. Merging follows the tree: a small region joins the region of the cut that holds the
@@ -19,6 +24,7 @@ import torch
 from torch import Tensor
 
 from gsseg.segment.graph import GraphConfig, KnnGraph, build_knn_graph
+from gsseg.segment.linkage import DEFAULT_ATOM_THRESHOLD, DEFAULT_MAX_ATOMS, average_linkage_above_atoms
 from gsseg.segment.scores import feature_space
 
 SMALL_POLICIES = ("merge", "drop")
@@ -47,16 +53,23 @@ class Plateau:
 
 
 class SceneHierarchy:
-    """Single-linkage hierarchy over N Gaussians with cuts giving labels [N] int32 (0 = unassigned).
+    """Hierarchy over n leaves with cuts giving labels for N Gaussians, [N] int32 (0 = unassigned).
 
-    Nodes 0..N-1 are the Gaussians (leaves); a parent's index is larger than its children's;
-    ``altitudes`` are the merge distances in [0,1].
+    Nodes 0..n-1 are the leaves; a parent's index is larger than its children's; ``altitudes``
+    are the merge distances in [0,1], never decreasing towards the root. ``leaf_gaussians [n]``
+    names the Gaussian of each leaf among ``num_gaussians`` (default: leaf i is Gaussian i, N = n);
+    Gaussians that are no leaf are unassigned in every cut.
     """
 
     def __init__(self, parents: np.ndarray, altitudes: np.ndarray, num_leaves: int, min_size: int = 1,
-                 small: str = "merge") -> None:
+                 small: str = "merge", leaf_gaussians: np.ndarray | None = None,
+                 num_gaussians: int | None = None) -> None:
         if small not in SMALL_POLICIES:
             raise ValueError(f"small must be one of {SMALL_POLICIES}, got {small!r}")
+        self.leaf_gaussians = None if leaf_gaussians is None else np.asarray(leaf_gaussians, np.int64)
+        self.num_gaussians = int(num_leaves if num_gaussians is None else num_gaussians)
+        if self.leaf_gaussians is not None and len(self.leaf_gaussians) != int(num_leaves):
+            raise ValueError("leaf_gaussians needs one entry per leaf")
         self.parents = np.asarray(parents, np.int64)
         self.altitudes = np.asarray(altitudes, np.float64)
         self.num_leaves = int(num_leaves)
@@ -90,7 +103,15 @@ class SceneHierarchy:
         self.small_top = np.asarray(hg.propagate_sequential(self.tree, nodes, cond), np.int64)
 
     def __len__(self) -> int:
-        return self.num_leaves
+        return self.num_gaussians
+
+    def _per_gaussian(self, leaf_labels: np.ndarray) -> np.ndarray:
+        """Leaf labels [n] as labels of all N Gaussians [N] int32 (0 for Gaussians that are no leaf)."""
+        if self.leaf_gaussians is None:
+            return leaf_labels.astype(np.int32)
+        out = np.zeros(self.num_gaussians, np.int32)
+        out[self.leaf_gaussians] = leaf_labels
+        return out
 
     # ------------------------------------------------------------------ counting
     def candidate_thresholds(self) -> np.ndarray:
@@ -123,7 +144,7 @@ class SceneHierarchy:
     # ------------------------------------------------------------------ cuts
     def cut_threshold(self, threshold: float) -> np.ndarray:
         """Labels [N] int32 of the cut at ``threshold``: Gaussians joined by merges at altitude
-        <= threshold share a segment; segments numbered 1.. by decreasing size."""
+        <= threshold share a segment; segments numbered 1.. by decreasing size (in leaves)."""
         t = float(threshold)
         nv = len(self.parents)
         nodes = np.arange(nv, dtype=np.int64)
@@ -139,7 +160,7 @@ class SceneHierarchy:
         small = regions[self.sizes[regions] < self.min_size]
         if self.small == "merge" and len(small):
             self._merge_small(region, small, node_label, len(big))
-        return node_label[leaf_region].astype(np.int32)
+        return self._per_gaussian(node_label[leaf_region])
 
     def _merge_small(self, region: np.ndarray, small: np.ndarray, node_label: np.ndarray, n_big: int) -> None:
         """Give every small region of a cut the label of the region it merges into.
@@ -201,21 +222,57 @@ def hierarchy_from_graph(graph: KnnGraph, min_size: int = 1, small: str = "merge
     return SceneHierarchy(np.asarray(tree.parents()), np.asarray(altitudes), graph.num_vertices, min_size, small)
 
 
+LINKAGES = ("average", "single")
+
+
 def hierarchy_from_features(means: Tensor, features: Tensor, kind: str, k: int = 10, spatial_weight: float = 0.0,
-                            min_size: int | None = None, small: str = "merge") -> SceneHierarchy:
+                            min_size: int | None = None, small: str = "merge", linkage: str = "average",
+                            supervised: np.ndarray | None = None,
+                            atom_threshold: float = DEFAULT_ATOM_THRESHOLD,
+                            max_atoms: int = DEFAULT_MAX_ATOMS) -> SceneHierarchy:
     """Hierarchy of Gaussians at ``means [N,3]`` with identity ``features [N,D]`` of ``kind``
-    (embeddings compared by cosine, logits by their softmax probabilities)."""
-    n = int(means.shape[0])
-    if n == 0:
+    (embeddings compared by cosine, logits by their softmax probabilities).
+
+    supervised: [N] bool, the Gaussians the tree is built on (None: all); linkage: "average"
+    (average linkage above single-linkage atoms, see :mod:`gsseg.segment.linkage`) or "single";
+    min_size: smallest segment in leaves (default :func:`default_min_size` of the leaf count).
+    """
+    if linkage not in LINKAGES:
+        raise ValueError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
+    n_all = int(means.shape[0])
+    if n_all == 0:
         raise ValueError("cannot build a hierarchy of an empty scene")
+    leaves = None if supervised is None else np.flatnonzero(np.asarray(supervised, bool))
+    if leaves is not None and (len(leaves) == 0 or len(leaves) == n_all):
+        leaves = None
+    idx = None if leaves is None else torch.from_numpy(leaves).to(means.device)
+    pts = means if idx is None else means[idx]
     with torch.no_grad():
-        space = feature_space(features, kind)
-    graph = build_knn_graph(means, space, kind, GraphConfig(k=k, spatial_weight=spatial_weight))
-    return hierarchy_from_graph(graph, default_min_size(n) if min_size is None else min_size, small)
+        space = feature_space(features if idx is None else features[idx], kind)
+    n = int(pts.shape[0])
+    size = default_min_size(n) if min_size is None else min_size
+    graph = build_knn_graph(pts, space, kind, GraphConfig(k=k, spatial_weight=spatial_weight))
+    if n == 1:
+        parents, altitudes = np.array([0]), np.array([0.0])
+    else:
+        g = hg.UndirectedGraph(n)
+        g.add_edges(graph.sources, graph.targets)
+        tree, altitudes = hg.bpt_canonical(g, graph.weights)
+        parents = np.asarray(tree.parents())
+        if linkage == "average":
+            parents, altitudes, _ = average_linkage_above_atoms(tree, np.asarray(altitudes), space.double().cpu().numpy(),
+                                                                kind, atom_threshold, max_atoms)
+    return SceneHierarchy(parents, np.asarray(altitudes), n, size, small, leaf_gaussians=leaves, num_gaussians=n_all)
 
 
 def build_hierarchy(scene, record, k: int = 10, spatial_weight: float = 0.0, min_size: int | None = None,
-                    small: str = "merge") -> SceneHierarchy:
-    """Hierarchy of a ``GaussianScene``'s Gaussians from its ``FeatureRecord`` (see ``hierarchy_from_features``)."""
+                    small: str = "merge", linkage: str = "average", all_gaussians: bool = False) -> SceneHierarchy:
+    """Hierarchy of a ``GaussianScene``'s Gaussians from its ``FeatureRecord`` (see
+    ``hierarchy_from_features``), on the Gaussians the record's mask coverage marks as supervised
+    (all of them with ``all_gaussians`` or when the record has no coverage)."""
+    from gsseg.features.coverage import supervised_gaussians
+
+    supervised = None if all_gaussians else supervised_gaussians(record.coverage, len(scene))
     return hierarchy_from_features(scene.means, record.features.to(scene.means.device), record.info.kind, k=k,
-                                   spatial_weight=spatial_weight, min_size=min_size, small=small)
+                                   spatial_weight=spatial_weight, min_size=min_size, small=small, linkage=linkage,
+                                   supervised=supervised)

@@ -111,6 +111,7 @@ class SegmentRequest:
     spatial_weight: float = 0.0
     min_size: int | None = None
     small: str = "merge"
+    linkage: str = "average"
     min_alpha: float = 0.0
     show_progress: bool = True
 
@@ -139,16 +140,17 @@ class SegmentRequest:
             raise GssegError(f"--min-alpha {self.min_alpha}: must be in [0,1]")
         if self.small not in ("merge", "drop"):
             raise GssegError(f"--small {self.small!r}: use merge or drop")
+        if self.linkage not in ("average", "single"):
+            raise GssegError(f"--linkage {self.linkage!r}: use average or single")
 
 
 def click_selection(ctx: SegmentContext, clicks: list[Click],
                     threshold: float | None) -> tuple[torch.Tensor, np.ndarray, float]:
     """(scores [N], selected [N] bool, threshold used) of click queries; GssegError if nothing is selected."""
-    from gsseg.segment.scores import DEFAULT_SELECT_THRESHOLD, scores_from_features
+    from gsseg.segment.scores import DEFAULT_SELECT_THRESHOLD, scores_from_clicks
 
     thr = DEFAULT_SELECT_THRESHOLD[ctx.kind] if threshold is None else float(threshold)
-    sc = ctx.scene
-    scores = scores_from_features(ctx.features, ctx.kind, clicks, ctx.tables, sc.means, sc.opacities)
+    scores = scores_from_clicks(ctx.scene, ctx.record, clicks, ctx.tables)
     selected = (scores >= thr).cpu().numpy()
     if not selected.any():
         raise GssegError(f"the clicks select no Gaussian at threshold {thr:g} "
@@ -159,12 +161,12 @@ def click_selection(ctx: SegmentContext, clicks: list[Click],
 
 def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut], dict]:
     """Cuts of the scene hierarchy asked for by ``req`` (nested, coarsest first) and the hierarchy settings."""
-    from gsseg.segment.hierarchy import hierarchy_from_features
+    from gsseg.segment.hierarchy import build_hierarchy
 
-    sc = ctx.scene
-    h = hierarchy_from_features(sc.means, ctx.features, ctx.kind, k=req.k, spatial_weight=req.spatial_weight,
-                        min_size=req.min_size, small=req.small)
-    settings = {"k": req.k, "spatial_weight": req.spatial_weight, "min_size": h.min_size, "small": req.small}
+    h = build_hierarchy(ctx.scene, ctx.record, k=req.k, spatial_weight=req.spatial_weight, min_size=req.min_size,
+                        small=req.small, linkage=req.linkage)
+    settings = {"k": req.k, "spatial_weight": req.spatial_weight, "min_size": h.min_size, "small": req.small,
+                "linkage": req.linkage, "leaves": h.num_leaves}
     cuts: list[Cut] = []
     seen: set[str] = set()
 

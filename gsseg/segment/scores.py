@@ -35,12 +35,16 @@ def feature_space(features: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown feature kind {kind!r}")
 
 
-def pixel_features(table: ContributionTable, xs: Tensor, ys: Tensor, features: Tensor, kind: str) -> Tensor:
+def pixel_features(table: ContributionTable, xs: Tensor, ys: Tensor, features: Tensor, kind: str,
+                   supervised: Tensor | None = None) -> Tensor:
     """Features of pixels ``xs, ys [P]`` rendered through ``table`` (composite / alpha), mapped to
-    the feature space -> [P,D]; rows of pixels no Gaussian covers are NaN."""
+    the feature space -> [P,D]; rows of pixels no Gaussian covers are NaN. With ``supervised
+    [N] bool`` only those Gaussians are composited (the others' vectors are untrained noise)."""
     pix = table.pixel_ids(xs, ys)
     ones = torch.ones(features.shape[0], 1, dtype=features.dtype, device=features.device)
-    rendered = render_features_from_table(table, pix, torch.cat([features.float(), ones], dim=1))
+    if supervised is not None:
+        ones = ones * supervised.to(ones)[:, None]
+    rendered = render_features_from_table(table, pix, torch.cat([features.float() * ones, ones], dim=1))
     alpha = rendered[:, -1:]
     out = feature_space(rendered[:, :-1] / alpha.clamp_min(ALPHA_EPS), kind)
     out[alpha[:, 0] < ALPHA_EPS] = float("nan")
@@ -48,18 +52,20 @@ def pixel_features(table: ContributionTable, xs: Tensor, ys: Tensor, features: T
 
 
 def query_vector(click: Click, features: Tensor, kind: str, tables: TableCache, means: Tensor,
-                 opacities: Tensor, k_nearest: int = 8) -> Tensor:
+                 opacities: Tensor, k_nearest: int = 8, supervised: Tensor | None = None) -> Tensor:
     """The query [D] in the feature space for one click.
 
     A pixel click renders the features at that pixel; a 3D point averages the feature-space
-    vectors of its ``k_nearest`` Gaussians weighted by opacity.
+    vectors of its ``k_nearest`` Gaussians weighted by opacity. ``supervised [N] bool``: only
+    those Gaussians make the query.
     """
     if click.is_point:
         from scipy.spatial import cKDTree
 
-        k = min(k_nearest, len(means))
-        _, idx = cKDTree(means.detach().cpu().numpy()).query(np.asarray(click.point, np.float64), k=k)
-        idx = torch.as_tensor(np.atleast_1d(idx), dtype=torch.long, device=features.device)
+        pool = np.arange(len(means)) if supervised is None else np.flatnonzero(supervised.cpu().numpy())
+        k = min(k_nearest, len(pool))
+        _, near = cKDTree(means.detach().cpu().numpy()[pool]).query(np.asarray(click.point, np.float64), k=k)
+        idx = torch.as_tensor(pool[np.atleast_1d(near)], dtype=torch.long, device=features.device)
         w = opacities[idx].float()[:, None]
         q = (feature_space(features[idx], kind) * w).sum(0) / w.sum().clamp_min(1e-12)
     else:
@@ -71,7 +77,7 @@ def query_vector(click: Click, features: Tensor, kind: str, tables: TableCache, 
         x, y = int(math.floor(click.x)), int(math.floor(click.y))
         if not (0 <= x < table.width and 0 <= y < table.height):
             raise GssegError(f"click {click}: pixel outside the {table.width}x{table.height} image of {click.view}")
-        q = pixel_features(table, torch.tensor([x]), torch.tensor([y]), features, kind)[0]
+        q = pixel_features(table, torch.tensor([x]), torch.tensor([y]), features, kind, supervised)[0]
         if torch.isnan(q).any():
             raise GssegError(f"click {click}: no Gaussian covers that pixel (background); click on an object")
     if kind == "embedding":
@@ -99,25 +105,34 @@ def combine_scores(positive: list[Tensor], negative: list[Tensor], margin: float
 
 
 def scores_from_features(features: Tensor, kind: str, clicks: list[Click], tables: TableCache, means: Tensor,
-                         opacities: Tensor, k_nearest: int = 8) -> Tensor:
+                         opacities: Tensor, k_nearest: int = 8, supervised: Tensor | np.ndarray | None = None) -> Tensor:
     """Per-Gaussian scores [N] in [0,1] for ``clicks``.
 
     features: [N,D] raw identity features of ``kind``; tables: contribution tables of the views
-    the clicks name; means [N,3], opacities [N] (activated) for 3D-point clicks.
+    the clicks name; means [N,3], opacities [N] (activated) for 3D-point clicks; supervised:
+    [N] bool, the Gaussians the input masks trained (the others score 0 and make no query;
+    None: all).
     """
     space = feature_space(features, kind)
+    sup = None if supervised is None else torch.as_tensor(np.asarray(supervised, bool), device=features.device)
     pos, neg = [], []
     for click in clicks:
-        q = query_vector(click, features, kind, tables, means, opacities, k_nearest)
+        q = query_vector(click, features, kind, tables, means, opacities, k_nearest, sup)
         (pos if click.positive else neg).append(similarity(space, q, kind))
-    return combine_scores(pos, neg)
+    scores = combine_scores(pos, neg)
+    return scores if sup is None else scores * sup.to(scores)
 
 
 def scores_from_clicks(scene, record, clicks: list[Click], tables: TableCache, k_nearest: int = 8) -> Tensor:
-    """Per-Gaussian scores [N] in [0,1] of a ``GaussianScene`` with its ``FeatureRecord``;
-    ``tables`` must be built from this scene's geometry."""
+    """Per-Gaussian scores [N] in [0,1] of a ``GaussianScene`` with its ``FeatureRecord`` (only the
+    Gaussians its mask coverage marks as supervised score); ``tables`` must be built from this
+    scene's geometry."""
+    from gsseg.features.coverage import supervised_gaussians
+
     features = record.features.to(scene.means.device)
-    return scores_from_features(features, record.info.kind, clicks, tables, scene.means, scene.opacities, k_nearest)
+    supervised = supervised_gaussians(record.coverage, len(scene))
+    return scores_from_features(features, record.info.kind, clicks, tables, scene.means, scene.opacities, k_nearest,
+                                supervised)
 
 
 def render_score_map(table: ContributionTable, scores: Tensor) -> np.ndarray:

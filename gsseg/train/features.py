@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from gsseg.errors import GssegError, file_error
+from gsseg.features.coverage import covered_pixels, mask_coverage
 from gsseg.gaussians.scene import PARAM_KEYS, FeatureInfo, GaussianScene
 from gsseg.objectives import FeatureContext, Objective, PixelBatch, make_objective
 from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
@@ -343,6 +344,12 @@ class FeatureTrainer:
                              time.perf_counter() - t0, updates)
 
 
+def _covered(ctx: FeatureContext, view: str):
+    """[H*W] bool pixels of ``view`` some mask covers (table resolution), None without masks."""
+    masks = ctx.masks(view)
+    return None if masks is None else covered_pixels(masks)
+
+
 def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
     """Pipeline entry (``stage_runners()["features"]``): train, then write ``RUN/features.pt``."""
     from gsseg.features import FeatureRecord, save_features
@@ -366,10 +373,14 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
         result = trainer.train()
     if fcfg.joint:
         write_ply(run.scene_ply, result.scene)
+    coverage = None
+    if not fcfg.joint:  # in joint mode the geometry moved: its tables are not the trainer's
+        coverage = mask_coverage(trainer.views, trainer._table, lambda v: _covered(trainer.ctx, v), len(trainer.scene))
     info = FeatureInfo(kind=objective.kind, objective=objective.name, dim=objective.feature_dim())
     settings = {**objective.settings(), "stage": {"iters": fcfg.iters, "lr": fcfg.lr, "table_scale": fcfg.table_scale,
                                                   "joint": fcfg.joint, "seed": fcfg.seed}}
-    record = FeatureRecord(result.features, info, settings=settings, extras=objective.extras(), step=result.steps)
+    record = FeatureRecord(result.features, info, settings=settings, extras=objective.extras(), step=result.steps,
+                           coverage=coverage)
     save_features(run.features_pt, record)
     summary = {"stage": STAGE, "objective": objective.name, "steps": result.steps, "updates": result.updates,
                "resumed_from": result.resumed_from, "gaussians": int(result.features.shape[0]),

@@ -38,6 +38,9 @@ def segment(
     min_size: Annotated[Optional[int], typer.Option(
         help="Segments smaller than this many Gaussians are merged or dropped (default: 0.05%% of them, >= 10).")] = None,
     small: Annotated[str, typer.Option(help="What happens to too-small segments: merge (into a neighbour) or drop (label 0).")] = "merge",
+    linkage: Annotated[str, typer.Option(
+        help="Hierarchy above near-identical Gaussians: average (average linkage of their mean features, the "
+             "default) or single (single linkage over the kNN graph, the UFF protocol).")] = "average",
     min_alpha: Annotated[float, typer.Option(
         help="Label-map pixels whose accumulated opacity is below this are 0 (unassigned).")] = 0.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -57,7 +60,7 @@ def segment(
     req = SegmentRequest(
         clicks=parse_clicks(click, negative_click), click_threshold=click_threshold, thresholds=ts,
         regions=list(regions or []), auto=auto, auto_levels=auto_levels, argmax=argmax, views=views, k=k,
-        spatial_weight=spatial_weight, min_size=min_size, small=small, min_alpha=min_alpha, show_progress=not quiet,
+        spatial_weight=spatial_weight, min_size=min_size, small=small, linkage=linkage, min_alpha=min_alpha, show_progress=not quiet,
     )
     summary = segment_run(run, req, device=device)
     if as_json:

@@ -1,0 +1,69 @@
+"""How much of each Gaussian the input masks ever saw.
+
+A Gaussian that is rendered only at pixels no input mask covers (the unsegmented floor of a
+scene, a floater over the sky) gets no gradient from a mask-supervised objective: its identity
+vector stays at its random initialisation. Such vectors look like noise to the scene hierarchy
+and, under single linkage or small-region merging, glue unrelated segments together. The
+features stage therefore records, per Gaussian, its rendering weight ``T·α`` summed over the
+training views at pixels some mask covers, and its total weight; the segmentation stage builds
+its hierarchy on the Gaussians the masks supervised (:func:`supervised_gaussians`) and leaves
+the rest unassigned.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# Defaults of :func:`supervised_gaussians`, measured on the built-in scenes (tabletop, GT and
+# medium masks): a hierarchy over all Gaussians scored NC 0.52 with perfect masks, over the
+# supervised ones 0.73 (same features, same single linkage).
+MIN_COVERED_WEIGHT = 1.0
+MIN_COVERED_FRACTION = 0.5
+
+
+def mask_coverage(views: list[str], table_of: Callable[[str], object], covered_of: Callable[[str], np.ndarray | None],
+                  num_gaussians: int) -> Tensor | None:
+    """Per-Gaussian (covered weight, total weight) over ``views``: [N,2] float32, or None when
+    no view has masks.
+
+    table_of(view) -> that view's ContributionTable; covered_of(view) -> [H*W] bool, the pixels
+    some mask covers at the table's resolution (None: the view has no masks and is skipped).
+    """
+    out = torch.zeros(num_gaussians, 2, dtype=torch.float64)
+    used = 0
+    for view in views:
+        covered = covered_of(view)
+        if covered is None:
+            continue
+        used += 1
+        table = table_of(view)
+        offsets = table.offsets.cpu()
+        counts = offsets[1:] - offsets[:-1]
+        pix = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+        gids = table.gaussian_ids.cpu().long()
+        w = table.weights.cpu().double()
+        hit = torch.as_tensor(np.asarray(covered, dtype=bool).reshape(-1))[pix]
+        out[:, 0].index_add_(0, gids, w * hit)
+        out[:, 1].index_add_(0, gids, w)
+    return out.float() if used else None
+
+
+def covered_pixels(masks) -> np.ndarray:
+    """[H*W] bool: the pixels of a ViewMasks that at least one mask covers."""
+    return masks.membership.any(axis=0)[masks.patch_index.reshape(-1)]
+
+
+def supervised_gaussians(coverage: Tensor | np.ndarray | None, num_gaussians: int,
+                         min_weight: float = MIN_COVERED_WEIGHT, min_fraction: float = MIN_COVERED_FRACTION) -> np.ndarray:
+    """[N] bool: Gaussians whose covered weight is at least ``min_weight`` and at least
+    ``min_fraction`` of their total weight. Every Gaussian without a coverage record; never
+    an empty set (then every Gaussian, so a hierarchy can still be built)."""
+    if coverage is None:
+        return np.ones(num_gaussians, dtype=bool)
+    cov = np.asarray(coverage.cpu() if isinstance(coverage, Tensor) else coverage, dtype=np.float64)
+    keep = (cov[:, 0] >= min_weight) & (cov[:, 0] >= min_fraction * cov[:, 1])
+    return keep if keep.any() else np.ones(num_gaussians, dtype=bool)
