@@ -161,13 +161,15 @@ def comprehensive_pixels(labels: Tensor, per_label: int, uniform: int, generator
 @dataclass
 class ClusteringSettings:
     """dim: K channels; mode: instance | semantic; granularity of the mask-store label map
-    ("finest", "coarsest" or a tree level); labels_dir: ``<stem>.png`` label maps consistent
+    ("objects": per view the largest masks whose surface is one connected piece, see
+    :func:`gsseg.objectives.click_object.object_label_map`; or "finest", "coarsest", a tree
+    level); labels_dir: ``<stem>.png`` label maps consistent
     across views (semantic classes, or consistent instance ids) instead of the mask store;
     None weights take the official value of the mode."""
 
     dim: int = 32
     mode: str = "instance"
-    granularity: str | int = "finest"
+    granularity: str | int = "objects"
     labels_dir: str | None = None
     label_pixels: int = 512
     random_pixels: int = 512
@@ -216,6 +218,8 @@ class ClusteringObjective(Objective):
         self.memory: dict[int, Tensor] = {}
         self.memory_view: dict[int, str] = {}
         self._ctx: FeatureContext | None = None
+        self._objects: dict[str, np.ndarray] = {}  # view -> object-level labels ("objects" granularity)
+        self._surface = None
 
     def feature_dim(self) -> int:
         return self.cfg.dim
@@ -244,7 +248,24 @@ class ClusteringObjective(Objective):
             return None
         gran = self.cfg.granularity
         gran = int(gran) if isinstance(gran, str) and gran.isdigit() else gran
-        return vm.label_map(gran).astype(np.int64)
+        if gran != "objects":
+            return vm.label_map(gran).astype(np.int64)
+        if view not in self._objects:
+            from gsseg.objectives.click_object import object_label_map
+
+            probe = self._probe(ctx)
+            self._objects[view] = object_label_map(vm, probe.depth_map(view), probe.intrinsics(view))
+        return self._objects[view]
+
+    def _probe(self, ctx: FeatureContext):
+        """Rendered depth of the run's frozen scene at the table resolution (for "objects")."""
+        if self._surface is None:
+            from gsseg.objectives.prompts import SurfaceProbe, load_run_geometry, resized_cameras
+
+            cams = ctx.dataset.cameras("train")
+            cams = resized_cameras(cams[[cams.index_of(v) for v in ctx.views]], ctx.width, ctx.height)
+            self._surface = SurfaceProbe.from_scene(load_run_geometry(ctx.run_root).to("cpu"), cams)
+        return self._surface
 
     def prepare(self, ctx: FeatureContext) -> None:
         """Count labels per frame, refuse K too small, pick key frames."""

@@ -209,6 +209,19 @@ class SurfaceProbe:
         i = self.cameras.index_of(view)
         return int(self.cameras.widths[i]), int(self.cameras.heights[i])
 
+    def intrinsics(self, view: str) -> np.ndarray:
+        """[3,3] float64 intrinsics of ``view`` in the probe's cameras."""
+        return self.cameras.Ks[self.cameras.index_of(view)].double().numpy()
+
+    def depth_map(self, view: str, min_alpha: float = 0.5) -> np.ndarray:
+        """[H,W] float64 median depth of every pixel of ``view`` (0 where alpha < ``min_alpha``)."""
+        w, h = self.size(view)
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        depth, alpha = self.depth_alpha(view, xs.reshape(-1), ys.reshape(-1))
+        depth = depth.double().numpy()
+        depth[alpha.numpy() < min_alpha] = 0.0
+        return depth.reshape(h, w)
+
     def depth_alpha(self, view: str, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Median z-depth [P] and alpha [P] at integer pixels ``x, y [P]`` (depth 0 where alpha = 0).
 
@@ -341,18 +354,25 @@ def store_candidates(vm, positives: np.ndarray, negatives: np.ndarray) -> np.nda
     return best.astype(np.int64)
 
 
-def best_store_mask(vm, positives: np.ndarray, negatives: np.ndarray, table=None, means: np.ndarray | None = None) -> int | None:
-    """Index of the mask of ``vm`` for the prompts: among :func:`store_candidates`, the object
-    (:func:`gsseg.objectives.click_object.object_mask`) when the view's contribution ``table``
-    and the Gaussian ``means [N,3]`` are given, else the smallest; None when no mask holds a positive."""
+def best_store_mask(vm, positives: np.ndarray, negatives: np.ndarray) -> int | None:
+    """Index of the smallest of :func:`store_candidates` (the tightest mask holding the prompts),
+    None when no mask holds a positive."""
     cands = store_candidates(vm, positives, negatives)
     if len(cands) == 0:
         return None
-    if table is not None and means is not None and len(cands) > 1:
-        from gsseg.objectives.click_object import object_mask
-
-        return object_mask(vm, cands, table, means)
     return int(cands[np.lexsort((cands, vm.areas[cands]))][0])
+
+
+def connected_chooser(vm, depth: np.ndarray, K: np.ndarray):
+    """A ``choose(k, candidates, positives)`` for :func:`view_labels`: the object among nested store
+    masks by the connectivity of its surface (:func:`gsseg.objectives.click_object.object_mask`)
+    from the view's rendered ``depth [H,W]`` and intrinsics ``K [3,3]``."""
+    from gsseg.objectives.click_object import object_mask
+
+    def choose(k: int, candidates: np.ndarray, positives: np.ndarray) -> int | None:
+        return object_mask(vm, candidates, depth, K, positives) if len(candidates) else None
+
+    return choose
 
 
 @dataclass
@@ -361,13 +381,16 @@ class PropagationSettings:
 
     tolerance: occlusion tolerance as a fraction of the scene scale; min_visible: visible
     positives needed per object (-1: ⌊0.8·n⌋+1 as SANeRF-HQ); min_mask_pixels: smaller masks
-    are treated as not found; min_alpha: rendered opacity needed at a prompt's pixel.
+    are treated as not found; min_alpha: rendered opacity needed at a prompt's pixel;
+    consensus_rounds: times every view's store mask is chosen again against the 3D consensus of
+    the previous choices (:mod:`gsseg.objectives.prompt_consensus`; 0 = the first choice stays).
     """
 
     tolerance: float = 0.02
     min_visible: int = -1
     min_mask_pixels: int = 10
     min_alpha: float = 0.5
+    consensus_rounds: int = 1
 
 
 @dataclass
@@ -379,6 +402,7 @@ class PromptView:
     labels: np.ndarray | None
     visible: list[int]
     reason: str = ""
+    found: dict[int, np.ndarray] = field(default_factory=dict)  # object k -> its mask [H,W] bool
 
 
 def view_labels(
@@ -391,14 +415,16 @@ def view_labels(
     masks=None,
     sam=None,
     image: np.ndarray | None = None,
-    geometry: tuple | None = None,
+    choose=None,
 ) -> PromptView:
     """Object labels of one view from the projected prompts.
 
     size: (width, height) of the probe; masks: the view's ViewMasks at that size (store path);
     sam: a ``SamPrompter`` and image [H',W',3] uint8 (SAM path; masks come back at image size
-    and are resampled to the probe's); geometry: (the view's ContributionTable, Gaussian means
-    [N,3]) to choose the object among nested store masks (else the smallest mask).
+    and are resampled to the probe's); choose(k, candidates [C], positives [A,2]) -> mask index or
+    None picks object k's mask among the store masks holding its prompts (default: the smallest,
+    :func:`best_store_mask`; see :func:`connected_chooser` and
+    :func:`gsseg.objectives.prompt_consensus.consensus_chooser`).
     Objects with too few visible positives leave their pixels unknown: where some object is
     not found, pixels outside the found masks are ignored instead of called background.
     """
@@ -426,7 +452,8 @@ def view_labels(
             cols = np.minimum(((np.arange(w) + 0.5) * iw / w).astype(np.int64), iw - 1)
             mask = full[rows[:, None], cols[None, :]]
         elif masks is not None:
-            best = best_store_mask(masks, pos, neg, *(geometry or (None, None)))
+            best = best_store_mask(masks, pos, neg) if choose is None else \
+                choose(k, store_candidates(masks, pos, neg), pos)
             if best is None:
                 continue
             mask = masks.mask(best)
@@ -444,7 +471,7 @@ def view_labels(
     labels[claimed > 1] = IGNORE  # two prompted objects claim the pixel
     if len(found) < n_objects:
         labels[claimed == 0] = IGNORE
-    return PromptView(view, labels, counts)
+    return PromptView(view, labels, counts, found=found)
 
 
 def propagate(
@@ -471,17 +498,40 @@ def propagate(
     objects = np.concatenate([np.asarray(spec.point_objects, dtype=np.int64).reshape(-1),
                               np.asarray([c.obj if c.positive else 0 for c in clicks], dtype=np.int64)])
     tol = settings.tolerance * scene_scale
-    results = []
-    for view in views:
-        proj = project_prompts(points, probe, view, tol, settings.min_alpha)
-        masks = None if sam is not None or masks_of is None else masks_of(view)
-        if sam is None and masks is None:
-            results.append(PromptView(view, None, [0] * spec.n_objects, "no masks for this view"))
-            continue
-        image = image_of(view) if sam is not None else None
-        geometry = (probe.tables.get(view), probe.means.cpu().numpy()) if masks is not None else None
-        results.append(view_labels(view, proj, objects, spec.n_objects, probe.size(view), settings, masks, sam, image,
-                                   geometry))
+    projected = {view: project_prompts(points, probe, view, tol, settings.min_alpha) for view in views}
+
+    def label_views(chooser_of) -> list[PromptView]:
+        out = []
+        for view in views:
+            masks = None if sam is not None or masks_of is None else masks_of(view)
+            if sam is None and masks is None:
+                out.append(PromptView(view, None, [0] * spec.n_objects, "no masks for this view"))
+                continue
+            image = image_of(view) if sam is not None else None
+            choose = chooser_of(view, masks) if masks is not None else None
+            out.append(view_labels(view, projected[view], objects, spec.n_objects, probe.size(view), settings, masks,
+                                   sam, image, choose))
+        return out
+
+    results = label_views(lambda view, masks: connected_chooser(masks, probe.depth_map(view), probe.intrinsics(view)))
+    if sam is None and masks_of is not None and settings.consensus_rounds > 0:
+        from gsseg.objectives.prompt_consensus import consensus_members, consensus_view_labels
+
+        for _ in range(settings.consensus_rounds):
+            found = {r.view: r.found for r in results if r.found}
+            if not found:
+                break
+            members = consensus_members(found, probe.tables.get, len(probe.means), spec.n_objects)
+            results = []
+            for view in views:
+                masks = masks_of(view)
+                if masks is None:
+                    results.append(PromptView(view, None, [0] * spec.n_objects, "no masks for this view"))
+                    continue
+                lab, shown, chosen = consensus_view_labels(masks, probe.tables.get(view), members, spec.n_objects,
+                                                           settings.min_mask_pixels)
+                results.append(PromptView(view, lab, shown, "" if lab is not None else "no prompted object shows here",
+                                          found=chosen))
     return points, objects, results
 
 
@@ -497,7 +547,7 @@ class PromptOptions:
     :func:`load_prompt_file`); sam_checkpoint / sam_model_type: SAM point prompts instead of the
     mask store; tolerance: occlusion tolerance as a fraction of the scene scale; min_visible:
     visible positives a view needs per object (-1: ⌊0.8·n⌋+1); min_mask_pixels: smaller masks
-    count as not found.
+    count as not found; consensus_rounds: see :class:`PropagationSettings`.
     """
 
     clicks: list[str] = field(default_factory=list)
@@ -508,6 +558,7 @@ class PromptOptions:
     tolerance: float = 0.05
     min_visible: int = -1
     min_mask_pixels: int = 10
+    consensus_rounds: int = 1
 
     def given(self) -> bool:
         return bool(self.clicks or self.prompts)
@@ -517,7 +568,7 @@ class PromptOptions:
 
     def propagation(self) -> PropagationSettings:
         return PropagationSettings(tolerance=self.tolerance, min_visible=self.min_visible,
-                                   min_mask_pixels=self.min_mask_pixels)
+                                   min_mask_pixels=self.min_mask_pixels, consensus_rounds=self.consensus_rounds)
 
 
 def split_prompt_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], PromptOptions]:

@@ -20,27 +20,12 @@ from torch import Tensor
 
 from gsseg.errors import GssegError, file_error
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
+from gsseg.objectives.prompt_consensus import accumulate_votes
 from gsseg.objectives.prompts import PromptOptions, propagate_for_run, split_prompt_settings
 
+__all__ = ["VoteObjective", "accumulate_votes", "vote_probabilities"]
+
 LOG_FLOOR = 1e-8
-
-
-def accumulate_votes(table, labels: Tensor, hist: Tensor) -> Tensor:
-    """Add one view's votes into ``hist [N,D]`` in place and return it.
-
-    table: the view's ContributionTable; labels: [H*W] int64 channel per pixel (-1 = no vote).
-    """
-    device = hist.device
-    offsets = table.offsets.to(device)
-    counts = offsets[1:] - offsets[:-1]
-    pix = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts)
-    lab = labels.to(device)[pix]
-    keep = lab >= 0
-    gids = table.gaussian_ids.to(device)[keep].long()
-    w = table.weights.to(device=device, dtype=hist.dtype)[keep]
-    flat = hist.view(-1)
-    flat.index_add_(0, gids * hist.shape[1] + lab[keep], w)
-    return hist
 
 
 def vote_probabilities(hist: Tensor, background_bias: float = 1.0, prior: float = 1e-6) -> Tensor:
