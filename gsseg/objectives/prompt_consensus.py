@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 MIN_MATCH_IOU = 0.5
+MIN_SEEN_WEIGHT = 0.1  # summed T·α below which a Gaussian counts as unseen (occluded ones keep tiny weights)
 
 
 def accumulate_votes(table, labels: Tensor, hist: Tensor) -> Tensor:
@@ -46,13 +47,14 @@ def accumulate_votes(table, labels: Tensor, hist: Tensor) -> Tensor:
 
 
 def consensus_members(found: dict[str, dict[int, np.ndarray]], table_of: Callable[[str], object],
-                      num_gaussians: int, n_objects: int) -> np.ndarray:
-    """Object of every Gaussian in the consensus of per-view object masks: [N] int64, 0 = none.
+                      num_gaussians: int, n_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Object of every Gaussian in the consensus of per-view object masks.
 
     found: view -> {object k: mask [H,W] bool} (the views where k was found). Per object, a
     Gaussian's weight inside k's masks is weighed against its weight outside them in the same
     views; it belongs to k when inside holds more than half (to the object with the larger share
-    when several do)."""
+    when several do). Returns (members [N] int64, 0 = none; known [N,K+1] bool: the Gaussians
+    the views where k was found saw, with at least ``MIN_SEEN_WEIGHT`` of weight)."""
     inside = torch.zeros(num_gaussians, n_objects + 1, dtype=torch.float64)
     seen = torch.zeros(num_gaussians, n_objects + 1, dtype=torch.float64)
     for view, masks in found.items():
@@ -66,8 +68,11 @@ def consensus_members(found: dict[str, dict[int, np.ndarray]], table_of: Callabl
     share = inside / seen.clamp_min(1e-12)
     share[:, 0] = 0.0
     best = share.argmax(1)
+    known = seen >= MIN_SEEN_WEIGHT
+    share = torch.where(known, share, torch.zeros_like(share))
+    best = share.argmax(1)
     ok = share.gather(1, best[:, None])[:, 0] > 0.5
-    return torch.where(ok, best, torch.zeros_like(best)).numpy()
+    return torch.where(ok, best, torch.zeros_like(best)).numpy(), known.numpy()
 
 
 def silhouette(table, member: np.ndarray, min_alpha: float = 0.5) -> np.ndarray:
@@ -82,25 +87,27 @@ def silhouette(table, member: np.ndarray, min_alpha: float = 0.5) -> np.ndarray:
     return sil.reshape(table.height, table.width).numpy()
 
 
-def consensus_view_labels(masks, table, members: np.ndarray, n_objects: int, min_pixels: int = 10,
-                          min_iou: float = MIN_MATCH_IOU, margin: int = 2
+def consensus_view_labels(masks, table, members: np.ndarray, known: np.ndarray, n_objects: int,
+                          fallback: dict[int, np.ndarray] | None = None, min_pixels: int = 10,
+                          min_iou: float = MIN_MATCH_IOU
                           ) -> tuple[np.ndarray | None, list[int], dict[int, np.ndarray]]:
     """Labels [H,W] int64 of one view (-1 ignore, 0 background, k object) from the consensus.
 
     Object k's consensus (``members == k``) is rendered into the view; the mask of ``masks``
     (ViewMasks at the table's size) with the best IoU with that silhouette becomes object k when
-    the IoU reaches ``min_iou``. An object whose silhouette shows but no mask matches leaves its
-    silhouette (grown by ``margin`` px) unknown; everything else is background. Returns (labels,
-    or None when no object shows in the view; silhouette pixels per object; the chosen masks
+    the IoU reaches ``min_iou``. The IoU counts only pixels the consensus knows about (mostly
+    rendered by Gaussians ``known[:, k]``): the side of an object no earlier choice saw neither
+    helps nor hurts a mask. Without a match the view's earlier choice (``fallback``: {k: mask})
+    stays; where an object's silhouette shows but it has neither, every pixel outside the chosen
+    masks is unknown (as when a prompt is not found), else it is background. Returns (labels, or
+    None when no object is chosen in the view; silhouette pixels per object; the chosen masks
     {k: [H,W] bool}).
     """
-    from scipy import ndimage
-
     h, w = table.height, table.width
     covered = masks.membership[:, masks.patch_index.reshape(-1)] if masks.n_masks else np.zeros((0, h * w), bool)
     labels = np.zeros(h * w, np.int64)
     claimed = np.zeros(h * w, np.int64)
-    unknown = np.zeros(h * w, bool)
+    unknown = False
     shown = []
     chosen: dict[int, np.ndarray] = {}
     for k in range(1, n_objects + 1):
@@ -108,20 +115,25 @@ def consensus_view_labels(masks, table, members: np.ndarray, n_objects: int, min
         shown.append(int(sil.sum()))
         if sil.sum() < min_pixels:
             continue
+        seen = silhouette(table, known[:, k]).reshape(-1)
         best_iou, best = 0.0, -1
         if len(covered):
             inter = (covered & sil[None]).sum(1)
-            iou = inter / np.maximum((covered | sil[None]).sum(1), 1)
+            iou = inter / np.maximum(((covered & seen[None]) | sil[None]).sum(1), 1)
             best = int(np.argmax(iou))
             best_iou = float(iou[best])
-        if best_iou >= min_iou:
-            labels[covered[best]] = k
-            claimed += covered[best]
-            chosen[k] = covered[best].reshape(h, w)
+        pick = covered[best] if best_iou >= min_iou else None
+        if pick is None and fallback and k in fallback:
+            pick = np.asarray(fallback[k], bool).reshape(-1)
+        if pick is not None:
+            labels[pick] = k
+            claimed += pick
+            chosen[k] = pick.reshape(h, w)
         else:
-            unknown |= ndimage.binary_dilation(sil.reshape(h, w), iterations=margin).reshape(-1)
-    if not any(n >= min_pixels for n in shown):
+            unknown = True
+    if not chosen:
         return None, shown, chosen
     labels[claimed > 1] = -1
-    labels[unknown & (claimed == 0)] = -1
+    if unknown:  # an object shows but has no mask here: where it is is unknown, so is the background
+        labels[claimed == 0] = -1
     return labels.reshape(h, w), shown, chosen

@@ -390,7 +390,7 @@ class PropagationSettings:
     min_visible: int = -1
     min_mask_pixels: int = 10
     min_alpha: float = 0.5
-    consensus_rounds: int = 1
+    consensus_rounds: int = 2
 
 
 @dataclass
@@ -521,15 +521,15 @@ def propagate(
             found = {r.view: r.found for r in results if r.found}
             if not found:
                 break
-            members = consensus_members(found, probe.tables.get, len(probe.means), spec.n_objects)
+            members, known = consensus_members(found, probe.tables.get, len(probe.means), spec.n_objects)
             results = []
             for view in views:
                 masks = masks_of(view)
                 if masks is None:
                     results.append(PromptView(view, None, [0] * spec.n_objects, "no masks for this view"))
                     continue
-                lab, shown, chosen = consensus_view_labels(masks, probe.tables.get(view), members, spec.n_objects,
-                                                           settings.min_mask_pixels)
+                lab, shown, chosen = consensus_view_labels(masks, probe.tables.get(view), members, known,
+                                                           spec.n_objects, found.get(view), settings.min_mask_pixels)
                 results.append(PromptView(view, lab, shown, "" if lab is not None else "no prompted object shows here",
                                           found=chosen))
     return points, objects, results
@@ -558,7 +558,7 @@ class PromptOptions:
     tolerance: float = 0.05
     min_visible: int = -1
     min_mask_pixels: int = 10
-    consensus_rounds: int = 1
+    consensus_rounds: int = 2
 
     def given(self) -> bool:
         return bool(self.clicks or self.prompts)
