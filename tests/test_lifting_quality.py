@@ -218,3 +218,39 @@ def test_consensus_outvotes_a_wrong_view():
     vm = ViewMasks.from_masks(np.stack([a[0], group[0]]).reshape(2, h, w))
     labels, shown, chosen = consensus_view_labels(vm, table, members, known, 1, min_pixels=1)
     assert labels.tolist() == [[1, 1, 0, 0]] and shown == [2]
+
+
+def test_sliver_patches_are_the_seams_between_disagreeing_masks():
+    """A 1-px seam where two masks' boundaries disagree is a sliver; parts 3 px wide are not, nor
+    is a patch cut by the image border."""
+    from gsseg.objectives.sampling import sliver_patches
+
+    patch = np.zeros((12, 12), np.int64)
+    patch[:, 6:] = 1  # a large region touching the border
+    patch[:, 5] = 2  # a seam, one pixel wide
+    patch[2:9, 1:4] = 3  # a thin part, 3 px wide
+    patch[0, 0:2] = 4  # a 1×2 speck on the border
+    assert sliver_patches(patch, 1).tolist() == [False, False, True, False, True]
+    assert sliver_patches(patch, 2).tolist() == [False, False, True, True, True]
+    assert not sliver_patches(patch, 0).any()
+
+
+def test_seams_are_one_mask_overshoots_not_thin_parts():
+    """A floor mask grown one pixel into an object leaves a seam (floor + object: one mask more
+    than the object beside it); a pole one pixel wide (its own part mask instead of the shade's)
+    is a thin part, not a seam."""
+    from gsseg.objectives.sampling import seam_patches
+
+    h, w = 12, 12
+    floor = np.zeros((h, w), bool)
+    floor[:, :5] = True
+    obj = np.zeros((h, w), bool)
+    obj[:, 4:] = True  # column 4: floor overshoots into the object
+    shade, pole = obj & (np.arange(h)[:, None] < 6), np.zeros((h, w), bool)
+    pole[6:, 8] = True
+    body = obj & ~shade & ~pole
+    vm = ViewMasks.from_label_maps(np.stack([floor * 1, obj * 1, shade * 1, pole * 1, body * 1]).astype(np.int64))[0]
+    seam = seam_patches(vm.patch_index, vm.membership, 1)
+    assert seam[vm.patch_index[0, 4]] and seam[vm.patch_index[8, 4]]
+    assert not seam[vm.patch_index[8, 8]]  # the pole
+    assert not seam[vm.patch_index[0, 0]] and not seam[vm.patch_index[0, 10]]

@@ -116,3 +116,15 @@ def test_splat_buffer_round_trips_through_viser_layout():
     assert np.all(np.linalg.eigvalsh(data.covariances.astype(np.float64)) > 0)
     new = with_rgba(buf, np.zeros(n, np.uint32))
     assert (new[:, 7] == 0).all() and (buf[:, 7] != 0).any() and (new[:, :7] == buf[:, :7]).all()
+
+
+def test_feature_scorer_leaves_unsupervised_gaussians_out():
+    feats = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    sup = np.array([True, True, True, False])
+    scorer = FeatureScorer(feats, "embedding", sup)
+    # the ray hits an unsupervised Gaussian (3) in front of a supervised one (2): 2 makes the query
+    s = scorer.scores(np.array([3, 2]), np.array([0.7, 0.3], np.float32))
+    assert s[2] == pytest.approx(1.0) and s[0] == pytest.approx(0.5) and s[3] == 0.0
+    # a ray of unsupervised Gaussians only still makes a query (from them)
+    s = scorer.scores(np.array([3]), np.array([1.0], np.float32))
+    assert s[0] == pytest.approx(1.0) and s[3] == 0.0

@@ -15,12 +15,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from gsseg.errors import GssegError
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, require_masks, settings_from_preset
-from gsseg.objectives.sampling import ViewCache, uniform_pixels
+from gsseg.objectives.sampling import ViewCache, seam_patches, uniform_pixels
 
 NORM_LOSSES = ("gaussian", "pixel", "none")
 REDUCTIONS = ("sum", "mean")
@@ -29,8 +30,13 @@ REDUCTIONS = ("sum", "mean")
 @dataclass
 class ContrastiveSettings:
     """Settings of the OmniSeg3D objective (defaults: OmniSeg3D-GS code with the paper's decay and
-    the NeRF code's ``min_pixnum`` 2: at gsseg's small images a patch would otherwise need about
-    60 pixels before it is learned at all; the ``omniseg3d-gs`` preset restores 20).
+    the NeRF code's ``min_pixnum`` 2 and ``phi_min`` 0.1, and seams ignored; the ``omniseg3d-gs``
+    preset restores the GS code). Measured on tabletop (benchmarks/RESULTS.md, ladder notes):
+    ``min_pixnum`` 20 leaves a patch unlearned below ~60 px at gsseg's small images; with
+    ``phi_min`` 0.5 the logits span only [-2, 2], and one large negative (a floor mask) squeezes
+    every other cluster together (sibling objects at cosine 0.98); 1-px seams where masks'
+    boundaries disagree join floor and objects as positives: NC 0.74 → 0.88 at easy noise with
+    both changes, 0.70 → 0.79 at medium, each alone gaining nothing.
 
     dim: feature dimension D; pixels: pixels sampled per step (with replacement);
     min_pixnum: a patch becomes a cluster with more than this many samples;
@@ -40,13 +46,15 @@ class ContrastiveSettings:
     (|F|-1)^2), "pixel" (on rendered features) or "none"; norm_weight: its weight;
     reduction: "sum" over pixels (faithful) or "mean" over anchor pixels;
     nest / nest_threshold: OmniSeg3D nesting of the masks before patches are formed;
-    cache_views: views whose patch data stay in memory.
+    cache_views: views whose patch data stay in memory; sliver_px: seams (patches that an erosion
+    by this many px removes and whose mask set differs from a neighbour's by one mask) are
+    ignored like unmasked pixels (0: off).
     """
 
     dim: int = 16
     pixels: int = 4096
     min_pixnum: int = 2
-    phi_min: float = 0.5
+    phi_min: float = 0.1
     level_decay: float = 0.5
     lambda_sam: float = 1e-3
     normalize: bool = True
@@ -56,24 +64,27 @@ class ContrastiveSettings:
     nest: bool = True
     nest_threshold: float = 0.9
     cache_views: int = 32
+    sliver_px: int = 1
     preset: str = "default"
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "paper": {"level_decay": 0.5, "normalize": True, "norm_loss": "pixel", "norm_weight": 500.0, "lambda_sam": 5e-4},
+    "paper": {"level_decay": 0.5, "normalize": True, "norm_loss": "pixel", "norm_weight": 500.0, "lambda_sam": 5e-4,
+              "sliver_px": 0},
     "omniseg3d-gs": {"level_decay": 0.2, "phi_min": 0.5, "min_pixnum": 20, "normalize": True,
-                     "norm_loss": "gaussian", "norm_weight": 100.0, "lambda_sam": 1e-3},
+                     "norm_loss": "gaussian", "norm_weight": 100.0, "lambda_sam": 1e-3, "sliver_px": 0},
     "omniseg3d-nerf": {"level_decay": 0.5, "phi_min": 0.1, "min_pixnum": 2, "normalize": False,
-                       "norm_loss": "pixel", "norm_weight": 100.0, "lambda_sam": 5e-4},
+                       "norm_loss": "pixel", "norm_weight": 100.0, "lambda_sam": 5e-4, "sliver_px": 0},
 }
 
 
 def make_settings(**settings: Any) -> ContrastiveSettings:
     """Settings from a preset name (``preset=``) overridden by explicit values; GssegError on bad values."""
     cfg = settings_from_preset(ContrastiveSettings, "contrastive", PRESETS, settings)
-    if cfg.dim < 1 or cfg.pixels < 2 or cfg.min_pixnum < 0 or cfg.cache_views < 1:
-        raise GssegError("contrastive: dim >= 1, pixels >= 2, min_pixnum >= 0 and cache_views >= 1 are required")
+    if cfg.dim < 1 or cfg.pixels < 2 or cfg.min_pixnum < 0 or cfg.cache_views < 1 or cfg.sliver_px < 0:
+        raise GssegError("contrastive: dim >= 1, pixels >= 2, min_pixnum >= 0, cache_views >= 1 and sliver_px >= 0 "
+                         "are required")
     if not (0 < cfg.phi_min <= 1):
         raise GssegError(f"contrastive: phi_min must lie in (0, 1], got {cfg.phi_min}")
     if cfg.level_decay <= 0:
@@ -217,10 +228,17 @@ class ContrastiveObjective(Objective):
             return None
         if self.cfg.nest:
             vm = vm.nested(self.cfg.nest_threshold)
+        patch = vm.patch_index.astype("int64")
+        ignore = vm.no_mask_patch
+        if self.cfg.sliver_px > 0:
+            slivers = seam_patches(patch, vm.membership, self.cfg.sliver_px)
+            if slivers.any():
+                ignore = int(patch.max()) + 1 if ignore is None else ignore
+                patch = np.where(slivers[patch], ignore, patch)
         return _ViewPatches(
-            patch=torch.from_numpy(vm.patch_index.reshape(-1).astype("int64")),
+            patch=torch.from_numpy(patch.reshape(-1)),
             correlation=torch.from_numpy(vm.correlation().astype("int64")),
-            ignore=vm.no_mask_patch,
+            ignore=ignore,
         )
 
     def sample(self, view: str, ctx: FeatureContext, generator: torch.Generator) -> PixelBatch | None:

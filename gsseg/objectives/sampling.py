@@ -1,4 +1,4 @@
-"""Pixel sampling and small per-view caches shared by the objectives."""
+"""Pixel sampling, small per-view caches and mask seams (sliver patches) shared by the objectives."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,3 +38,45 @@ class ViewCache(Generic[T]):
         while len(self._items) > self._size:
             self._items.popitem(last=False)
         return item
+
+
+def sliver_patches(patch_index: np.ndarray, radius: int, n_patches: int = 0) -> np.ndarray:
+    """[Q] bool: the patches of ``patch_index [H,W]`` that an erosion by ``radius`` px (3×3
+    steps) removes entirely: strips at most ``2·radius`` px wide, such as the seams where two
+    masks' boundaries disagree by a pixel or two. Q = max(n_patches, largest patch id + 1)."""
+    h, w = patch_index.shape
+    pad_p = np.pad(patch_index, 1, mode="edge")
+    interior = np.ones(patch_index.shape, bool)
+    for _ in range(radius):
+        pad_i = np.pad(interior, 1, constant_values=True)  # the image border does not erode
+        nxt = interior.copy()
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                nxt &= pad_i[dy:dy + h, dx:dx + w] & (pad_p[dy:dy + h, dx:dx + w] == patch_index)
+        interior = nxt
+    n = max(int(patch_index.max()) + 1, n_patches)
+    present = np.bincount(patch_index.ravel(), minlength=n) > 0
+    survives = np.bincount(patch_index[interior], minlength=n) > 0
+    return present & ~survives
+
+
+def seam_patches(patch_index: np.ndarray, membership: np.ndarray, radius: int) -> np.ndarray:
+    """[Q] bool: sliver patches (:func:`sliver_patches`) whose mask set differs by exactly one mask
+    from a patch next to them: a strip where one mask's boundary overshoots or falls short of the
+    others (a floor mask grown a pixel into an object), not a thin segment of its own (a pole,
+    whose set differs from its neighbours' by a whole mask swapped). membership: [M,Q] bool."""
+    q = membership.shape[1]
+    thin = sliver_patches(patch_index, radius, q)
+    if not thin.any():
+        return thin
+    pairs = np.concatenate([np.stack([patch_index[:, :-1].ravel(), patch_index[:, 1:].ravel()], 1),
+                            np.stack([patch_index[:-1].ravel(), patch_index[1:].ravel()], 1)])
+    pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & (thin[pairs[:, 0]] | thin[pairs[:, 1]])]
+    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
+    cols = membership.astype(bool)
+    differ = (cols[:, pairs[:, 0]] != cols[:, pairs[:, 1]]).sum(0)
+    one = pairs[differ == 1]
+    seam = np.zeros(q, bool)
+    seam[one[thin[one[:, 0]], 0]] = True
+    seam[one[thin[one[:, 1]], 1]] = True
+    return seam

@@ -24,26 +24,34 @@ from gsseg.viewer.display import id_colors
 class FeatureScorer:
     """Scores from identity features.
 
-    features: [N,D] raw features of ``kind`` ("embedding" | "logits").
+    features: [N,D] raw features of ``kind`` ("embedding" | "logits"); supervised: [N] bool, the
+    Gaussians the input masks trained (``gsseg.features.coverage``): only they make a query and
+    score above 0, as in ``gsseg segment`` (None: all).
     """
 
-    def __init__(self, features: Tensor, kind: str) -> None:
+    def __init__(self, features: Tensor, kind: str, supervised: np.ndarray | None = None) -> None:
         self.features = features.detach().float().cpu()
         self.kind = kind
         self.space = feature_space(self.features, kind)
+        self.supervised = None if supervised is None else np.asarray(supervised, bool)
 
     def query(self, ids: np.ndarray, weights: np.ndarray) -> Tensor:
         """[D] query in the feature space for a click: the features of the ray's Gaussians ``ids [K]``
         composited with their weights ``T·α [K]`` (what a rendered pixel shows; the viewer passes
-        the picked surface only), then mapped like a pixel click in ``gsseg segment`` (unit vector / softmax)."""
-        idx = torch.as_tensor(np.asarray(ids, np.int64))
-        w = torch.as_tensor(np.asarray(weights, np.float32))[:, None]
+        the picked surface only), then mapped like a pixel click in ``gsseg segment`` (unit vector / softmax).
+        Unsupervised Gaussians on the ray are left out unless the ray holds nothing else."""
+        ids, weights = np.asarray(ids, np.int64), np.asarray(weights, np.float32)
+        if self.supervised is not None and self.supervised[ids].any():
+            ids, weights = ids[self.supervised[ids]], weights[self.supervised[ids]]
+        idx = torch.as_tensor(ids)
+        w = torch.as_tensor(weights)[:, None]
         raw = (self.features[idx] * w).sum(0, keepdim=True) / w.sum().clamp_min(1e-12)
         return feature_space(raw, self.kind)[0]
 
     def scores(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """[N] float32 score of every Gaussian against the click ray's query."""
-        return similarity(self.space, self.query(ids, weights), self.kind).numpy().astype(np.float32)
+        scores = similarity(self.space, self.query(ids, weights), self.kind).numpy().astype(np.float32)
+        return scores if self.supervised is None else scores * self.supervised
 
 
 class SegmentScorer:

@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from gsseg.errors import GssegError
+from gsseg.features.coverage import supervised_gaussians
 from gsseg.viewer.display import DISPLAY_MODES, DisplayOptions, compose_rgba, segment_colors
 from gsseg.viewer.pick import PickResult, RayPicker
 from gsseg.viewer.selection import ClickRecord, FeatureScorer, Selection, SegmentScorer, default_threshold
@@ -155,7 +156,8 @@ class ViewerApp:
         self.base_buffer = self.splats.base_buffer()
         self.picker = RayPicker.from_scene(scene)
         kind = record.info.kind if record is not None else None
-        self.scorer = FeatureScorer(record.features, kind) if record is not None else None
+        self.scorer = (FeatureScorer(record.features, kind, supervised_gaussians(record.coverage, len(scene)))
+                       if record is not None else None)
         self.selection = Selection(self.n, threshold=default_threshold(kind))
         self.options = DisplayOptions()
         self.segments = SegmentsDir(self.run_root)
