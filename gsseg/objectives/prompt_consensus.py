@@ -67,7 +67,6 @@ def consensus_members(found: dict[str, dict[int, np.ndarray]], table_of: Callabl
             seen[:, k] += both.sum(1)
     share = inside / seen.clamp_min(1e-12)
     share[:, 0] = 0.0
-    best = share.argmax(1)
     known = seen >= MIN_SEEN_WEIGHT
     share = torch.where(known, share, torch.zeros_like(share))
     best = share.argmax(1)

@@ -41,8 +41,9 @@ class UltrametricSettings:
     region used for extra pairs; hierarchical: the inclusion-tree walk (False: one unit per mask);
     depth_weight / depth_start / depth_samples / depth_min_alpha: joint-mode depth continuity
     (start as a fraction of the schedule); cache_views: views whose tree data stay in memory;
-    sliver_px: seams that an erosion by this many px removes make no pair (0: off, the default:
-    on tabletop NC 0.725 → 0.705 at easy noise, 0.685 → 0.704 at medium, unlike contrastive).
+    sliver_px: seams (as in contrastive) make no pair (0: off, the default: dropping every strip
+    an erosion removes, without the one-mask test, gave tabletop NC 0.725 → 0.705 at easy noise
+    and 0.685 → 0.704 at medium; the seam rule itself is unmeasured here).
     """
 
     dim: int = 16
