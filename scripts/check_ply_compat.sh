@@ -3,8 +3,7 @@
 #
 #   scripts/check_ply_compat.sh FILE.ply [FILE.ply ...]
 #
-# Installs @playcanvas/splat-transform once into a cache folder
-# (${GSSEG_NPM_CACHE:-~/.cache/gsseg/npm}; set SPLAT_TRANSFORM_VERSION to pin a version), then converts
+# Installs @playcanvas/splat-transform once (scripts/install_splat_transform.sh), then converts
 # every file to CSV with it and checks that the CSV has one row per Gaussian of the PLY header.
 # Exit status: 0 when every file reads back, 1 otherwise, 2 on bad usage or a failed install.
 set -euo pipefail
@@ -13,17 +12,7 @@ if [ "$#" -lt 1 ]; then
     echo "usage: $0 FILE.ply [FILE.ply ...]" >&2
     exit 2
 fi
-command -v npm >/dev/null || { echo "error: npm (Node.js) is required" >&2; exit 2; }
-
-cache="${GSSEG_NPM_CACHE:-$HOME/.cache/gsseg/npm}"
-version="${SPLAT_TRANSFORM_VERSION:-latest}"
-tool="$cache/node_modules/.bin/splat-transform"
-if [ ! -x "$tool" ]; then
-    mkdir -p "$cache"
-    echo "installing @playcanvas/splat-transform@$version into $cache" >&2
-    npm install --prefix "$cache" --no-audit --no-fund --loglevel=error "@playcanvas/splat-transform@$version" >&2 \
-        || { echo "error: npm install failed" >&2; exit 2; }
-fi
+tool="$(bash "$(dirname "$0")/install_splat_transform.sh")" || exit 2
 echo "using splat-transform $("$tool" --version 2>&1 | tail -n 1)" >&2
 
 work="$(mktemp -d)"

@@ -8,7 +8,9 @@
 #     the exact command to run;
 #   - installs Chromium (used headless by the viewer's browser test) when run as root,
 #     otherwise prints the command and goes on (that test is skipped without it);
-#   - installs gsseg itself (editable) with its test extras.
+#   - installs gsseg itself (editable) with its test extras;
+#   - installs PlayCanvas splat-transform (npm) for the export-format tests: required under CI
+#     (CI=true), otherwise skipped with a note when npm is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,3 +71,12 @@ fi
 echo "[gsseg setup] installing gsseg and its dependencies"
 "$PY" -m pip install -q -e ".[test]"
 "$PY" -c "import torch, gsseg; print(f'[gsseg setup] ready: gsseg {gsseg.__version__}, torch {torch.__version__}')"
+
+if command -v npm >/dev/null 2>&1; then
+    bash scripts/install_splat_transform.sh >/dev/null || { [ -n "${CI:-}" ] && exit 1; echo "[gsseg setup] note: splat-transform not installed; its tests are skipped" >&2; }
+elif [ -n "${CI:-}" ]; then
+    echo "[gsseg setup] CI needs npm (Node.js) for the splat-transform export tests: sudo apt-get install -y nodejs npm" >&2
+    exit 1
+else
+    echo "[gsseg setup] note: no npm (Node.js); the splat-transform export tests are skipped" >&2
+fi

@@ -15,6 +15,7 @@ from data_fixtures import (
 from gsseg.data import Cameras, load_dataset
 from gsseg.data.points import read_points_ply, write_points_ply
 from gsseg.data.transforms_json import write_transforms
+from gsseg.errors import GssegError
 
 
 def test_split_files_load_cameras_and_images(tmp_path):
@@ -180,6 +181,23 @@ def test_points_pairs_hierarchy_and_levels(tmp_path):
     assert ds.gt_levels == ["part", "object", "group", "extra"]
     info = ds.describe()
     assert info["points"] == 50 and info["pairs"] == 1 and info["gt_levels"]["part"] == 1
+
+
+def test_pairs_json_in_both_forms(tmp_path):
+    """pairs.json as [{"view", "partner"}] objects or as [["view", "partner"]] lists; anything else names the entry."""
+    train, test = orbit_cameras(2), orbit_cameras(2, prefix="test", seed=2)
+    make_transforms_dataset(tmp_path, train, test)
+    for form in ([{"view": "test_000", "partner": "test_001"}, {"view": "test_001", "partner": "test_000"}],
+                 [["test_000", "test_001"], ["test_001", "test_000"]]):
+        (tmp_path / "pairs.json").write_text(json.dumps(form))
+        assert load_dataset(tmp_path).pairs == [("test_000", "test_001"), ("test_001", "test_000")]
+    for bad, message in [([["test_000"]], r"entry 0 is \[\"test_000\"\]; expected two view names"),
+                         ([["test_000", "test_001"], [1, 2]], r"entry 1 is \[1, 2\]"),
+                         ([["test_000", "nope"]], r"entry 0: partner 'nope' is not a view"),
+                         ({"test_000": "test_001"}, r"must be a list of")]:
+        (tmp_path / "pairs.json").write_text(json.dumps(bad))
+        with pytest.raises(GssegError, match=message):
+            load_dataset(tmp_path).pairs
 
 
 def test_points_ply_round_trip_and_no_colour(tmp_path):

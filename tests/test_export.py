@@ -4,10 +4,8 @@ replacement, selection by ids and clicks, user errors, and splat-transform compa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from gsseg.gaussians.ply import read_ply
 from gsseg.segment import SegmentRequest, SegmentsDir, segment_run
 from gsseg.segment.clicks import Click
 from segment_fixtures import build_tiny_run, center_click
+from splat_tool import needs_splat_transform, splat_transform
 
 INRIA_SH1 = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(9)]
              + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
@@ -62,8 +61,12 @@ def test_objects_partition_the_labelled_gaussians(run, scene, tmp_path):
         np.testing.assert_array_equal(sorted_rows(rows(part)), sorted_rows(rows(scene)[labels == i]))
     together = np.concatenate([rows(p) for p in parts])
     np.testing.assert_array_equal(sorted_rows(together), sorted_rows(rows(scene)[labels > 0]))
-    rest = read_ply(out / "scene_without_selected.ply")
-    assert len(rest) == int((labels == 0).sum())
+    rest_path = out / "scene_without_selected.ply"
+    if (labels == 0).any():
+        assert len(read_ply(rest_path)) == int((labels == 0).sum())
+    else:  # the cut covers every Gaussian: no empty file, and the manifest says so
+        assert not rest_path.exists() and manifest["files"]["scene_without_selected"] == {}
+        assert any("covers every Gaussian" in n for n in manifest["notes"])
     # vanilla INRIA layout: no identity features, exactly the standard properties
     names = [p.name for p in PlyData.read(str(out / f"object_{ids[0]}.ply"))["vertex"].properties]
     assert names == INRIA_SH1 and parts[0].features is None
@@ -122,15 +125,15 @@ def test_existing_export_replaced_whole_or_not_at_all(run, scene, tmp_path, monk
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     import gsseg.export.objects as objects_module
 
-    real_write, calls = objects_module.write_ply, []
+    real_write, calls = objects_module.write_splats, []
 
-    def failing_write(path, scene, **kw):  # the second PLY of the new export fails
+    def failing_write(path, scene, fmt, **kw):  # the second file of the new export fails
         calls.append(path)
         if len(calls) == 2:
             raise RuntimeError("disk full")
-        return real_write(path, scene, **kw)
+        return real_write(path, scene, fmt, **kw)
 
-    monkeypatch.setattr(objects_module, "write_ply", failing_write)
+    monkeypatch.setattr(objects_module, "write_splats", failing_write)
     with pytest.raises(RuntimeError, match="disk full"):
         export_run(run, out, cut="auto0", device="cpu")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old export is intact
@@ -154,8 +157,10 @@ def test_user_errors(run, scene, tmp_path):
         export_run(run, tmp_path / "x", cut="nope", device="cpu")
     with pytest.raises(GssegError, match="segment ids"):
         parse_ids("a,b")
-    with pytest.raises(GssegError, match="has no segments"):
-        export_segments(scene, np.zeros(len(scene), np.int32), tmp_path / "empty", cut="t")
+    with pytest.raises(GssegError, match="no segment selected"):
+        export_segments(scene, np.zeros(len(scene), np.int32), tmp_path / "empty", selected=[], cut="t")
+    with pytest.raises(GssegError, match="unknown; choose from ply, ply-compressed, spz, splat"):
+        export_run(run, tmp_path / "x", cut="t0.100", formats=["obj"], device="cpu")
     # a run that was never segmented says what to run
     fresh = tmp_path / "fresh"
     fresh.mkdir()
@@ -180,14 +185,7 @@ def test_cli_export(run, tmp_path, capsys):
     assert "either --objects or --click" in capsys.readouterr().err
 
 
-def splat_transform() -> Path | None:
-    cache = Path(os.environ.get("GSSEG_NPM_CACHE", Path.home() / ".cache" / "gsseg" / "npm"))
-    tool = cache / "node_modules" / ".bin" / "splat-transform"
-    return tool if tool.is_file() and shutil.which("node") else None
-
-
-@pytest.mark.skipif(splat_transform() is None,
-                    reason="splat-transform not installed (run scripts/check_ply_compat.sh once to install it)")
+@needs_splat_transform
 def test_exported_ply_opens_in_splat_transform(run, tmp_path):
     out = tmp_path / "compat"
     manifest = export_run(run, out, cut="t0.100", device="cpu")

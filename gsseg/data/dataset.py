@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from functools import cached_property
 from pathlib import Path
@@ -195,16 +196,23 @@ class SceneDataset:
         if not path.is_file():
             return []
         data = read_json(path)
+        forms = "a list of [\"view\", \"partner\"] pairs or of {\"view\": ..., \"partner\": ...} objects"
         if not isinstance(data, list):
-            raise file_error(path, "must be a list of {\"view\": ..., \"partner\": ...} objects")
+            raise file_error(path, f"must be {forms}")
         out = []
         for i, item in enumerate(data):
-            if not isinstance(item, dict) or not isinstance(item.get("view"), str) or not isinstance(item.get("partner"), str):
-                raise file_error(path, f"entry {i} must be an object with string keys 'view' and 'partner'")
-            for key in ("view", "partner"):
-                if item[key] not in self._views:
-                    raise file_error(path, f"entry {i}: {key} '{item[key]}' is not a view of this dataset")
-            out.append((item["view"], item["partner"]))
+            if isinstance(item, dict):
+                pair = (item.get("view"), item.get("partner"))
+            elif isinstance(item, list) and len(item) == 2:
+                pair = (item[0], item[1])
+            else:
+                pair = (None, None)
+            if not all(isinstance(name, str) for name in pair):
+                raise file_error(path, f"entry {i} is {json.dumps(item)[:80]}; expected two view names, as {forms}")
+            for key, name in zip(("view", "partner"), pair):
+                if name not in self._views:
+                    raise file_error(path, f"entry {i}: {key} '{name}' is not a view of this dataset")
+            out.append(pair)
         return out
 
     def describe(self) -> dict[str, Any]:

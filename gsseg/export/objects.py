@@ -1,15 +1,21 @@
-"""Per-object export of a segmentation: vanilla INRIA PLYs any splat viewer opens.
+"""Per-object export of a segmentation: splat files any splat viewer opens.
 
 ```
-DIR/object_<id>.ply             the Gaussians of each selected segment (no extra properties)
-DIR/scene_without_selected.ply  every other Gaussian (unassigned ones included)
-DIR/labels.npy                  int32 [N] labels of the whole scene (the cut's), row = RUN/scene.ply row
-DIR/segments.json               manifest: cut, selection, and per segment id, parent id, Gaussian
-                                count, bounding box of the means, display colour, file
+DIR/object_<id>.<ext>             the Gaussians of each selected segment (no extra properties)
+DIR/scene_without_selected.<ext>  every other Gaussian (unassigned ones included)
+DIR/scene_with_labels.ply         with --with-labels: the whole scene plus an int ``object_id``
+                                  vertex property (0 = unassigned), kept by splat-transform/SuperSplat
+DIR/labels.npy                    int32 [N] labels of the whole scene (the cut's), row = RUN/scene.ply row
+DIR/segments.json                 manifest: cut, selection, formats, files written and their Gaussian
+                                  counts, and per segment id, parent id, Gaussian count, bounding
+                                  box of the means, display colour, files
 ```
 
-The folder is written beside ``DIR`` and swapped in: an existing export is replaced whole or
-not at all. A non-empty ``DIR`` that is not a gsseg export is refused.
+``<ext>`` is one per requested format (``formats.py``: ply, compressed.ply, spz, splat). A file
+that would hold no Gaussian is not written (a cut covering every Gaussian has no
+``scene_without_selected``); the manifest lists only files that exist and says why others
+are missing. The folder is written beside ``DIR`` and swapped in: an existing export is
+replaced whole or not at all. A non-empty ``DIR`` that is not a gsseg export is refused.
 """
 
 from __future__ import annotations
@@ -23,20 +29,21 @@ import numpy as np
 import torch
 
 from gsseg.errors import GssegError, file_error
-from gsseg.gaussians.ply import write_ply
+from gsseg.export.formats import check_formats, file_name, write_splats
 from gsseg.gaussians.scene import GaussianScene
 from gsseg.segment.cuts import replace_dir
 from gsseg.utils.atomic import atomic_path, write_json
 from gsseg.utils.progress import progress_bar
 
 MANIFEST = "segments.json"
-REST_FILE = "scene_without_selected.ply"
+REST_STEM = "scene_without_selected"
+LABELLED_FILE = "scene_with_labels.ply"
 LABELS_FILE = "labels.npy"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
-def object_file(segment_id: int) -> str:
-    return f"object_{segment_id}.ply"
+def object_file(segment_id: int, fmt: str = "ply") -> str:
+    return file_name(f"object_{segment_id}", fmt)
 
 
 def segment_color(segment_id: int) -> list[int]:
@@ -63,40 +70,48 @@ def group_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def segment_summary(scene: GaussianScene, groups: dict[int, np.ndarray], parents: dict[int, int] | None,
-                    selected: set[int]) -> list[dict[str, Any]]:
-    """Manifest rows of every segment in ``groups`` (id -> Gaussian indices)."""
+                    files: dict[int, dict[str, str]]) -> list[dict[str, Any]]:
+    """Manifest rows of every segment in ``groups`` (id -> Gaussian indices); ``files``: id -> format -> file."""
     means = scene.means.detach().cpu().numpy()
     rows = []
     for sid, idx in groups.items():
         pts = means[idx]
+        written = files.get(sid, {})
         rows.append({
             "id": sid,
             "parent": None if parents is None or sid not in parents else int(parents[sid]),
             "gaussians": int(len(idx)),
             "bbox": {"min": pts.min(0).astype(float).tolist(), "max": pts.max(0).astype(float).tolist()},
             "color": segment_color(sid),
-            "file": object_file(sid) if sid in selected else None,
+            "file": next(iter(written.values()), None),
+            "files": written,
         })
     return rows
 
 
 def export_segments(scene: GaussianScene, labels: np.ndarray, out_dir: str | Path, selected: list[int] | None = None,
                     parents: dict[int, int] | None = None, cut: str | None = None,
-                    source: dict[str, Any] | None = None, show_progress: bool = False) -> dict[str, Any]:
+                    source: dict[str, Any] | None = None, show_progress: bool = False,
+                    formats: list[str] | None = None, with_labels: bool = False) -> dict[str, Any]:
     """Write the export of ``scene`` segmented by ``labels [N]`` into ``out_dir``; returns the manifest.
 
-    selected: segment ids to write as objects (default: every id > 0); parents: id -> parent id
-    in the next coarser cut; cut, source: recorded in the manifest.
+    selected: segment ids to write as objects (default: every id > 0; a cut without segments
+    exports only the rest of the scene); parents: id -> parent id in the next coarser cut;
+    cut, source: recorded in the manifest; formats: file formats (default ``["ply"]``);
+    with_labels: also write the whole scene with an ``object_id`` property.
     """
     out_dir = Path(out_dir)
+    formats = check_formats(formats)
     labels = np.asarray(labels).astype(np.int32)
     if labels.shape != (len(scene),):
         raise ValueError(f"labels must be [{len(scene)}], got {list(labels.shape)}")
+    if len(scene) == 0:
+        raise GssegError("nothing to export: the scene has no Gaussians")
     groups = group_by_label(labels)
     present = set(groups)
     chosen = sorted(present) if selected is None else sorted(set(int(s) for s in selected))
-    if not chosen:
-        raise GssegError(f"nothing to export: cut {cut!r} has no segments (every Gaussian is unassigned)")
+    if selected is not None and not chosen:
+        raise GssegError("nothing to export: no segment selected")
     missing = [s for s in chosen if s not in present]
     if missing:
         shown = f"{min(present)}..{max(present)}" if present else "none"
@@ -104,25 +119,44 @@ def export_segments(scene: GaussianScene, labels: np.ndarray, out_dir: str | Pat
     check_out_dir(out_dir)
     scene = scene.with_features(None, None)
     in_selection = np.isin(labels, chosen)
-    manifest = {
-        "version": MANIFEST_VERSION, "cut": cut, "source": source or {}, "num_gaussians": int(len(scene)),
-        "labelled_gaussians": int((labels > 0).sum()), "selected": chosen,
-        "selected_gaussians": int(in_selection.sum()), "sh_degree": scene.sh_degree,
-        "files": {"labels": LABELS_FILE, "scene_without_selected": REST_FILE},
-        "segments": segment_summary(scene, groups, parents, set(chosen)),
-    }
+    rest_index = np.flatnonzero(~in_selection)
+    notes: list[str] = []
+    if not chosen:
+        notes.append(f"cut {cut!r} has no segments (every Gaussian is unassigned): no object files")
+    if rest_index.size == 0:
+        notes.append("the selection covers every Gaussian: no scene_without_selected file")
+    written: dict[str, int] = {}
+    object_files: dict[int, dict[str, str]] = {}
+    rest_files: dict[str, str] = {}
     with replace_dir(out_dir) as tmp:
+        jobs = [(sid, fmt) for sid in chosen for fmt in formats] + [(0, fmt) for fmt in formats]
         with progress_bar(transient=True) if show_progress else contextlib.nullcontext() as bar:
-            task = bar.add_task("export", total=len(chosen) + 1, info="") if bar else None
-            for sid in chosen:
-                write_ply(tmp / object_file(sid), scene.subset(torch.from_numpy(np.sort(groups[sid]))))
+            task = bar.add_task("export", total=len(jobs) + int(with_labels), info="") if bar else None
+            for sid, fmt in jobs:
+                part = scene.subset(torch.from_numpy(np.sort(groups[sid]) if sid else rest_index))
+                name = object_file(sid, fmt) if sid else file_name(REST_STEM, fmt)
+                count = write_splats(tmp / name, part, fmt) if len(part) else 0
+                if count:
+                    written[name] = count
+                    (object_files.setdefault(sid, {}) if sid else rest_files)[fmt] = name
+                elif len(part):
+                    notes.append(f"{name}: no Gaussian is visible enough for {fmt} (opacity <= 1/255): not written")
                 if bar:
-                    bar.update(task, advance=1, info=object_file(sid))
-            write_ply(tmp / REST_FILE, scene.subset(torch.from_numpy(np.flatnonzero(~in_selection))))
-            if bar:
-                bar.update(task, advance=1, info=REST_FILE)
+                    bar.update(task, advance=1, info=name)
+            if with_labels:
+                written[LABELLED_FILE] = write_splats(tmp / LABELLED_FILE, scene, "ply", extra={"object_id": labels})
+                if bar:
+                    bar.update(task, advance=1, info=LABELLED_FILE)
+        manifest = {
+            "version": MANIFEST_VERSION, "cut": cut, "source": source or {}, "num_gaussians": int(len(scene)),
+            "labelled_gaussians": int((labels > 0).sum()), "selected": chosen,
+            "selected_gaussians": int(in_selection.sum()), "sh_degree": scene.sh_degree, "formats": formats,
+            "files": {"labels": LABELS_FILE, "scene_without_selected": rest_files,
+                      "scene_with_labels": LABELLED_FILE if with_labels else None},
+            "written": written, "notes": notes,
+            "segments": segment_summary(scene, groups, parents, object_files),
+        }
         with atomic_path(tmp / LABELS_FILE) as p:
             np.save(p, labels)
         write_json(tmp / MANIFEST, manifest)
     return manifest
-

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from gsseg.errors import GssegError
+from gsseg.export.formats import check_formats
 from gsseg.export.objects import export_segments
 from gsseg.export.select import segments_under_clicks
 from gsseg.segment.clicks import Click
@@ -16,16 +17,19 @@ from gsseg.segment.cuts import SegmentsDir
 
 def export_run(run_root: str | Path, out_dir: str | Path, cut: str | None = None, objects: list[int] | None = None,
                clicks: list[Click] | None = None, click_threshold: float | None = None, device: str = "auto",
-               show_progress: bool = False) -> dict[str, Any]:
+               show_progress: bool = False, formats: list[str] | None = None,
+               with_labels: bool = False) -> dict[str, Any]:
     """Export a run's segments; returns the manifest.
 
     Without clicks: the segments ``objects`` (default all) of ``cut`` (default: the coarsest
     auto cut of the latest ``gsseg segment``). Clicks with a cut: the cut's segments under the
     clicks. Clicks without a cut: the Gaussians the click query selects, exported as object 1.
+    formats, with_labels: see :func:`export_segments`.
     """
     from gsseg.train.run_dir import RunDir
 
     run = RunDir(run_root)
+    formats = check_formats(formats)
     if objects and clicks:
         raise GssegError("give either --objects or --click, not both")
     if clicks and cut is None:
@@ -35,7 +39,8 @@ def export_run(run_root: str | Path, out_dir: str | Path, cut: str | None = None
         _, selected, thr = click_selection(ctx, clicks, click_threshold)
         labels = selected.astype(np.int32)
         source = {"run": str(run.root), "clicks": [str(c) for c in clicks], "click_threshold": thr}
-        return export_segments(ctx.scene.to("cpu"), labels, out_dir, [1], None, "click", source, show_progress)
+        return export_segments(ctx.scene.to("cpu"), labels, out_dir, [1], None, "click", source, show_progress,
+                               formats, with_labels)
 
     from gsseg.features import load_run_scene
 
@@ -57,4 +62,5 @@ def export_run(run_root: str | Path, out_dir: str | Path, cut: str | None = None
               "parent_cut": entry.get("parent")}
     if clicks:
         source["clicks"] = [str(c) for c in clicks]
-    return export_segments(scene, labels, out_dir, selected, parents or None, name, source, show_progress)
+    return export_segments(scene, labels, out_dir, selected, parents or None, name, source, show_progress,
+                           formats, with_labels)

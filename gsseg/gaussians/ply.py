@@ -56,11 +56,22 @@ def scene_to_arrays(scene: GaussianScene, with_features: bool = False) -> dict[s
     return cols
 
 
-def write_ply(path: str | Path, scene: GaussianScene, with_features: bool = False, text: bool = False) -> Path:
-    """Write ``scene`` atomically as an INRIA PLY; ``f_id_*`` columns only if ``with_features``."""
+def write_ply(path: str | Path, scene: GaussianScene, with_features: bool = False, text: bool = False,
+              extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``scene`` atomically as an INRIA PLY; ``f_id_*`` columns only if ``with_features``.
+
+    extra: more vertex properties, name -> [N] array (its dtype is kept, e.g. int32 ``object_id``).
+    """
     path = Path(path)
-    cols = scene_to_arrays(scene, with_features)
-    arr = np.empty(len(scene), dtype=[(k, "<f4") for k in cols])
+    cols: dict[str, np.ndarray] = dict(scene_to_arrays(scene, with_features))
+    dtypes = [(k, "<f4") for k in cols]
+    for name, values in (extra or {}).items():
+        values = np.asarray(values)
+        if name in cols or values.shape != (len(scene),):
+            raise ValueError(f"extra property {name!r}: must be a new name with shape [{len(scene)}]")
+        cols[name] = values
+        dtypes.append((name, values.dtype.newbyteorder("<")))
+    arr = np.empty(len(scene), dtype=dtypes)
     for k, v in cols.items():
         arr[k] = v
     comments = []
@@ -100,6 +111,9 @@ def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
         raise file_error(path, f"malformed or truncated PLY ({type(e).__name__}: {e})") from None
 
     missing = [p for p in REQUIRED if p not in props]
+    if missing and "packed_position" in props:
+        raise file_error(path, "is a compressed PLY (PlayCanvas layout), not an INRIA 3DGS PLY; decompress it first, "
+                               f"e.g. `npx @playcanvas/splat-transform {path.name} {path.stem.split('.')[0]}.ply`")
     if missing:
         raise file_error(path, f"not a 3DGS PLY: missing properties {', '.join(missing)}")
     rest_idx = _indexed(props, "f_rest")

@@ -13,22 +13,19 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
+from gsseg.render.extensions import csrc_root
+
 EXTENSION_NAME = "gsseg_cuda_ext"
 
 
-def cuda_ext_root() -> Path:
-    """The ``cuda_ext/`` source folder at the repository root."""
-    return Path(__file__).resolve().parents[2] / "cuda_ext"
-
-
 def cuda_sources() -> list[Path]:
-    """Sources of the extension: the torch binding plus every ``cuda_ext/cuda/*.cu``."""
-    root = cuda_ext_root()
+    """Sources of the extension: the torch binding plus every ``gsseg/csrc/cuda/*.cu``."""
+    root = csrc_root()
     return [root / "bindings" / "cuda_bindings.cpp", *sorted((root / "cuda").glob("*.cu"))]
 
 
 def cuda_include_dirs() -> list[Path]:
-    root = cuda_ext_root()
+    root = csrc_root()
     return [root / "include", root / "cuda"]
 
 

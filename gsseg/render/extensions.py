@@ -1,6 +1,6 @@
 """Build-on-first-use of the C++ CPU rasterizer (torch's JIT extension loader, cached).
 
-The first call compiles ``cuda_ext/cpu/*.cpp`` + ``cuda_ext/bindings/cpu_bindings.cpp`` with
+The first call compiles ``gsseg/csrc/cpu/*.cpp`` + ``gsseg/csrc/bindings/cpu_bindings.cpp`` with
 ``-O3 -fopenmp`` (plus ``-mavx2`` where torch reports an AVX2 CPU) into torch's extension cache
 (``TORCH_EXTENSIONS_DIR``); later processes reuse it. Loading it also keeps glibc from handing
 the training loop's buffers back to the OS after every step (``_tune_malloc``;
@@ -21,14 +21,14 @@ from types import ModuleType
 EXTENSION_NAME = "gsseg_cpu_ext"
 
 
-def cuda_ext_root() -> Path:
-    """The ``cuda_ext/`` source folder at the repository root."""
-    return Path(__file__).resolve().parents[2] / "cuda_ext"
+def csrc_root() -> Path:
+    """The kernel sources shipped inside the package (``gsseg/csrc/``), for the CPU and CUDA loaders."""
+    return Path(__file__).resolve().parents[1] / "csrc"
 
 
 def cpu_sources() -> list[Path]:
-    """Sources of the CPU extension: the binding plus every ``cuda_ext/cpu/*.cpp``."""
-    root = cuda_ext_root()
+    """Sources of the CPU extension: the binding plus every ``gsseg/csrc/cpu/*.cpp``."""
+    root = csrc_root()
     return [root / "bindings" / "cpu_bindings.cpp", *sorted((root / "cpu").glob("*.cpp"))]
 
 
@@ -65,10 +65,10 @@ def _fallback(reason: str) -> None:
 @functools.lru_cache(maxsize=1)
 def _build(verbose: bool) -> ModuleType | None:
     sources = cpu_sources()
-    include = cuda_ext_root() / "include"
+    include = csrc_root() / "include"
     missing = [str(p) for p in [*sources, include] if not p.exists()]
     if missing or len(sources) < 2:
-        _fallback(f"missing sources: {', '.join(missing) or 'cuda_ext/cpu/*.cpp'}")
+        _fallback(f"missing sources: {', '.join(missing) or 'gsseg/csrc/cpu/*.cpp'}")
         return None
     if shutil.which(os.environ.get("CXX", "c++")) is None:
         _fallback("no C++ compiler found")

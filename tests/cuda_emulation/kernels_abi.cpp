@@ -1,6 +1,6 @@
 // C ABI over gsseg's CUDA launchers for tests on machines without a GPU: built together with
-// cuda_ext/cuda/*.cu as plain C++ (-x c++ -DGSSEG_HOST_EMULATION), where "device pointers" are
-// host pointers and the kernels run on CPU fibers (cuda_ext/cuda/host_emulation.cuh).
+// gsseg/csrc/cuda/*.cu as plain C++ (-x c++ -DGSSEG_HOST_EMULATION), where "device pointers" are
+// host pointers and the kernels run on CPU fibers (gsseg/csrc/cuda/host_emulation.cuh).
 // tests/test_render_cuda.py loads the shared library with ctypes.
 #include <cstdint>
 

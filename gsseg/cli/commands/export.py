@@ -1,4 +1,4 @@
-"""``gsseg export RUN --out DIR``: per-object vanilla PLYs, the rest of the scene, labels, manifest."""
+"""``gsseg export RUN --out DIR``: per-object splat files, the rest of the scene, labels, manifest."""
 
 from __future__ import annotations
 
@@ -22,11 +22,17 @@ def export(
     negative_click: Annotated[Optional[list[str]], typer.Option("--negative-click", help="Negative click.")] = None,
     click_threshold: Annotated[Optional[float], typer.Option(
         help="Score a Gaussian needs for a click selection without --cut (default 0.85 embeddings, 0.5 logits).")] = None,
+    fmt: Annotated[Optional[list[str]], typer.Option(
+        "--format", "-f", help="File format, repeatable: ply (INRIA layout), ply-compressed (PlayCanvas), spz, "
+                               "splat (no SH). Default: ply.")] = None,
+    with_labels: Annotated[bool, typer.Option(
+        "--with-labels", help="Also write scene_with_labels.ply: the whole scene with an object_id property.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (click queries).")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Export segmented objects as standard 3DGS PLYs plus segments.json and a labels sidecar."""
+    """Export segmented objects as standard splat files (3DGS PLY, compressed PLY, SPZ, .splat) plus segments.json
+    and a labels sidecar."""
     from rich.console import Console
 
     from gsseg.export import export_run, parse_ids
@@ -34,15 +40,18 @@ def export(
 
     clicks = parse_clicks(click, negative_click)
     manifest = export_run(run, out, cut=cut, objects=parse_ids(objects) if objects else None, clicks=clicks or None,
-                          click_threshold=click_threshold, device=device, show_progress=not quiet)
+                          click_threshold=click_threshold, device=device, show_progress=not quiet, formats=fmt,
+                          with_labels=with_labels)
     if as_json:
         typer.echo(json.dumps(manifest))
         return
-    Console().print(
-        f"cut {manifest['cut']}: {len(manifest['selected'])} objects ({manifest['selected_gaussians']:,} of "
-        f"{manifest['num_gaussians']:,} Gaussians) -> {out}/object_<id>.ply, scene_without_selected.ply, "
-        "labels.npy, segments.json", highlight=False)
-
+    console = Console(highlight=False)
+    names = sorted(manifest["written"])
+    shown = ", ".join(names[:6]) + (f", ... ({len(names)} files)" if len(names) > 6 else "")
+    console.print(f"cut {manifest['cut']}: {len(manifest['selected'])} objects ({manifest['selected_gaussians']:,} of "
+                  f"{manifest['num_gaussians']:,} Gaussians) -> {out}/: {shown}, labels.npy, segments.json")
+    for note in manifest["notes"]:
+        console.print(f"note: {note}")
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)

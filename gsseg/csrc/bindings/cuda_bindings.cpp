@@ -1,6 +1,6 @@
 // Torch binding of gsseg's CUDA kernels: checks tensors, allocates outputs, launches.
 //
-// The kernels themselves (cuda_ext/cuda/*.cu) take raw pointers; this file is the only
+// The kernels themselves (gsseg/csrc/cuda/*.cu) take raw pointers; this file is the only
 // one that sees torch types. Layouts follow gsplat's unpacked projection (packed=False).
 // ATen + torch's pybind casters instead of <torch/extension.h>: same API, a third of the
 // compile time.

@@ -1,5 +1,5 @@
 // gsseg/pixel_math.h — per-Gaussian and per-pixel math shared by the C++ CPU rasterizer
-// (cuda_ext/cpu) and the CUDA kernels (cuda_ext/cuda). Header-only, no torch, no std
+// (gsseg/csrc/cpu) and the CUDA kernels (gsseg/csrc/cuda). Header-only, no torch, no std
 // containers, every function `GSSEG_HD inline` and templated on the scalar type T (float or
 // double), so the CPU kernel can also run in float64 for gradchecks.
 //
