@@ -1,10 +1,10 @@
 """gsseg's CUDA feature kernel and contribution-table builder.
 
 Three layers of checks:
-- build checks that run wherever the compilers exist: every ``cuda_ext/cuda/*.cu`` compiles with
+- build checks that run wherever the compilers exist: every ``gsseg/csrc/cuda/*.cu`` compiles with
   ``nvcc -c``; the torch binding passes ``g++ -fsyntax-only`` against torch's headers;
 - the same ``.cu`` files compiled as plain C++ with ``-DGSSEG_HOST_EMULATION`` and run on CPU
-  fibers (``cuda_ext/cuda/host_emulation.cuh``), compared with a float64 autograd oracle built on
+  fibers (``gsseg/csrc/cuda/host_emulation.cuh``), compared with a float64 autograd oracle built on
   gsplat-format tile intersections: forward values, every gradient and the CSR tables;
 - on a GPU (skipped otherwise): the compiled extension against the CPU kernel, against gsplat's
   N-D rasterizer, and CUDA tables against CPU tables.
@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 import torch
 
-from gsseg.render.cuda_extension import cuda_ext_root
+from gsseg.render.extensions import csrc_root
 
 ROOT = Path(__file__).resolve().parents[1]
-CUDA_DIR = cuda_ext_root() / "cuda"
-INCLUDE_DIR = cuda_ext_root() / "include"
+CUDA_DIR = csrc_root() / "cuda"
+INCLUDE_DIR = csrc_root() / "include"
 CU_FILES = sorted(CUDA_DIR.glob("*.cu"))
 HAS_GPU = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")
@@ -75,7 +75,7 @@ def _binding_syntax_cmd(tmp: Path) -> list[str]:
         cmd += ["-isystem", str(p)]
     return cmd + ["-isystem", str(shim), "-isystem", sysconfig.get_paths()["include"], "-isystem",
                   str(_cuda_include()), "-I", str(CUDA_DIR), "-I", str(INCLUDE_DIR),
-                  "-DTORCH_EXTENSION_NAME=gsseg_cuda_ext", str(cuda_ext_root() / "bindings" / "cuda_bindings.cpp")]  # fmt: skip
+                  "-DTORCH_EXTENSION_NAME=gsseg_cuda_ext", str(csrc_root() / "bindings" / "cuda_bindings.cpp")]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
