@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gsseg.errors import file_error
-from gsseg.masks import derive
+import gsseg.masks.derive as derive
 from gsseg.masks.patches import compact_patches, patches_from_label_maps, patches_from_masks
 from gsseg.utils.atomic import save_npz
 

@@ -3,64 +3,19 @@ the C++ CPU kernel or the CUDA backend."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from gsseg.data.cameras import Cameras
-from gsseg.render.projection import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE, Projection
+from gsseg.render.cpu import project_cpu, rasterize_cpu, sh_colors_cpu
+from gsseg.render.cuda_backend import render_cuda
+from gsseg.render.dispatch import BACKENDS, resolve_backend
+from gsseg.render.projection import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE, Projection, project_reference
+from gsseg.render.reference import rasterize_reference
 from gsseg.render.sh import view_colors
+from gsseg.render.types import RenderOutput, image_size
 
-BACKENDS = ("auto", "reference", "cpu", "cuda")
-
-
-@dataclass
-class RenderOutput:
-    """Rendered images for C cameras of size H x W.
-
-    Attributes:
-        rgb: [C,H,W,3] colour composited over the background.
-        alpha: [C,H,W,1] accumulated opacity (1 - final transmittance).
-        depth: [C,H,W,1] expected depth sum(w z) / alpha, 0 where alpha = 0.
-        features: [C,H,W,D] composited features (no background), or None.
-        meta: per-Gaussian screen-space data for gsplat's DefaultStrategy (packed=False).
-    """
-
-    rgb: Tensor
-    alpha: Tensor
-    depth: Tensor
-    features: Tensor | None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def image_size(cameras: Cameras) -> tuple[int, int]:
-    """(width, height) shared by all cameras; ValueError if they differ."""
-    widths, heights = cameras.widths.unique(), cameras.heights.unique()
-    if len(widths) != 1 or len(heights) != 1:
-        raise ValueError("render() needs cameras of one image size; render views of different sizes separately")
-    return int(widths[0]), int(heights[0])
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend for ``backend`` on ``device`` ("reference", "cpu" or "cuda")."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown render backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if device.type == "cuda":
-        if backend in ("auto", "cuda"):
-            return "cuda"
-        if backend == "cpu":
-            raise ValueError("backend 'cpu' needs CPU tensors; move the scene to the CPU or use 'cuda'")
-        return "reference"
-    if backend == "cuda":
-        raise ValueError("backend 'cuda' needs CUDA tensors")
-    if backend == "reference":
-        return "reference"
-    from gsseg.render.extensions import load_cpu_extension
-
-    return "cpu" if load_cpu_extension() is not None else "reference"
-
+__all__ = ["BACKENDS", "RenderOutput", "image_size", "render", "resolve_backend"]
 
 def _check_inputs(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
                   features: Tensor | None, sh_degree: int | None) -> None:
@@ -106,8 +61,6 @@ def render(
     width, height = image_size(cameras)
     which = resolve_backend(backend, means.device)
     if which == "cuda":
-        from gsseg.render.cuda_backend import render_cuda
-
         return render_cuda(
             means, quats, scales, opacities, colors, cameras,
             features=features, sh_degree=sh_degree, backgrounds=backgrounds,
@@ -118,17 +71,11 @@ def render(
     viewmats = cameras.viewmats.to(device=device, dtype=dtype)
     Ks = cameras.Ks.to(device=device, dtype=dtype)
     n_cams = viewmats.shape[0]
-    if which == "cpu":
-        from gsseg.render.cpu import project_cpu as project, rasterize_cpu as rasterize
-    else:
-        from gsseg.render.projection import project_reference as project
-        from gsseg.render.reference import rasterize_reference as rasterize
+    project, rasterize = (project_cpu, rasterize_cpu) if which == "cpu" else (project_reference, rasterize_reference)
 
     proj: Projection = project(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
     campos = torch.linalg.inv(viewmats)[:, :3, 3]
     if which == "cpu" and sh_degree is not None:
-        from gsseg.render.cpu import sh_colors_cpu
-
         rgb_colors = sh_colors_cpu(colors, sh_degree, means, campos)  # [C,N,3]
     else:
         rgb_colors = view_colors(colors, sh_degree, means, campos)

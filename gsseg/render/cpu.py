@@ -13,12 +13,11 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
+from gsseg.render.extensions import load_cpu_extension
 from gsseg.render.projection import TILE_SIZE, Projection
 
 
 def _ext() -> ModuleType:
-    from gsseg.render.extensions import load_cpu_extension
-
     ext = load_cpu_extension()
     if ext is None:
         raise RuntimeError("the gsseg C++ CPU extension is not available")

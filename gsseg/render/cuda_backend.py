@@ -16,10 +16,9 @@ import torch
 from torch import Tensor
 
 from gsseg.data.cameras import Cameras
-from gsseg.render.api import RenderOutput, image_size
 from gsseg.render.cuda_extension import load_cuda_extension
 from gsseg.render.projection import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE
-from gsseg.render.tables import ContributionTable
+from gsseg.render.types import ContributionTable, RenderOutput, image_size
 
 GSPLAT_CHANNEL_CHUNK = 32
 
@@ -208,19 +207,16 @@ def build_table_cuda(
     """Contribution table of one camera on the GPU (count pass, prefix sum, fill pass).
 
     means [N,3], quats [N,4], activated scales [N,3] and opacities [N] on CUDA; the table's
-    tensors stay on the same device. Falls back to the CPU builder if the kernels are missing.
+    tensors stay on the same device. Needs gsseg's CUDA kernels (``build_contribution_table``
+    falls back to the CPU builder without them).
     """
-    from gsseg.render.tables import build_contribution_table
-
     _require_cuda(means, quats, scales, opacities)
     if len(camera) != 1:
         raise ValueError(f"build_table_cuda takes one camera, got {len(camera)}")
     width, height = image_size(camera)
     ext = load_cuda_extension()
     if ext is None:
-        table = build_contribution_table(means.cpu(), quats.cpu(), scales.cpu(), opacities.cpu(), camera.to("cpu"),
-                                         eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
-        return table.to(means.device)
+        raise RuntimeError("gsseg's CUDA kernels are not built; use build_contribution_table, which falls back")
     viewmats = camera.viewmats.to(device=means.device, dtype=torch.float32)
     Ks = camera.Ks.to(device=means.device, dtype=torch.float32)
     tiles = gsplat_tiles(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane,

@@ -8,60 +8,24 @@ contributing Gaussian ids and weights in front-to-back order (truncated at trans
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from gsseg.data.cameras import Cameras
-from gsseg.render.projection import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE
+from gsseg.render.cpu import build_table_cpu
+from gsseg.render.cuda_backend import build_table_cuda
+from gsseg.render.cuda_extension import load_cuda_extension
+from gsseg.render.dispatch import resolve_backend
+from gsseg.render.extensions import load_cpu_extension
+from gsseg.render.projection import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE, project_reference
+from gsseg.render.reference import composite_weights
+from gsseg.render.types import ContributionTable, image_size
 
-
-@dataclass
-class ContributionTable:
-    """Per-pixel contributors of one view (CSR over pixels, pixel id = y * width + x).
-
-    Attributes:
-        offsets: [H*W+1] int64; pixel p owns entries offsets[p]:offsets[p+1].
-        gaussian_ids: [nnz] int32 Gaussian indices, front to back within a pixel.
-        weights: [nnz] float32 T_i * alpha_i.
-        width, height: image size of the table (may be a reduced resolution of the view).
-    """
-
-    offsets: Tensor
-    gaussian_ids: Tensor
-    weights: Tensor
-    width: int
-    height: int
-
-    @property
-    def nnz(self) -> int:
-        return int(self.gaussian_ids.numel())
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.offsets, self.gaussian_ids, self.weights))
-
-    def to(self, device: torch.device | str) -> "ContributionTable":
-        return ContributionTable(
-            self.offsets.to(device), self.gaussian_ids.to(device), self.weights.to(device), self.width, self.height
-        )
-
-    def pixel_ids(self, x: Tensor, y: Tensor) -> Tensor:
-        """Pixel ids [P] int64 of integer pixel coordinates ``x [P]``, ``y [P]``."""
-        return y.long() * self.width + x.long()
-
-    def alpha(self) -> Tensor:
-        """[H,W] accumulated opacity (sum of weights) of every pixel."""
-        counts = self.offsets[1:] - self.offsets[:-1]
-        pix = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
-        acc = torch.zeros(self.height * self.width, dtype=self.weights.dtype, device=self.weights.device)
-        return acc.index_add_(0, pix, self.weights).reshape(self.height, self.width)
+__all__ = ["ContributionTable", "TableCache", "build_contribution_table", "render_features_from_table"]
 
 
 def _table_reference(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane):
-    from gsseg.render.projection import project_reference
-    from gsseg.render.reference import composite_weights
 
     proj = project_reference(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
     vis = torch.nonzero(proj.visible[0]).squeeze(1)
@@ -114,22 +78,21 @@ def build_contribution_table(
 ) -> ContributionTable:
     """Contribution table of one camera (``len(camera) == 1``) for Gaussians ``means [N,3]``,
     ``quats [N,4]``, activated ``scales [N,3]`` and ``opacities [N]``."""
-    from gsseg.render.api import image_size, resolve_backend
-
     if len(camera) != 1:
         raise ValueError(f"build_contribution_table takes one camera, got {len(camera)}")
     width, height = image_size(camera)
     which = resolve_backend(backend, means.device)
     if which == "cuda":
-        from gsseg.render.cuda_backend import build_table_cuda
-
-        return build_table_cuda(means, quats, scales, opacities, camera, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
+        if load_cuda_extension() is not None:
+            return build_table_cuda(means, quats, scales, opacities, camera, eps2d=eps2d, near_plane=near_plane,
+                                    far_plane=far_plane)
+        table = build_contribution_table(means.cpu(), quats.cpu(), scales.cpu(), opacities.cpu(), camera.to("cpu"),
+                                         eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
+        return table.to(means.device)  # without gsseg's CUDA kernels: built on the CPU
     viewmats = camera.viewmats.to(means)
     Ks = camera.Ks.to(means)
     args = (means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
     if which == "cpu":
-        from gsseg.render.cpu import build_table_cpu
-
         offsets, gids, weights = build_table_cpu(*args)
     else:
         offsets, gids, weights = _table_reference(*args)
@@ -172,8 +135,6 @@ def render_features_from_table(table: ContributionTable, pixel_ids: Tensor, feat
     (its backward is a scatter-add). On the CPU a C++ op does both when the extension is built."""
     pixel_ids = pixel_ids.to(device=features.device, dtype=torch.int64).reshape(-1)
     if features.device.type == "cpu" and table.offsets.device.type == "cpu":
-        from gsseg.render.extensions import load_cpu_extension
-
         ext = load_cpu_extension()
         if ext is not None and hasattr(ext, "table_gather"):
             # the op raises IndexError for pixel ids outside [0, H*W)

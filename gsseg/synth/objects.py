@@ -6,7 +6,7 @@ Material arguments name entries of the recipe's material table.
 
 from __future__ import annotations
 
-from gsseg.synth import primitives as prim
+import gsseg.synth.primitives as prim
 from gsseg.synth.scene import PartSpec
 
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from gsseg.synth import objects as ob
+import gsseg.synth.objects as ob
 from gsseg.synth.primitives import pose
 from gsseg.synth.scene import ObjectSpec, SceneSpec
 from gsseg.synth.textures import Material
