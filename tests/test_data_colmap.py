@@ -117,5 +117,5 @@ def test_colmap_corrupt_model(tmp_path):
     model.mkdir(parents=True)
     for f in ("cameras.bin", "images.bin", "points3D.bin"):
         (model / f).write_bytes(b"\x01\x00garbage")
-    with pytest.raises(GssegError, match=r"sparse/0: cannot read COLMAP model"):
+    with pytest.raises(GssegError, match=r"sparse/0/cameras\.bin: not a valid COLMAP cameras\.bin file: says \d+ cameras"):
         load_dataset(tmp_path)

@@ -155,3 +155,41 @@ def test_cli_features_stage(toy, tmp_path):
     assert cli_exit_code([*args, "--set", "novalue"]) == 1
     assert cli_exit_code([*args, "--table-scale", "2"]) == 1
     assert cli_exit_code(["train", data, "--out", str(tmp_path / "fresh"), "--stage", "features", "--quiet"]) == 1
+
+
+def test_memory_budget_bounds_the_table_cache(toy, tmp_path):
+    """--memory-budget: recorded in the run, bounds the cached tables, and the result is the same."""
+    ds, scene = toy
+    data = str(ds.root)
+    features = []
+    for name, budget in (("roomy", None), ("tight", "1k")):
+        run = tmp_path / name
+        make_run(run, ds, scene)
+        args = ["train", data, "--out", str(run), "--stage", "features", "--quiet", "--feature-iters", "8",
+                "--set", "pixels=256"] + (["--memory-budget", budget] if budget else [])
+        assert cli_exit_code(args) == 0
+        features.append(load_run_scene(run)[1].features)
+    assert RunDir(tmp_path / "tight").read_config().features.table_memory_mb == 1 / 1024
+    torch.testing.assert_close(features[0], features[1])  # evicting tables changes the speed, not the result
+    assert cli_exit_code(["train", data, "--out", str(tmp_path / "tight"), "--stage", "features", "--quiet",
+                          "--memory-budget", "lots"]) == 1
+
+
+def test_trainer_keeps_tables_within_the_byte_budget(toy, tmp_path):
+    from gsseg.objectives import make_objective
+    from gsseg.train.features import FeatureTrainer
+
+    ds, scene = toy
+    make_run(tmp_path / "run", ds, scene)
+    run = RunDir(tmp_path / "run")
+    cfg = run.read_config().features
+    cfg.iters, cfg.table_memory_mb = 6, 1 / 1024
+    trainer = FeatureTrainer(ds, scene, cfg, run, make_objective("contrastive", pixels=256), show_progress=False)
+    trainer.start()
+    trainer.train()
+    assert len(trainer.tables) == 1 and trainer.tables.builds >= 4  # every view change rebuilt its table
+    cfg.table_memory_mb = 0  # automatic: every view fits
+    roomy = FeatureTrainer(ds, scene, cfg, run, make_objective("contrastive", pixels=256), show_progress=False)
+    roomy.start()
+    roomy.train()
+    assert len(roomy.tables) == roomy.tables.builds == len(roomy.views)

@@ -130,3 +130,42 @@ def test_table_cache_is_lazy_bounded_lru_and_supports_reduced_resolution():
                                low.features[0].reshape(-1, scene.features.shape[1]), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError):
         cache.get("missing_view")
+
+
+def test_table_cache_byte_budget_evicts_least_recently_used():
+    scene = random_scene(150, seed=5)
+    cams = orbit_cameras(5, 32, 24)
+    sizes = {}
+    probe = TableCache(scene.means, scene.quats, scene.scales, scene.opacities, cams, max_tables=5)
+    for name in cams.names:
+        sizes[name] = probe.get(name).nbytes
+    assert probe.nbytes == sum(sizes.values()) and probe.builds == 5
+    names = list(cams.names)
+    budget = sizes[names[0]] + sizes[names[1]] + 1
+    cache = TableCache(scene.means, scene.quats, scene.scales, scene.opacities, cams, max_tables=5, max_bytes=budget)
+    cache.get(names[0])
+    cache.get(names[1])
+    assert len(cache) == 2 and cache.nbytes == budget - 1
+    cache.get(names[0])  # refresh names[0]; names[1] is now the least recently used
+    cache.get(names[2])
+    assert cache.nbytes <= budget or len(cache) == 1
+    assert names[1] not in cache and names[2] in cache
+    tiny = TableCache(scene.means, scene.quats, scene.scales, scene.opacities, cams, max_tables=5, max_bytes=1)
+    assert tiny.get(names[3]) is tiny.get(names[3]) and len(tiny) == 1  # the table in use is always kept
+    tiny.get(names[4])
+    assert len(tiny) == 1 and tiny.builds == 2
+    cache.clear()
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_memory_sizes_and_budgets():
+    from gsseg.errors import GssegError
+    from gsseg.utils.memory import auto_budget_bytes, available_bytes, budget_bytes, parse_size
+
+    assert parse_size("512M") == 512 * 2**20 and parse_size("8G") == 8 * 2**30 and parse_size("1.5GiB") == 3 * 2**29
+    assert parse_size("300") == 300 * 2**20 and parse_size("64kb") == 64 * 2**10
+    for bad in ("", "-3G", "lots", "0"):
+        with pytest.raises(GssegError, match="--memory-budget"):
+            parse_size(bad)
+    assert 0 < auto_budget_bytes() <= available_bytes()
+    assert budget_bytes(0) == pytest.approx(auto_budget_bytes(), rel=0.2) and budget_bytes(2.0) == 2 * 2**20

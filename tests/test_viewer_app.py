@@ -105,11 +105,12 @@ def test_export_selection_writes_plys_like_gsseg_export(runs, tmp_path):
     vr = runs["logits"]
     app = ViewerApp(vr.run)
     with pytest.raises(GssegError, match="nothing is selected"):
-        app.export(tmp_path / "none")
+        app.export("none")
     app.click(*ray_to_object(vr, app.picker, LAMP))
     app.new_object()
     app.click(*ray_to_object(vr, app.picker, BALL))
-    out = app.export(tmp_path / "sel")
+    out = app.export("sel")
+    assert out == vr.run / "exports" / "sel"
     manifest = json.loads((out / "segments.json").read_text())
     assert manifest["selected"] == [1, 2]
     lamp = read_ply(out / "object_1.ply")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gsseg.data.cameras import Cameras
+from gsseg.data.colmap_check import check_colmap_model
 from gsseg.data.images import image_size
 from gsseg.data.records import ParsedScene, ViewRecord, unique_names
 from gsseg.errors import GssegError, file_error
@@ -41,6 +42,7 @@ def load_colmap(root: Path, test_every: int = 8, check_images: bool = True) -> P
         raise file_error(root, "no COLMAP model (expected sparse/0/cameras.bin or sparse/cameras.txt)")
     cameras_file = model_dir / ("cameras.bin" if (model_dir / "cameras.bin").is_file() else "cameras.txt")
     images_file = model_dir / ("images.bin" if (model_dir / "images.bin").is_file() else "images.txt")
+    check_colmap_model(model_dir)  # names the broken file; pycolmap's C++ errors do not
     try:
         rec = pycolmap.Reconstruction(str(model_dir))
     except Exception as e:  # pycolmap raises ValueError/RuntimeError with C++ messages

@@ -248,8 +248,10 @@ def _matrix(path: Path, value: Any, where: str) -> np.ndarray:
         raise file_error(path, f"{where}: 'transform_matrix' must be a 4x4 list of numbers") from None
     if m.shape == (3, 4):
         m = np.concatenate([m, [[0.0, 0.0, 0.0, 1.0]]])
-    if m.shape != (4, 4) or not np.isfinite(m).all():
+    if m.shape != (4, 4):
         raise file_error(path, f"{where}: 'transform_matrix' must be a finite 4x4 matrix, got shape {m.shape}")
+    if not np.isfinite(m).all():
+        raise file_error(path, f"{where}: 'transform_matrix' must be a finite 4x4 matrix, but it contains NaN or Inf")
     R = m[:3, :3]
     if np.abs(R.T @ R - np.eye(3)).max() > 1e-2:
         raise file_error(path, f"{where}: the rotation part of 'transform_matrix' is not orthonormal (a scaled camera matrix?)")

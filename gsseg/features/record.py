@@ -7,10 +7,13 @@ mismatched.
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -57,8 +60,8 @@ def save_features(path: str | Path, record: FeatureRecord) -> Path:
         "format_version": FORMAT_VERSION,
         "features": record.features.detach().float().cpu().contiguous(),
         "info": record.info.to_dict(),
-        "settings": record.settings,
-        "extras": record.extras,
+        "settings": plain_data(record.settings),
+        "extras": plain_data(record.extras),
         "step": int(record.step),
         "num_gaussians": int(record.features.shape[0]),
     }
@@ -75,7 +78,19 @@ def load_features(path: str | Path) -> FeatureRecord:
     if not path.is_file():
         raise file_error(path, "no identity features: train them first (`gsseg train DATA --out RUN --stage features`)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_numpy_globals()):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        refused = found.group(1) if found else ""
+        raise file_error(path, "refused: the file holds Python objects other than tensors, numbers and strings"
+                               + (f" ({refused})" if refused else "") + "; it was not written by gsseg, or was "
+                               "tampered with") from None
+    except Exception as e:  # torch.load raises many types (zip, EOF, ...) for a foreign file
+        raise file_error(path, f"not a readable gsseg features file ({e.__class__.__name__}: {_first_line(e)})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("features"), torch.Tensor):
+        raise file_error(path, "not a gsseg features file (no 'features' tensor)")
+    try:
         record = FeatureRecord(
             features=payload["features"].float(),
             info=FeatureInfo.from_dict(payload["info"]),
@@ -84,9 +99,43 @@ def load_features(path: str | Path) -> FeatureRecord:
             step=int(payload.get("step", 0)),
             coverage=payload["coverage"].float() if payload.get("coverage") is not None else None,
         )
-    except Exception as e:  # torch.load raises many types (pickle, zip, EOF) for a foreign file
-        raise file_error(path, f"not a readable gsseg features file ({e.__class__.__name__}: {e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise file_error(path, f"not a gsseg features file ({e.__class__.__name__}: {_first_line(e)})") from None
     return record
+
+
+def plain_data(value: Any) -> Any:
+    """``value`` with numpy scalars / arrays, tuples and paths turned into Python numbers, lists
+    and strings, so ``torch.load(weights_only=True)`` reads it back (tensors are kept)."""
+    if isinstance(value, dict):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _numpy_globals() -> list:
+    """The numpy reconstructors older records need (numpy scalars / arrays in settings or extras):
+    data only; any other class in the file is still refused."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:
+        from numpy.core import multiarray
+
+    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, *dtypes]
+
+
+def _first_line(e: BaseException) -> str:
+    """The first sentence of an exception's message."""
+    text = str(e).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(e).__name__
 
 
 def load_run_scene(run_root: str | Path, require_features: bool = True) -> tuple[GaussianScene, FeatureRecord | None]:

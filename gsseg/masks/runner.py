@@ -87,12 +87,23 @@ class RunReport:
 def run_source(dataset: Any, source: MaskSource, split: str = "all", force: bool = False, show_progress: bool = True) -> RunReport:
     """Write ``dataset.masks_dir/<stem>.npz`` for every view of ``split`` with ``source``.
 
-    Raises ``GssegError`` when no view at all had input for the source.
+    Raises ``GssegError`` when no view at all had input for the source, or when another process
+    is writing the same mask store (``masks/.lock``).
     """
     if split not in SPLITS:
         raise GssegError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    from gsseg.utils.atomic import remove_stale_temporaries
+    from gsseg.utils.run_lock import folder_lock
+
     store = MaskStore(dataset.masks_dir)
     names = dataset.names(split)
+    with folder_lock(store.root, f"masks --source {source.name}", what="mask store"):
+        remove_stale_temporaries(store.root)
+        return _run(dataset, source, store, names, force, show_progress)
+
+
+def _run(dataset: Any, source: MaskSource, store: MaskStore, names: list[str], force: bool, show_progress: bool) -> RunReport:
+    """The body of :func:`run_source`, run while holding the mask store's lock."""
     report = RunReport()
     todo = []
     for name in names:

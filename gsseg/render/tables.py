@@ -7,8 +7,6 @@ contributing Gaussian ids and weights in front-to-back order (truncated at trans
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch import Tensor
 
@@ -21,6 +19,7 @@ from gsseg.render.extensions import load_cpu_extension
 from gsseg.render.projection import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE, project_reference
 from gsseg.render.reference import composite_weights
 from gsseg.render.types import ContributionTable, image_size
+from gsseg.utils.lru import BoundedLRU
 
 __all__ = ["ContributionTable", "TableCache", "build_contribution_table", "render_features_from_table"]
 
@@ -146,7 +145,9 @@ def render_features_from_table(table: ContributionTable, pixel_ids: Tensor, feat
 
 
 class TableCache:
-    """Builds contribution tables lazily per view and keeps at most ``max_tables`` (LRU).
+    """Builds contribution tables lazily per view and keeps the most recently used ones (LRU):
+    at most ``max_tables`` of them and, when ``max_bytes`` is given, at most that many bytes
+    (the table just built is always kept).
 
     ``scale`` < 1 builds tables at a reduced resolution (cameras rescaled with
     ``Cameras.scaled``), so memory stays bounded for many or large views. The geometry tensors
@@ -154,30 +155,33 @@ class TableCache:
     """
 
     def __init__(self, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
-                 max_tables: int = 8, scale: float = 1.0, backend: str = "auto") -> None:
-        if max_tables < 1:
-            raise ValueError("max_tables must be >= 1")
+                 max_tables: int = 8, scale: float = 1.0, backend: str = "auto", max_bytes: int | None = None) -> None:
         self.geometry = (means.detach(), quats.detach(), scales.detach(), opacities.detach())
         self.cameras = cameras.scaled(scale) if scale != 1.0 else cameras
-        self.max_tables = max_tables
         self.backend = backend
-        self._tables: OrderedDict[str, ContributionTable] = OrderedDict()
+        self._cache: BoundedLRU[ContributionTable] = BoundedLRU(lambda t: t.nbytes, max_tables, max_bytes)
 
     def __len__(self) -> int:
-        return len(self._tables)
+        return len(self._cache)
+
+    def __contains__(self, view: str) -> bool:
+        return view in self._cache
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cached tables."""
+        return self._cache.nbytes
+
+    @property
+    def builds(self) -> int:
+        """Tables built so far (a rebuild after eviction counts again)."""
+        return self._cache.misses
 
     def get(self, view: str | int) -> ContributionTable:
         """Table of a view given by image stem or camera index."""
         index = self.cameras.index_of(view) if isinstance(view, str) else int(view)
-        name = self.cameras.names[index]
-        if name in self._tables:
-            self._tables.move_to_end(name)
-            return self._tables[name]
-        table = build_contribution_table(*self.geometry, self.cameras[index], backend=self.backend)
-        self._tables[name] = table
-        while len(self._tables) > self.max_tables:
-            self._tables.popitem(last=False)
-        return table
+        return self._cache.get(self.cameras.names[index], lambda: build_contribution_table(
+            *self.geometry, self.cameras[index], backend=self.backend))
 
     def clear(self) -> None:
-        self._tables.clear()
+        self._cache.clear()

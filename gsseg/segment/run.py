@@ -71,6 +71,7 @@ def load_context(run_root: str | Path, device: str = "auto", max_tables: int = 4
     from gsseg.features import load_run_scene
     from gsseg.render.tables import TableCache
     from gsseg.train.run_dir import RunDir
+    from gsseg.utils.memory import auto_budget_bytes
 
     run = RunDir(run_root)
     cfg = run.read_config()
@@ -79,7 +80,7 @@ def load_context(run_root: str | Path, device: str = "auto", max_tables: int = 4
     scene = scene.to(dev)
     ds = load_dataset(cfg.dataset, downscale=cfg.downscale)
     tables = TableCache(scene.means, scene.quats, scene.scales, scene.opacities, ds.cameras("all").to(dev),
-                        max_tables=max_tables)
+                        max_tables=max_tables, max_bytes=auto_budget_bytes())
     return SegmentContext(run.root, scene, record, ds, tables, dev)
 
 
@@ -194,13 +195,22 @@ def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut],
 
 
 def segment_run(run_root: str | Path, req: SegmentRequest, device: str = "auto") -> dict:
-    """Compute the requested cuts and write them (see module doc); returns a summary dict."""
+    """Compute the requested cuts and write them (see module doc); returns a summary dict.
+    Another process writing the run (``RUN/.lock``) makes it fail with a GssegError."""
+    from gsseg.utils.run_lock import folder_lock
+
+    ctx = load_context(run_root, device)
+    req.validate(ctx.kind)
+    with folder_lock(ctx.run_root, "segment", create=False):
+        return _segment(ctx, req)
+
+
+def _segment(ctx, req: SegmentRequest) -> dict:
+    """The body of :func:`segment_run`, run while holding the run's lock."""
     from gsseg.segment.argmax import argmax_labels
     from gsseg.segment.scores import render_score_map
     from gsseg.utils.progress import progress_bar
 
-    ctx = load_context(run_root, device)
-    req.validate(ctx.kind)
     if not (req.clicks or req.wants_hierarchy() or req.argmax):
         req = dataclasses.replace(req, auto=True)
     views = ctx.views(req.views)

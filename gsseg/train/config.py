@@ -7,6 +7,8 @@ the densification schedule of gsplat's ``DefaultStrategy`` is compressed accordi
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,8 +95,11 @@ class FeatureStageConfig:
 
     ``objective_settings`` are passed to the objective (e.g. ``{"preset": "omniseg3d-gs"}``).
     ``table_scale`` < 1 builds contribution tables (and samples masks) at a reduced resolution;
-    ``table_memory_mb`` bounds the memory of cached tables. ``joint`` also trains the geometry
+    ``table_memory_mb`` bounds the memory of cached tables (0: half of the RAM available when the
+    stage starts; ``--memory-budget``). ``joint`` also trains the geometry
     with full rendering (RGB loss ``joint_rgb_weight``) and rewrites ``RUN/scene.ply``.
+    ``views_per_step`` views make one step (their losses averaged); under torchrun the ranks
+    share them (``gsseg/train/distributed.py``).
     """
 
     objective: str = "contrastive"
@@ -102,7 +107,7 @@ class FeatureStageConfig:
     iters: int = 2000
     lr: float = 1e-2
     table_scale: float = 1.0
-    table_memory_mb: float = 1024.0
+    table_memory_mb: float = 0.0
     joint: bool = False
     joint_rgb_weight: float = 1.0
     checkpoint_every: int = 500
@@ -112,8 +117,11 @@ class FeatureStageConfig:
     backend: str = "auto"
     device: str = "auto"
     threads: int = 1  # CPU intra-op threads while the stage runs (0 = torch's default); steps are small
+    views_per_step: int = 1
 
     def validate(self) -> None:
+        if self.views_per_step < 1:
+            raise ValueError(f"views per step must be >= 1, got {self.views_per_step}")
         if self.iters < 0:
             raise ValueError("feature iters must be >= 0")
         if self.threads < 0:
@@ -122,8 +130,8 @@ class FeatureStageConfig:
             raise ValueError("feature lr must be > 0")
         if not 0 < self.table_scale <= 1:
             raise ValueError(f"table scale must lie in (0, 1], got {self.table_scale}")
-        if self.table_memory_mb <= 0 or self.checkpoint_every < 1:
-            raise ValueError("table memory must be > 0 and checkpoint_every >= 1")
+        if self.table_memory_mb < 0 or self.checkpoint_every < 1:
+            raise ValueError("table memory must be >= 0 (0 = automatic) and checkpoint_every >= 1")
 
 
 @dataclass
@@ -151,27 +159,61 @@ class TrainConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
+        """Config from ``config.json`` data; ValueError naming the setting when a value has the wrong type."""
+        if not isinstance(d, dict):
+            raise ValueError(f"the top level must be a JSON object, got {type(d).__name__}")
+        if "dataset" not in d:
+            raise ValueError("missing setting 'dataset'")
+        fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+        known = set(fields) - {"extra"}
         args = {k: v for k, v in d.items() if k in known}
+        for k, v in args.items():
+            _check_type(k, fields[k].type, v)
         if "rgb" in args:
-            args["rgb"] = _build(RGBConfig, args["rgb"])
+            args["rgb"] = _build(RGBConfig, args["rgb"], "rgb")
         if "features" in args:
-            args["features"] = _build(FeatureStageConfig, args["features"])
+            args["features"] = _build(FeatureStageConfig, args["features"], "features")
         return TrainConfig(**args, extra={k: v for k, v in d.items() if k not in known})
 
 
-def _build(cls, d: dict[str, Any]):
-    """Dataclass ``cls`` from a dict, recursing into nested dataclass fields; unknown keys rejected."""
+def _build(cls, d: dict[str, Any], where: str):
+    """Dataclass ``cls`` from the dict at ``where`` in config.json, recursing into nested dataclass
+    fields; unknown keys and values of the wrong type rejected."""
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(d) - set(names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown {where} settings: {', '.join(sorted(unknown))}")
     nested = {"lr": LearningRates, "densify": DensifyConfig}
     args = {}
     for k, v in d.items():
+        _check_type(f"{where}.{k}", names[k].type, v)
         if k in nested and isinstance(v, dict):
-            v = _build(nested[k], v)
+            v = _build(nested[k], v, f"{where}.{k}")
         elif k == "background":
             v = tuple(float(x) for x in v)
         args[k] = v
     return cls(**args)
+
+
+_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": (type(None),),
+               "list": (list,), "tuple": (list, tuple), "dict": (dict,)}
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """ValueError unless ``value`` (read from JSON) fits the field annotation ``annotation`` (a string).
+
+    Nested dataclasses (``RGBConfig``, ...) must be JSON objects; ``float`` accepts ints; ``bool`` is
+    not an ``int`` here; numbers must be finite.
+    """
+    for option in (a.strip() for a in str(annotation).split("|")):
+        base = option.split("[", 1)[0]
+        allowed = _JSON_TYPES.get(base, (dict,))  # anything else is a nested dataclass
+        if isinstance(value, bool) and bool not in allowed:
+            continue
+        if isinstance(value, allowed):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            return
+    wanted = " or ".join(a.strip() if a.strip().split("[")[0] in _JSON_TYPES else "a JSON object"
+                         for a in str(annotation).split("|"))
+    raise ValueError(f"{name} must be {wanted}, got {json.dumps(value)[:40]}")

@@ -29,8 +29,11 @@ from gsseg.gaussians.scene import PARAM_KEYS, FeatureInfo, GaussianScene
 from gsseg.objectives import FeatureContext, Objective, PixelBatch, make_objective
 from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
 from gsseg.train.config import FeatureStageConfig, LearningRates
+from gsseg.train.distributed import current_group
 from gsseg.train.rgb import view_order
 from gsseg.train.run_dir import RunDir
+from gsseg.utils.lru import BoundedLRU
+from gsseg.utils.memory import auto_budget_bytes, budget_bytes
 
 STAGE = "features"
 MAX_EMPTY_PASSES = 2  # give up after this many passes over the views without a usable batch
@@ -122,8 +125,8 @@ class FeatureTrainer:
             self.params = self.scene.to_param_dict(requires_grad=True).to(self.device)
         geo = self.scene
         self.tables = TableCache(geo.means, geo.quats, geo.scales, geo.opacities, cams.to(self.device),
-                                 max_tables=1, scale=cfg.table_scale, backend=cfg.backend)
-        self._sized = False
+                                 max_tables=len(self.views), scale=cfg.table_scale, backend=cfg.backend,
+                                 max_bytes=budget_bytes(cfg.table_memory_mb))
         self.ctx = FeatureContext(
             dataset=ds, store=MaskStore(ds.masks_dir), views=self.views, height=self.height, width=self.width,
             device=self.device, generator=step_generator(cfg.seed, -1), run_root=run.root, joint=cfg.joint,
@@ -134,7 +137,13 @@ class FeatureTrainer:
         self.step = 0
         self.resumed_from: int | None = None
         self.initial_signature = self.signature
-        self._images: dict[str, Tensor] = {}
+        self._images: BoundedLRU[Tensor] = BoundedLRU(lambda t: t.numel() * t.element_size(),
+                                                      max_bytes=auto_budget_bytes() // 2)  # joint mode's photos
+        self.group = current_group()
+        self.show_progress = show_progress and self.group.is_main
+        if self.group.distributed and cfg.joint:
+            raise GssegError("joint mode (--joint) trains the geometry too and runs in one process; "
+                             "start it without torchrun")
 
     # ------------------------------------------------------------------ state
     def start(self) -> None:
@@ -182,6 +191,8 @@ class FeatureTrainer:
         return True
 
     def checkpoint(self) -> None:
+        if not self.group.is_main:  # rank 0 is the only writer; every rank holds the same state
+            return
         payload = {
             "stage": STAGE,
             "step": self.step,
@@ -206,12 +217,7 @@ class FeatureTrainer:
 
     # ------------------------------------------------------------------ rendering
     def _table(self, view: str):
-        table = self.tables.get(view)
-        if not self._sized:
-            budget = self.cfg.table_memory_mb * 2**20
-            self.tables.max_tables = int(max(1, min(len(self.views), budget // max(table.nbytes, 1))))
-            self._sized = True
-        return table
+        return self.tables.get(view)
 
     def _render_frozen(self, batch: PixelBatch) -> dict[str, Tensor]:
         from gsseg.render.sh import view_colors
@@ -261,22 +267,21 @@ class FeatureTrainer:
         return out, (res.rgb[0] - gt).abs().mean()
 
     def _image(self, view: str) -> Tensor:
-        if view not in self._images:
+        def load() -> Tensor:
             img = self.ds.image(view)
             if img.shape[:2] != (self.height, self.width):
                 img = torch.nn.functional.interpolate(img.permute(2, 0, 1)[None], size=(self.height, self.width),
                                                       mode="area")[0].permute(1, 2, 0)
-            self._images[view] = img.to(self.device)
-        return self._images[view]
+            return img.to(self.device)
+
+        return self._images.get(view, load)
 
     # ------------------------------------------------------------------ loop
-    def train_step(self) -> tuple[float, dict[str, float]] | None:
-        """One step on one view; None when the objective had nothing to learn there (step still counts)."""
-        cfg, step = self.cfg, self.step
-        self.objective.begin_step(step, cfg.iters)
-        view = self.views[view_order(len(self.views), step, cfg.seed)]
-        batch = self.objective.sample(view, self.ctx, step_generator(cfg.seed, step))
-        self.step += 1
+    def _view_loss(self, slot: int) -> tuple[Tensor, dict[str, float]] | None:
+        """Loss of view slot ``slot`` (global index over all steps' views); None without a batch."""
+        cfg = self.cfg
+        view = self.views[view_order(len(self.views), slot, cfg.seed)]
+        batch = self.objective.sample(view, self.ctx, step_generator(cfg.seed, slot))
         if batch is None:
             return None
         if self.params is None:
@@ -288,12 +293,39 @@ class FeatureTrainer:
             loss = loss + cfg.joint_rgb_weight * rgb_l1
             terms = {**terms, "rgb_l1": float(rgb_l1.detach())}
         if not torch.isfinite(loss):
-            raise RuntimeError(f"non-finite feature loss at step {step} (view {view}): {terms}")
-        loss.backward()
+            raise RuntimeError(f"non-finite feature loss at step {self.step} (view {view}): {terms}")
+        return loss, terms
+
+    def train_step(self) -> tuple[float, dict[str, float]] | None:
+        """One step over ``views_per_step`` views (this rank's share of them under torchrun); None
+        when the objective had nothing to learn in any of them (the step still counts)."""
+        cfg, step, group = self.cfg, self.step, self.group
+        per_step = cfg.views_per_step
+        self.objective.begin_step(step, cfg.iters)
+        total, used, terms = 0.0, 0, {}
+        for j in range(per_step):
+            if not group.owns(j):
+                continue
+            out = self._view_loss(step * per_step + j)
+            if out is None:
+                continue
+            loss, terms = out
+            (loss / per_step).backward()
+            total, used = total + float(loss.detach()), used + 1
+        self.step += 1
+        if group.distributed:
+            if self.features.grad is None:
+                self.features.grad = torch.zeros_like(self.features)
+            group.sum_(self.features.grad)
+            stats = group.sum_(torch.tensor([total, float(used)], dtype=torch.float64))
+            total, used = float(stats[0]), int(stats[1])
+        if used == 0:
+            self.features.grad = None
+            return None
         for opt in [self.optimizer, *self.geo_optimizers.values()]:
             opt.step()
             opt.zero_grad(set_to_none=True)
-        return float(loss.detach()), terms
+        return total / used, terms
 
     def train(self) -> FeatureResult:
         """Run from ``self.step`` to ``cfg.iters``; checkpoint periodically and at the end."""
@@ -371,6 +403,8 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
         if not (opts.resume and trainer.resume()):
             trainer.start()
         result = trainer.train()
+    if not trainer.group.is_main:  # rank 0 writes the outputs; the features are the same on every rank
+        return {"stage": STAGE, "objective": objective.name, "steps": result.steps, "rank": trainer.group.rank}
     if fcfg.joint:
         write_ply(run.scene_ply, result.scene)
     coverage = None
@@ -385,6 +419,7 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
     summary = {"stage": STAGE, "objective": objective.name, "steps": result.steps, "updates": result.updates,
                "resumed_from": result.resumed_from, "gaussians": int(result.features.shape[0]),
                "dim": int(result.features.shape[1]), "seconds": result.seconds, "joint": fcfg.joint,
+               "processes": trainer.group.world_size, "views_per_step": fcfg.views_per_step,
                "features": str(run.features_pt), "scene_ply": str(run.scene_ply)}
     write_json(run.root / "features.json", summary)
     return summary

@@ -6,13 +6,15 @@ it resumes from its own checkpoints and writes its outputs into the run director
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 from gsseg.errors import GssegError
 from gsseg.train.config import STAGES, TrainConfig
+from gsseg.train.distributed import init_process_group
 from gsseg.train.run_dir import RunDir
-from gsseg.utils.atomic import write_json
+from gsseg.utils.atomic import remove_stale_temporaries, write_json
 
 
 @dataclass
@@ -69,6 +71,9 @@ def _views(ds) -> dict:
             "size": [int(v) for v in ds.size(train[0])] if train else None}
 
 
+DISTRIBUTED_STAGES = frozenset({"features"})  # stages every torchrun rank runs (data-parallel over views)
+
+
 def stage_runners() -> dict[str, Callable[..., dict]]:
     return {"rgb": run_rgb_stage, "features": run_features_stage}
 
@@ -81,18 +86,47 @@ def check_stages(stages: list[str]) -> list[str]:
     return stages
 
 
-def run_training(cfg: TrainConfig, run: RunDir, opts: StageOptions | None = None, ds=None) -> list[dict]:
-    """Record the config, load the dataset (unless given) and run ``cfg.stages`` in order."""
+def run_training(cfg: TrainConfig, run: RunDir, opts: StageOptions | None = None, ds=None,
+                 clear: list[str] | tuple[str, ...] = ()) -> list[dict]:
+    """Load the dataset (unless given), lock the run, delete what the stages in ``clear`` wrote
+    before, record the config and run ``cfg.stages`` in order.
+
+    The dataset (and its mask files, for the features stage) is read before anything in RUN
+    changes, so a broken input leaves the run as it was; a second writer of the same run is
+    refused (``RUN/.lock``). Under torchrun, rank 0 holds the lock, cleans up, records the config
+    and runs the other stages alone; every rank runs the ``DISTRIBUTED_STAGES``.
+    """
     from gsseg.data import load_dataset
+    from gsseg.train.rgb import resolve_device
+    from gsseg.utils.run_lock import folder_lock
 
     opts = opts or StageOptions()
     check_stages(cfg.stages)
-    run.root.mkdir(parents=True, exist_ok=True)
-    run.write_config(cfg)
+    group = init_process_group(resolve_device(cfg.features.device).type)
     if ds is None:
         ds = load_dataset(cfg.dataset, downscale=cfg.downscale)
+    if "features" in cfg.stages:
+        from gsseg.masks.store import MaskStore
+
+        store = MaskStore(ds.masks_dir)
+        for name in ds.names("train"):  # a broken mask file fails here, before RUN changes
+            if store.has(name):
+                store.header(name)
     runners = stage_runners()
-    return [runners[s](ds, cfg, run, opts) for s in cfg.stages]
+    with folder_lock(run.root, "train") if group.is_main else contextlib.nullcontext():
+        if group.is_main:
+            for folder in (run.root, run.checkpoints):
+                remove_stale_temporaries(folder)  # left by killed writers; no other rank writes yet
+            clear_stage_outputs(run, list(clear))
+            run.write_config(cfg)
+        summaries = []
+        for s in cfg.stages:
+            if s in DISTRIBUTED_STAGES:
+                group.barrier()  # the other ranks wait for rank 0's earlier stages
+                summaries.append(runners[s](ds, cfg, run, opts))
+            elif group.is_main:
+                summaries.append(runners[s](ds, cfg, run, opts))
+        return summaries
 
 
 def clear_stage_outputs(run: RunDir, stages: list[str]) -> None:

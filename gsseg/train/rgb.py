@@ -26,6 +26,8 @@ from gsseg.train.config import RGBConfig
 from gsseg.train.losses import rgb_loss
 from gsseg.train.metrics import mse_to_psnr
 from gsseg.train.run_dir import RunDir
+from gsseg.utils.lru import BoundedLRU
+from gsseg.utils.memory import auto_budget_bytes
 
 STAGE = "rgb"
 
@@ -134,7 +136,9 @@ class RGBTrainer:
         self.cameras = ds.cameras("train")
         if len(self.cameras) == 0:
             raise ValueError("the dataset has no training views")
-        self._images: dict[tuple, Tensor] = {}
+        # training photos as float tensors, bounded: 100 photos of 1024x768 are ~1 GB
+        self._images: BoundedLRU[Tensor] = BoundedLRU(lambda t: t.numel() * t.element_size(),
+                                                      max_bytes=auto_budget_bytes() // 2)
         self.strategy = make_strategy(cfg)
         self.params: torch.nn.ParameterDict | None = None
         self.bg_logit: torch.nn.Parameter | None = None
@@ -211,14 +215,15 @@ class RGBTrainer:
 
     # ------------------------------------------------------------------ loop
     def _image(self, name: str, size: tuple[int, int] | None = None) -> Tensor:
-        """[H,W,3] training photo, area-downsampled to ``size`` = (H, W) when given (cached)."""
-        key = (name, size)
-        if key not in self._images:
+        """[H,W,3] training photo, area-downsampled to ``size`` = (H, W) when given (LRU-cached)."""
+
+        def load() -> Tensor:
             img = self.ds.image(name).to(self.device)
             if size is not None and tuple(img.shape[:2]) != size:
                 img = F.interpolate(img.permute(2, 0, 1)[None], size=size, mode="area")[0].permute(1, 2, 0)
-            self._images[key] = img.contiguous()
-        return self._images[key]
+            return img.contiguous()
+
+        return self._images.get((name, size), load)
 
     def _background(self, step: int) -> Tensor:
         """[1,3] background colour for this step."""

@@ -81,7 +81,10 @@ class RunDir:
         if not self.has_config():
             raise file_error(self.config_path, "not found: not a gsseg run directory (run `gsseg train` first)")
         try:
-            return TrainConfig.from_dict(json.loads(self.config_path.read_text()))
+            cfg = TrainConfig.from_dict(json.loads(self.config_path.read_text()))
+            cfg.rgb.validate()
+            cfg.features.validate()
+            return cfg
         except json.JSONDecodeError as e:
             raise file_error(self.config_path, f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
         except (TypeError, ValueError, KeyError) as e:

@@ -54,3 +54,14 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Delete the temporary files (``.<stem>.<random>.tmp<suffix>``) that killed writers left in
+    ``folder``. Call only while holding the folder's lock (``gsseg.utils.run_lock``), so no live
+    writer's temporary is removed."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for p in folder.glob(".*.tmp*"):
+            if p.is_file():
+                p.unlink(missing_ok=True)

@@ -36,7 +36,8 @@ CLICK_MODES = ("similar features", "segment of the shown cut")
 class ViewerConfig:
     """host/port to listen on; view: dataset view (stem) the camera starts from (default: the first
     training view, when the run's dataset can be read); min_weight: ``T·α`` a Gaussian needs to be
-    picked; export_dir: where "export selection" writes (default ``RUN/exports/selection``)."""
+    picked; export_dir: the folder "export selection" writes under (default ``RUN/exports``): the page
+    names a sub-folder of it and can never write anywhere else."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -82,6 +83,23 @@ def check_port_free(host: str, port: int) -> None:
                 raise GssegError(f"port {port} on {host} is already in use: stop the program using it or pick "
                                  f"another with --port") from None
             raise GssegError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+
+
+DEFAULT_EXPORT_NAME = "selection"
+
+
+def export_folder(root: Path, name: str | None) -> Path:
+    """``root / name`` for a folder name typed in the page; GssegError for an absolute path, a
+    ``..`` component, or a path that leaves ``root`` through a symbolic link."""
+    text = (name or "").strip() or DEFAULT_EXPORT_NAME
+    parts = Path(text.replace("\\", "/")).parts
+    if Path(text).is_absolute() or text.startswith(("/", "\\", "~")) or ".." in parts or ":" in text:
+        raise GssegError(f"export folder {text!r}: give a folder name inside {root} (no absolute path, '~', "
+                         "':' or '..'); start `gsseg view` with --export-dir to export elsewhere")
+    out = root / text
+    if not out.resolve().is_relative_to(root.resolve()):
+        raise GssegError(f"export folder {text!r}: leaves {root} through a symbolic link")
+    return out
 
 
 def start_camera_from_dataset(run_root: Path, view: str | None, center: np.ndarray) -> StartCamera | None:
@@ -301,16 +319,22 @@ class ViewerApp:
                 self.cut, self.message = None, str(e)
             self.refresh()
 
-    def export(self, out_dir: str | Path | None = None) -> Path:
+    @property
+    def export_root(self) -> Path:
+        """The folder every export of the page goes under: ``--export-dir``, else ``RUN/exports``."""
+        return Path(self.cfg.export_dir) if self.cfg.export_dir is not None else self.run_root / "exports"
+
+    def export(self, name: str | None = None) -> Path:
         """Write the selected objects like ``gsseg export`` does (one PLY per object, the scene
-        without them, labels sidecar, segments.json); GssegError when nothing is selected."""
+        without them, labels sidecar, segments.json) into ``export_root / name`` (default
+        "selection"); GssegError when nothing is selected or ``name`` would leave ``export_root``."""
         from gsseg.export import export_segments
 
         with self.lock, one_torch_thread():
+            out = export_folder(self.export_root, name)
             labels = (self.selection.owner() + 1).astype(np.int32)
             if not (labels > 0).any():
                 raise GssegError("nothing is selected: click on an object first")
-            out = Path(out_dir) if out_dir is not None else (self.cfg.export_dir or self.run_root / "exports" / "selection")
             clicks = [[{"gaussian": c.gaussian, "positive": c.positive} for c in o.clicks] for o in self.selection.objects]
             source = {"run": str(self.run_root), "viewer": {"threshold": self.selection.threshold, "clicks": clicks,
                                                             "cut": self.cut, "click_mode": self.click_mode}}
@@ -410,8 +434,9 @@ class ViewerApp:
             if self.cut_note:
                 gui.add_markdown(f"_{self.cut_note}_")
         with gui.add_folder("Export"):
-            default_out = self.cfg.export_dir or self.run_root / "exports" / "selection"
-            out = gui.add_text("Output folder", str(default_out))
+            gui.add_markdown(f"_exports go under `{self.export_root}`_")
+            out = gui.add_text("Output folder", DEFAULT_EXPORT_NAME,
+                               hint=f"A folder name inside {self.export_root}; other places are refused.")
             export = gui.add_button("Export selection", disabled=not self.has_features,
                                     hint="One PLY per selected object, the scene without them, labels and segments.json.")
 

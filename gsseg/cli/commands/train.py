@@ -52,6 +52,12 @@ def train(
         "--joint/--frozen", help="Features stage: also train the geometry with full rendering (slow; rewrites "
                                  "RUN/scene.ply), or keep it frozen (default).")] = None,
     feature_time_limit: Annotated[Optional[float], typer.Option(help="Stop the features stage after this many seconds.")] = None,
+    memory_budget: Annotated[Optional[str], typer.Option(
+        help="Features stage: RAM for cached contribution tables, e.g. 4G or 512M (default: half of the memory "
+             "available when the stage starts); tables beyond it are evicted and rebuilt on demand.")] = None,
+    views_per_step: Annotated[Optional[int], typer.Option(
+        help="Features stage: views per step, losses averaged (default 1). Under `torchrun --nproc-per-node N "
+             "-m gsseg train ...` the N processes share each step's views.")] = None,
     click: Annotated[Optional[list[str]], typer.Option(
         "--click", help="object-field / vote: a click STEM:X,Y on the object in a training view (pixel x, y), "
                         "lifted to 3D with the rendered depth; repeatable; STEM:X,Y@K prompts object K.")] = None,
@@ -72,7 +78,7 @@ def train(
 
     from gsseg.errors import GssegError, file_error
     from gsseg.train.config import TrainConfig
-    from gsseg.train.pipeline import StageOptions, check_stages, clear_stage_outputs, run_training
+    from gsseg.train.pipeline import StageOptions, check_stages, run_training
     from gsseg.train.run_dir import RunDir
 
     console = Console(stderr=True)
@@ -80,11 +86,12 @@ def train(
         raise GssegError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGE_CHOICES)}")
     stages = check_stages(STAGE_CHOICES[stage])
     feature_given = _feature_options(objective, feature_lr, feature_dim, preset, objective_set or [], table_scale,
-                                     joint, feature_time_limit, seed, backend)
+                                     joint, feature_time_limit, seed, backend, views_per_step)
     _prompt_options(feature_given, click or [], negative_click or [], prompts, sam_checkpoint, vote_labels)
     if not data.exists():
         raise file_error(data, "dataset directory not found")
     run = RunDir(out)
+    clear: list[str] = []  # stages whose earlier outputs are deleted, once everything has been checked
     given = {k: v for k, v in {
         "iters": iters, "sh_degree": sh_degree, "init": init, **_background_options(background),
         "checkpoint_every": checkpoint_every, "time_limit_s": time_limit, "seed": seed, "backend": backend,
@@ -108,7 +115,7 @@ def train(
             cfg.rgb.iters = iters
         if _apply_feature_options(cfg.features, feature_given, resuming=True) and "features" in stages:
             console.print(f"[yellow]features settings changed: the features stage of {out} starts fresh[/]")
-            clear_stage_outputs(run, ["features"])
+            clear.append("features")
         cfg.stages = stages
     else:
         cfg = TrainConfig(dataset=str(data.resolve()), downscale=downscale or 1.0, stages=stages,
@@ -125,9 +132,13 @@ def train(
             if iters is None:
                 cfg.rgb.iters = 0
         if restart:
-            clear_stage_outputs(run, stages)
+            clear.extend(stages)
     if feature_iters is not None:
         cfg.features.iters = feature_iters
+    if memory_budget is not None:  # a resource limit, not a result-changing setting: applies on resume too
+        from gsseg.utils.memory import parse_size
+
+        cfg.features.table_memory_mb = parse_size(memory_budget) / 2**20
     try:
         cfg.rgb.validate()
         cfg.features.validate()
@@ -142,7 +153,11 @@ def train(
                       "`gsseg train DATA --out RUN --stage features`)[/]")
         cfg.stages = ["rgb"]
 
-    summaries = run_training(cfg, run, StageOptions(resume=not restart, show_progress=not quiet))
+    from gsseg.train.distributed import current_group
+
+    summaries = run_training(cfg, run, StageOptions(resume=not restart, show_progress=not quiet), clear=clear)
+    if not current_group().is_main:  # under torchrun rank 0 reports
+        return
     for s in summaries:
         resumed = f", resumed from step {s['resumed_from']}" if s.get("resumed_from") is not None else ""
         target = s["features"] if s["stage"] == "features" else s["scene_ply"]
@@ -171,7 +186,8 @@ def _background_options(text: str | None) -> dict:
     return {"background_mode": "fixed", "background": rgb}
 
 
-def _feature_options(objective, lr, dim, preset, sets, table_scale, joint, time_limit, seed, backend) -> dict:
+def _feature_options(objective, lr, dim, preset, sets, table_scale, joint, time_limit, seed, backend,
+                     views_per_step=None) -> dict:
     """FeatureStageConfig fields given on the command line (``objective_settings`` holds the objective's)."""
     import json
 
@@ -191,7 +207,7 @@ def _feature_options(objective, lr, dim, preset, sets, table_scale, joint, time_
     if preset is not None:
         settings["preset"] = preset
     given = {"objective": objective, "lr": lr, "table_scale": table_scale, "joint": joint,
-             "time_limit_s": time_limit, "seed": seed, "backend": backend}
+             "time_limit_s": time_limit, "seed": seed, "backend": backend, "views_per_step": views_per_step}
     given = {k: v for k, v in given.items() if v is not None}
     if settings or objective is not None:
         given["objective_settings"] = settings

@@ -18,7 +18,8 @@ def view(
     min_weight: Annotated[float, typer.Option(
         help="Blending weight T·alpha a Gaussian needs along the click ray to be picked.")] = 0.1,
     export_dir: Annotated[Optional[Path], typer.Option(
-        help="Default folder of 'Export selection' (default: RUN/exports/selection).")] = None,
+        help="Folder that 'Export selection' writes under (default: RUN/exports); the page only names a "
+             "sub-folder of it.")] = None,
 ) -> None:
     """Open the run in the browser: splats drawn client-side, click an object to select it (shift+click: negative),
     slide the threshold, colour by hierarchy cut, isolate / hide, export the selection as PLYs."""

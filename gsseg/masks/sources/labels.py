@@ -41,6 +41,11 @@ def read_label_png(path: Path) -> np.ndarray:
         return labels
     if arr.ndim != 2:
         raise file_error(path, f"unsupported label image mode {mode!r} (use grey, 16-bit, palette or RGB PNGs)")
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise file_error(path, f"label image holds {arr.dtype} values (mode {mode!r}); labels must be integers "
+                               "(grey, 16-bit, palette or RGB PNGs)")
+    if arr.size and arr.min() < 0:
+        raise file_error(path, f"label image has negative values (min {arr.min()}); labels must be >= 0")
     return arr.astype(np.int64)
 
 

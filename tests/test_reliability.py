@@ -1,0 +1,491 @@
+"""Reliability and security promises (issue 20).
+
+1. A malformed input gives one ``error:`` line naming the file, exit code 1, no traceback, and
+   leaves every file of the dataset and the run as it was.
+2. ``kill -9`` during the RGB, features and masks stages, then the same command: it resumes,
+   and no file is half-written.
+3. One writer per run: a second ``gsseg train`` (or ``segment``) is refused while one runs; a
+   killed writer's lock does not block.
+4. The viewer listens on 127.0.0.1, serves no file of the run, and exports only under its
+   export folder; ``features.pt`` holding a pickled object is refused.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import http.client
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import kill_helpers
+from cli_fixtures import cli_exit_code
+from data_fixtures import make_colmap_dataset, orbit_cameras
+from gsseg.errors import GssegError
+
+TRAIN = ["--iters", "20", "--feature-iters", "10", "--objective", "contrastive", "-q"]
+
+
+# ---------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(data, run): a 32x24 built-in scene with simulated masks and a run with both stages done."""
+    from gsseg.synth import make_scene
+
+    root = tmp_path_factory.mktemp("reliability")
+    data, run = root / "data", root / "run"
+    make_scene(data, scene="tabletop", seed=0, width=32, height=24, views=3, test_views=1, show_progress=False)
+    assert cli_exit_code(["masks", str(data), "--source", "simulated", "-q"]) == 0
+    assert cli_exit_code(["train", str(data), "--out", str(run), *TRAIN]) == 0
+    return data, run
+
+
+@pytest.fixture
+def fresh(trained, tmp_path):
+    """A private copy (data, run) of the trained run; the run's config points at the copied data."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(trained[0], data)
+    shutil.copytree(trained[1], run)
+    edit_json(run / "config.json", lambda c: c.update(dataset=str(data.resolve())))
+    return data, run
+
+
+def snapshot(*folders: Path) -> dict[str, str]:
+    """sha1 of every file under ``folders`` (the ``.lock`` files excluded)."""
+    return {str(p): hashlib.sha1(p.read_bytes()).hexdigest()
+            for f in folders for p in sorted(f.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def one_error_line(argv: list[str], capsys) -> str:
+    """Run the CLI; assert exit 1, exactly one ``error:`` line on stderr and no traceback; return the line."""
+    capsys.readouterr()
+    code = cli_exit_code(argv)
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("resuming", "features settings"))]
+    assert code == 1, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    return lines[0]
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def edit_json(path: Path, fn) -> None:
+    d = json.loads(path.read_text())
+    fn(d)
+    path.write_text(json.dumps(d))  # json writes NaN / Infinity for non-finite floats
+
+
+def write_labels(data: Path, bad: np.ndarray | bytes | None = None) -> None:
+    """label_masks/<stem>/0.png for every view from the object ground truth; ``bad`` replaces train_001's,
+    whose mask file is removed (the one view `gsseg masks` then has to do)."""
+    (data / "masks" / "train_001.npz").unlink()
+    for png in sorted((data / "gt" / "object").glob("*.png")):
+        folder = data / "label_masks" / png.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.asarray(Image.open(png)).astype(np.uint8)).save(folder / "0.png")
+    target = data / "label_masks" / "train_001" / "0.png"
+    if isinstance(bad, bytes):
+        target.write_bytes(bad)
+    elif bad is not None:
+        Image.fromarray(bad).save(target, format="TIFF" if bad.dtype == np.float32 else "PNG")
+
+
+# ---------------------------------------------------------------------------------- 1. bad input
+def _no_transforms(d, r):
+    for p in d.glob("transforms*.json"):
+        p.unlink()
+    return ["train", d, "--out", r, "-q"], r"data: not a dataset: no transforms_train\.json"
+
+
+def _malformed_transforms(d, r):
+    (d / "transforms_train.json").write_text('{"frames": [\n  {"file_path": "x",,}\n]}')
+    return ["train", d, "--out", r, "-q"], r"transforms_train\.json: malformed JSON at line 2 column"
+
+
+def _nan_matrix(d, r):
+    edit_json(d / "transforms_train.json", lambda j: j["frames"][1]["transform_matrix"][0].__setitem__(3, float("nan")))
+    return ["train", d, "--out", r, "--restart", "-q"], r"transforms_train\.json: frame 1: .*contains NaN or Inf"
+
+
+def _inf_matrix(d, r):
+    edit_json(d / "transforms_test.json", lambda j: j["frames"][0]["transform_matrix"][2].__setitem__(1, float("inf")))
+    return ["info", d], r"transforms_test\.json: frame 0: .*contains NaN or Inf"
+
+
+def _missing_image(d, r):
+    (d / "images" / "train_002.png").unlink()
+    return ["train", d, "--out", r, "--restart", "-q"], r"images/train_002\.png: image file not found"
+
+
+def _wrong_size_image(d, r):
+    Image.new("RGB", (16, 12)).save(d / "images" / "train_000.png")
+    return ["train", d, "--out", r, "-q"], r"images/train_000\.png: image is 16x12 but transforms_train\.json says 32x24"
+
+
+def _truncated_image(d, r):
+    truncate(d / "images" / "train_001.png", 0.6)
+    (d / "masks" / "train_001.npz").unlink()  # the one view `gsseg masks` has to do
+    return ["masks", d, "--source", "watershed", "-q"], r"images/train_001\.png: cannot read image \(image file is truncated"
+
+
+def _empty_image(d, r):
+    truncate(d / "images" / "train_001.png", 0.0)
+    return ["info", d], r"images/train_001\.png: cannot read image"
+
+
+def _depth_wrong_shape(d, r):
+    np.save(d / "depth" / "test_000.npy", np.ones((5, 7), np.float32))
+    return ["eval", r, "--json"], r"depth/test_000\.npy: depth map is 7x5 but its view's image is 32x24"
+
+
+def _depth_3d(d, r):
+    np.save(d / "depth" / "test_000.npy", np.ones((24, 32, 3), np.float32))
+    return ["eval", r, "--json"], r"depth/test_000\.npy: depth map must be a 2-D numeric array, got shape \(24, 32, 3\)"
+
+
+def _depth_truncated(d, r):
+    truncate(d / "depth" / "test_000.npy", 0.5)
+    return ["eval", r, "--json"], r"depth/test_000\.npy: cannot read depth map"
+
+
+def _labels_wrong_size(d, r):
+    write_labels(d, np.ones((10, 10), np.uint8))
+    return ["masks", d, "--source", "labels", "-q"], r"label_masks/train_001/0\.png: label image is 10x10 but the view's image is 32x24"
+
+
+def _labels_float(d, r):
+    write_labels(d, np.full((24, 32), 1.5, np.float32))
+    return ["masks", d, "--source", "labels", "-q"], r"label_masks/train_001/0\.png: label image holds float32 values"
+
+
+def _labels_truncated(d, r):
+    write_labels(d, b"\x89PNG\r\n\x1a\n\x00\x00")
+    return ["masks", d, "--source", "labels", "-q"], r"label_masks/train_001/0\.png: unreadable label image"
+
+
+def _mask_npz_truncated(d, r):
+    truncate(d / "masks" / "train_001.npz", 0.5)
+    return (["train", d, "--out", r, "--stage", "features", "--feature-iters", "20", "-q"],
+            r"masks/train_001\.npz: unreadable mask file")
+
+
+def _mask_npz_garbage(d, r):
+    (d / "masks" / "train_000.npz").write_bytes(b"PK\x03\x04 not a zip")
+    return (["train", d, "--out", r, "--stage", "features", "--feature-iters", "20", "-q"],
+            r"masks/train_000\.npz: unreadable mask file")
+
+
+def _config_json(text: str, command: str, pattern: str):
+    def case(d, r):
+        (r / "config.json").write_text(text)
+        argv = {"train": ["train", d, "--out", r, "-q"], "segment": ["segment", r, "-q"],
+                "eval": ["eval", r], "view": ["view", r, "--port", "0"]}[command]
+        return argv, r"run/config\.json: " + pattern
+    case.__name__ = f"_config_{command}_{re.sub(r'[^a-z]+', '', text.lower())[:12] or 'list'}"
+    return case
+
+
+CASES = [
+    _no_transforms, _malformed_transforms, _nan_matrix, _inf_matrix, _missing_image, _wrong_size_image,
+    _truncated_image, _empty_image, _depth_wrong_shape, _depth_3d, _depth_truncated, _labels_wrong_size,
+    _labels_float, _labels_truncated, _mask_npz_truncated, _mask_npz_garbage,
+    _config_json("nonsense", "train", r"malformed JSON at line 1 column 1"),
+    _config_json("[1, 2]", "segment", r"invalid run config \(the top level must be a JSON object"),
+    _config_json('{"dataset": "/x", "rgb": {"iters": "many"}}', "eval", r"invalid run config \(rgb\.iters must be int"),
+    _config_json('{"dataset": "/x", "rgb": [3]}', "view", r"invalid run config \(rgb must be a JSON object"),
+    _config_json('{"rgb": {}}', "segment", r"invalid run config \(missing setting 'dataset'\)"),
+    _config_json('{"dataset": "/x", "features": {"iters": -5}}', "train", r"invalid run config \(feature iters must be >= 0\)"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__.strip("_") for c in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(fresh, case, capsys):
+    data, run = fresh
+    argv, pattern = case(data, run)
+    before = snapshot(data, run)
+    line = one_error_line([str(a) for a in argv], capsys)
+    assert re.search(pattern, line), line
+    assert snapshot(data, run) == before
+
+
+@pytest.mark.parametrize("part", ["cameras", "images", "points3D"])
+@pytest.mark.parametrize("text", [False, True], ids=["bin", "txt"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_garbage_colmap_file_is_named(tmp_path, part, text, damage, capsys):
+    pts = (np.random.default_rng(0).random((30, 3), dtype=np.float32), np.full((30, 3), 0.5, np.float32))
+    root = make_colmap_dataset(tmp_path / "ds", orbit_cameras(3), text=text, points=pts)
+    name = f"{part}.{'txt' if text else 'bin'}"
+    path = root / "sparse" / "0" / name
+    if damage == "garbage":
+        path.write_bytes(b"\x07garbage \xff\xfe 1 2 three\n" * 4)
+    else:
+        truncate(path, 0.7)
+    line = one_error_line(["info", str(root)], capsys)
+    assert re.search(rf"sparse/0/{re.escape(name)}: not a valid COLMAP {re.escape(name)} file: ", line), line
+
+
+def test_colmap_image_with_unknown_camera(tmp_path, capsys):
+    root = make_colmap_dataset(tmp_path / "ds", orbit_cameras(2), text=True)
+    images = root / "sparse" / "0" / "images.txt"
+    lines = images.read_text().splitlines()
+    lines = [" ".join(ln.split()[:8] + ["9"] + ln.split()[9:]) if ln and not ln.startswith("#") and ln.endswith(".png") else ln
+             for ln in lines]
+    images.write_text("\n".join(lines) + "\n")
+    line = one_error_line(["info", str(root)], capsys)
+    assert re.search(r"images\.txt: .*refers to camera 9, which the cameras file does not define", line), line
+
+
+def test_pickled_object_in_features_is_refused(fresh, tmp_path, capsys):
+    data, run = fresh
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    good = torch.load(run / "features.pt", weights_only=True)
+    torch.save({**good, "extras": {"x": Payload()}}, run / "features.pt")
+    line = one_error_line(["segment", str(run), "-q"], capsys)
+    assert re.search(r"features\.pt: refused: the file holds Python objects other than tensors.* \(\S+\)", line), line
+    assert not marker.exists()
+
+
+def test_features_record_loads_numpy_values_of_older_files(tmp_path):
+    from gsseg.features import load_features
+    from gsseg.gaussians.scene import FeatureInfo
+
+    payload = {"format_version": 1, "features": torch.randn(4, 3), "info": FeatureInfo("embedding", "contrastive", 3).to_dict(),
+               "settings": {"k": np.int64(3)}, "extras": {"channels": np.arange(3)}, "step": 2, "num_gaussians": 4}
+    torch.save(payload, tmp_path / "features.pt")
+    rec = load_features(tmp_path / "features.pt")
+    assert rec.settings == {"k": 3} and list(rec.extras["channels"]) == [0, 1, 2] and rec.step == 2
+
+
+# ---------------------------------------------------------------------------------- 2. kill -9
+def _files(folder: Path, pattern: str) -> list[Path]:
+    return sorted(folder.glob(pattern)) if folder.is_dir() else []
+
+
+def test_kill_during_rgb_stage_then_resume(fresh, capsys):
+    from gsseg.gaussians.ply import read_ply
+    from gsseg.train.checkpoint import load_checkpoint
+
+    data, _ = fresh
+    run = data.parent / "new_run"
+    argv = ["train", data, "--out", run, "--stage", "rgb", "--iters", "40", "--checkpoint-every", "5", "-q"]
+    proc = kill_helpers.start(argv)
+    ckpts = run / "checkpoints"
+    kill_helpers.wait_for(proc, lambda: _files(ckpts, "rgb_*.pt") and _files(ckpts, ".rgb_*.tmp*"),
+                          what="a checkpoint written and the next one being written")
+    kill_helpers.kill(proc)
+    assert not (run / "scene.ply").exists()
+    done = _files(ckpts, "rgb_*.pt")
+    assert done and all(load_checkpoint(p)["step"] > 0 for p in done)  # complete files only
+    capsys.readouterr()
+    assert cli_exit_code([str(a) for a in argv]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"rgb: 40 steps, resumed from step (5|10|15|20|25|30|35)\b", err), err
+    assert len(read_ply(run / "scene.ply")) > 0
+    assert not _files(ckpts, ".*.tmp*") and not _files(run, ".*.tmp*")
+
+
+def test_kill_during_features_stage_then_resume(fresh, capsys):
+    from gsseg.features import load_features
+
+    data, run = fresh
+    for p in [run / "features.pt", run / "features.json", *_files(run / "checkpoints", "features_*.pt")]:
+        p.unlink()
+    edit_json(run / "config.json", lambda c: c["features"].update(checkpoint_every=5))
+    argv = ["train", data, "--out", run, "--stage", "features", "--feature-iters", "30", "-q"]
+    proc = kill_helpers.start(argv)
+    ckpts = run / "checkpoints"
+    kill_helpers.wait_for(proc, lambda: _files(ckpts, "features_*.pt") and _files(ckpts, ".features_*.tmp*"),
+                          what="a features checkpoint written and the next one being written")
+    kill_helpers.kill(proc)
+    assert not (run / "features.pt").exists()
+    capsys.readouterr()
+    assert cli_exit_code([str(a) for a in argv]) == 0
+    assert "resumed from step" in capsys.readouterr().err
+    rec = load_features(run / "features.pt")
+    assert rec.step == 30 and torch.isfinite(rec.features).all()
+
+
+def test_kill_during_masks_stage_then_resume(fresh, capsys):
+    from gsseg.masks import MaskStore
+
+    data, _ = fresh
+    shutil.rmtree(data / "masks")
+    argv = ["masks", data, "--source", "watershed", "-q", "--json"]
+    proc = kill_helpers.start(argv, delay=0.5)
+    masks = data / "masks"
+    kill_helpers.wait_for(proc, lambda: _files(masks, "[!.]*.npz") and _files(masks, ".*.tmp*"),
+                          what="one view written and the next being written")
+    kill_helpers.kill(proc)
+    store = MaskStore(masks)
+    done = store.views()
+    assert 1 <= len(done) < 5
+    for name in done:
+        assert store.load(name).n_masks > 0
+    capsys.readouterr()
+    assert cli_exit_code([str(a) for a in argv]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["existing"] == len(done) and summary["written"] == 5 - len(done)
+    assert len(store.views()) == 5 and all(store.load(n).n_masks > 0 for n in store.views())
+    assert not _files(masks, ".*.tmp*")
+
+
+# ---------------------------------------------------------------------------------- 3. one writer
+def test_second_writer_of_a_run_is_refused_until_the_first_dies(fresh, capsys):
+    data, run = fresh
+    edit_json(run / "config.json", lambda c: c["features"].update(checkpoint_every=2))
+    proc = kill_helpers.start(["train", data, "--out", run, "--stage", "features", "--feature-iters", "400", "-q"])
+    lock = run / ".lock"
+    kill_helpers.wait_for(proc, lambda: lock.is_file() and "pid" in lock.read_text(), what="the run lock")
+    try:
+        line = one_error_line(["train", str(data), "--out", str(run), "-q"], capsys)
+        assert re.search(rf"run: this run is being written by pid {proc.pid} \(gsseg train\); wait for it", line), line
+        line = one_error_line(["segment", str(run), "-q"], capsys)
+        assert f"pid {proc.pid} (gsseg train)" in line
+    finally:
+        kill_helpers.kill(proc)
+    assert f"pid {proc.pid}" in lock.read_text()  # the killed holder's lock file is left behind ...
+    assert cli_exit_code(["segment", str(run), "-q", "--regions", "3"]) == 0  # ... and does not block
+    assert (run / "segments" / "n003" / "labels.npy").is_file()
+    assert lock.read_text() == ""
+
+
+def test_lock_is_exclusive_and_released(tmp_path):
+    from gsseg.utils.run_lock import folder_lock
+
+    (tmp_path / ".lock").write_text("pid 999999 (gsseg train)\n")  # stale: nobody holds it
+    with folder_lock(tmp_path, "train") as path:
+        assert path.read_text().startswith("pid ")
+        with pytest.raises(GssegError, match=r"this run is being written by pid \d+ \(gsseg train\)"):
+            with folder_lock(tmp_path, "segment"):
+                pass
+    with folder_lock(tmp_path, "segment"):
+        pass
+
+
+# ---------------------------------------------------------------------------------- 4. viewer
+@pytest.fixture(scope="module")
+def viewer_run(tmp_path_factory):
+    from viewer_fixtures import make_viewer_run, shared_root
+
+    return make_viewer_run(shared_root(tmp_path_factory), kind="embedding", run_name="run_reliability")
+
+
+def test_viewer_binds_localhost_and_serves_no_run_file(viewer_run):
+    import inspect
+
+    from gsseg.cli.commands.view import view
+    from gsseg.viewer.server import ViewerApp, ViewerConfig
+
+    assert ViewerConfig().host == "127.0.0.1"
+    assert inspect.signature(view).parameters["host"].default == "127.0.0.1"
+    (viewer_run.run / "secret.txt").write_text("SECRET-RUN-FILE")
+    app = ViewerApp(viewer_run.run, ViewerConfig(port=0))
+    app.start()
+    try:
+        port = app.server.get_port()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200 and b"<html" in resp.read().lower()
+        for path in ["/secret.txt", "/../secret.txt", "/%2e%2e/secret.txt", "/..%2f..%2fsecret.txt",
+                     "/" + "../" * 12 + "etc/passwd", "/%2e%2e/" * 12 + "etc/passwd",
+                     "/" + str(viewer_run.run / "secret.txt"), "/scene.ply", "/config.json"]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 404, (path, resp.status)
+            assert b"SECRET-RUN-FILE" not in body and b"root:" not in body
+    finally:
+        app.stop()
+
+
+def test_viewer_export_stays_in_its_folder(viewer_run, tmp_path):
+    from gsseg.viewer.server import ViewerApp, ViewerConfig, export_folder
+    from viewer_fixtures import ray_to_object
+
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / "link").symlink_to(tmp_path)
+    for bad in ["/tmp/x", str(tmp_path / "abs"), "..", "../x", "a/../../x", "~/x", "C:\\x", "link/escape"]:
+        with pytest.raises(GssegError, match="export folder"):
+            export_folder(root, bad)
+    assert export_folder(root, "sel/inner") == root / "sel" / "inner"
+    assert export_folder(root, "  ") == root / "selection"
+
+    app = ViewerApp(viewer_run.run)
+    assert app.export_root == viewer_run.run / "exports"
+    app.click(*ray_to_object(viewer_run, app.picker, 4))
+    with pytest.raises(GssegError, match="no absolute path"):
+        app.export(str(tmp_path / "outside"))
+    assert not (tmp_path / "outside").exists()
+    out = app.export("mine")
+    assert out == viewer_run.run / "exports" / "mine" and (out / "segments.json").is_file()
+
+    other = ViewerApp(viewer_run.run, ViewerConfig(export_dir=tmp_path / "chosen"))
+    other.click(*ray_to_object(viewer_run, other.picker, 4))
+    assert other.export(None) == tmp_path / "chosen" / "selection"
+    assert (tmp_path / "chosen" / "selection" / "segments.json").is_file()
+
+
+# ---------------------------------------------------------------------------------- atomic writes
+WRITE_METHODS = {"write_text", "write_bytes", "write_binary"}
+MODULE_WRITERS = {("torch", "save"), ("np", "save"), ("np", "savez"), ("np", "savez_compressed"), ("json", "dump")}
+NOT_ATOMIC_OK = {"gsseg/utils/atomic.py"}  # the atomic helpers themselves
+
+
+def _is_write(call: ast.Call) -> bool:
+    f = call.func
+    if isinstance(f, ast.Attribute):
+        if f.attr in WRITE_METHODS or (f.attr == "save" and isinstance(f.value, ast.Call)):  # Image.fromarray(..).save
+            return True
+        return isinstance(f.value, ast.Name) and (f.value.id, f.attr) in MODULE_WRITERS
+    if isinstance(f, ast.Name) and f.id == "open" and len(call.args) > 1:
+        mode = call.args[1]
+        return isinstance(mode, ast.Constant) and any(m in str(mode.value) for m in "wax")
+    return False
+
+
+def _atomic_with(node: ast.AST) -> bool:
+    return isinstance(node, ast.With) and any(
+        isinstance(i.context_expr, ast.Call)
+        and getattr(i.context_expr.func, "id", getattr(i.context_expr.func, "attr", "")) in ("atomic_path", "atomic_open")
+        for i in node.items)
+
+
+def test_every_file_write_in_gsseg_is_atomic():
+    """Each torch.save / np.save* / json.dump / Image.save / write_text / open(.., 'w') in gsseg/
+    runs inside ``with atomic_path(...)`` or ``atomic_open(...)``, so a kill leaves no half file."""
+    root = Path(__file__).resolve().parent.parent
+    protected, offenders = 0, []
+    for path in sorted((root / "gsseg").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text())
+        parents = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _is_write(node) and rel not in NOT_ATOMIC_OK:
+                p = node
+                while p in parents and not _atomic_with(p):
+                    p = parents[p]
+                if _atomic_with(p):
+                    protected += 1
+                elif not rel.endswith("data/colmap.py"):  # pycolmap writes into a temp folder, renamed per file
+                    offenders.append(f"{rel}:{node.lineno}: {ast.unparse(node)[:70]}")
+    assert not offenders, "non-atomic writes:\n" + "\n".join(offenders)
+    assert protected >= 8  # the scan does see the writers
