@@ -2,8 +2,8 @@
 
 1. A malformed input gives one ``error:`` line naming the file, exit code 1, no traceback, and
    leaves every file of the dataset and the run as it was.
-2. ``kill -9`` during the RGB, features and masks stages, then the same command: it resumes,
-   and no file is half-written.
+2. ``kill -9`` during the RGB, features and masks stages and during export, then the same
+   command: it resumes (or redoes the export), and no file is half-written.
 3. One writer per run: a second ``gsseg train`` (or ``segment``) is refused while one runs; a
    killed writer's lock does not block.
 4. The viewer listens on 127.0.0.1, serves no file of the run, and exports only under its
@@ -186,6 +186,39 @@ def _mask_npz_garbage(d, r):
             r"masks/train_000\.npz: unreadable mask file")
 
 
+def _scene_ply(r: Path, name: str) -> Path:
+    """A copy of the run's scene PLY under ``name`` beside it (the file a case then damages)."""
+    path = r.parent / name
+    shutil.copyfile(r / "scene.ply", path)
+    return path
+
+
+def _ply_truncated(d, r):
+    truncate(_scene_ply(r, "cut.ply"), 0.6)
+    return (["train", d, "--out", r.parent / "other_run", "--init-ply", r.parent / "cut.ply", "-q"],
+            r"cut\.ply: .*(malformed|truncated)")
+
+
+def _ply_claims_more_vertices(d, r):
+    path = _scene_ply(r, "claims.ply")
+    data = path.read_bytes()
+    head, body = data.split(b"end_header\n", 1)
+    n = int(re.search(rb"element vertex (\d+)", head).group(1))
+    path.write_bytes(head.replace(b"element vertex %d" % n, b"element vertex %d" % (n + 50)) + b"end_header\n" + body)
+    return (["train", d, "--out", r.parent / "other_run", "--init-ply", path, "-q"],
+            r"claims\.ply: .*(malformed|truncated)")
+
+
+def _ply_nan(d, r):
+    from gsseg.gaussians.ply import read_ply, write_ply
+
+    scene = read_ply(r / "scene.ply")
+    scene.means[2, 0] = float("nan")
+    write_ply(r.parent / "nan.ply", scene)
+    return (["train", d, "--out", r.parent / "other_run", "--init-ply", r.parent / "nan.ply", "-q"],
+            r"nan\.ply: 1 of \d+ Gaussians have NaN/Inf values \(rows 2; properties x\)")
+
+
 def _config_json(text: str, command: str, pattern: str):
     def case(d, r):
         (r / "config.json").write_text(text)
@@ -199,7 +232,8 @@ def _config_json(text: str, command: str, pattern: str):
 CASES = [
     _no_transforms, _malformed_transforms, _nan_matrix, _inf_matrix, _missing_image, _wrong_size_image,
     _truncated_image, _empty_image, _depth_wrong_shape, _depth_3d, _depth_truncated, _labels_wrong_size,
-    _labels_float, _labels_truncated, _mask_npz_truncated, _mask_npz_garbage,
+    _labels_float, _labels_truncated, _mask_npz_truncated, _mask_npz_garbage, _ply_truncated,
+    _ply_claims_more_vertices, _ply_nan,
     _config_json("nonsense", "train", r"malformed JSON at line 1 column 1"),
     _config_json("[1, 2]", "segment", r"invalid run config \(the top level must be a JSON object"),
     _config_json('{"dataset": "/x", "rgb": {"iters": "many"}}', "eval", r"invalid run config \(rgb\.iters must be int"),
@@ -343,6 +377,23 @@ def test_kill_during_masks_stage_then_resume(fresh, capsys):
     assert summary["existing"] == len(done) and summary["written"] == 5 - len(done)
     assert len(store.views()) == 5 and all(store.load(n).n_masks > 0 for n in store.views())
     assert not _files(masks, ".*.tmp*")
+
+
+def test_kill_during_export_then_again(fresh, capsys):
+    data, run = fresh
+    assert cli_exit_code(["segment", str(run), "-q"]) == 0
+    out = run.parent / "exported"
+    argv = ["export", run, "--out", out, "--format", "ply", "--format", "splat"]
+    proc = kill_helpers.start(argv, delay=0.5)
+    kill_helpers.wait_for(proc, lambda: any(p.is_dir() and any(p.iterdir()) for p in run.parent.glob(".exported.tmp-*")),
+                          what="the export folder being written")
+    kill_helpers.kill(proc)
+    assert not out.exists()  # nothing half-written where the user looks
+    capsys.readouterr()
+    assert cli_exit_code([str(a) for a in argv]) == 0
+    manifest = json.loads((out / "segments.json").read_text())
+    assert manifest["written"] and all((out / f).stat().st_size > 0 for f in manifest["written"])
+    assert not list(run.parent.glob(".exported.*"))  # the killed writer's folder is gone
 
 
 # ---------------------------------------------------------------------------------- 3. one writer

@@ -15,8 +15,10 @@ half-overwritten.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -98,6 +100,7 @@ def replace_dir(target: str | Path) -> Iterator[Path]:
     renamed away first, then deleted), on failure it is removed and ``target`` is untouched."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
@@ -112,6 +115,14 @@ def replace_dir(target: str | Path) -> Iterator[Path]:
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_siblings(target: Path) -> None:
+    """Delete the ``.<name>.tmp-*`` / ``.<name>.old-*`` folders a killed :func:`replace_dir` left
+    beside ``target``. Two writers of one target at once are not supported (the last rename wins)."""
+    for p in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if p.is_dir() and re.fullmatch(rf"\.{re.escape(target.name)}\.(tmp|old)-[^/]+", p.name):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _default_permissions(folder: Path) -> None:
