@@ -3,6 +3,7 @@ scene with perfectly consistent (ground-truth) masks."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def test_memory_budget_bounds_the_table_cache(toy, tmp_path):
         run = tmp_path / name
         make_run(run, ds, scene)
         args = ["train", data, "--out", str(run), "--stage", "features", "--quiet", "--feature-iters", "8",
-                "--set", "pixels=256"] + (["--memory-budget", budget] if budget else [])
+                "--set", "pixels=256", "--table-scale", "1"] + (["--memory-budget", budget] if budget else [])
         assert cli_exit_code(args) == 0
         features.append(load_run_scene(run)[1].features)
     assert RunDir(tmp_path / "tight").read_config().features.table_memory_mb == 1 / 1024
@@ -183,7 +184,7 @@ def test_trainer_keeps_tables_within_the_byte_budget(toy, tmp_path):
     make_run(tmp_path / "run", ds, scene)
     run = RunDir(tmp_path / "run")
     cfg = run.read_config().features
-    cfg.iters, cfg.table_memory_mb = 6, 1 / 1024
+    cfg.iters, cfg.table_memory_mb, cfg.table_scale = 6, 1 / 1024, 1.0
     trainer = FeatureTrainer(ds, scene, cfg, run, make_objective("contrastive", pixels=256), show_progress=False)
     trainer.start()
     trainer.train()
@@ -193,3 +194,33 @@ def test_trainer_keeps_tables_within_the_byte_budget(toy, tmp_path):
     roomy.start()
     roomy.train()
     assert len(roomy.tables) == roomy.tables.builds == len(roomy.views)
+
+
+def test_automatic_table_scale_fits_every_view_in_the_budget(toy, tmp_path):
+    from gsseg.objectives import make_objective
+    from gsseg.train.features import FeatureTrainer
+
+    ds, scene = toy
+    make_run(tmp_path / "run", ds, scene)
+    run = RunDir(tmp_path / "run")
+    cfg = run.read_config().features
+    assert cfg.table_scale == 0  # the default: automatic
+    cfg.iters = 8
+    full = FeatureTrainer(ds, scene, cfg, run, make_objective("contrastive", pixels=256), show_progress=False)
+    assert full.table_scale == 1.0 and (full.width, full.height) == tuple(int(x) for x in ds.size(full.views[0]))
+    full.start()
+    full.train()
+    all_bytes = full.tables.nbytes
+    cfg.table_memory_mb = all_bytes / 4 / 2**20  # a quarter of what full-size tables of every view take
+    small = FeatureTrainer(ds, scene, cfg, run, make_objective("contrastive", pixels=256), show_progress=False)
+    assert 0.2 < small.table_scale < 0.55 and small.width < full.width
+    small.start()
+    small.train()
+    assert small.tables.nbytes <= cfg.table_memory_mb * 2**20
+    assert small.tables.builds == len(small.tables) == len(small.views)  # all fit: none rebuilt
+    budget = f"{int(cfg.table_memory_mb * 1024)}k"
+    assert cli_exit_code(["train", str(ds.root), "--out", str(run.root), "--stage", "features", "--quiet", "--restart",
+                          "--feature-iters", "8", "--set", "pixels=256", "--memory-budget", budget]) == 0
+    summary = json.loads((run.root / "features.json").read_text())
+    assert summary["table_scale"] == small.table_scale and summary["table_builds"] == len(small.views)
+    assert summary["table_size"] == [small.width, small.height]

@@ -520,6 +520,21 @@ def _atomic_with(node: ast.AST) -> bool:
         for i in node.items)
 
 
+def test_atomic_writes_get_a_normal_files_mode(tmp_path):
+    import os
+
+    from gsseg.utils.atomic import atomic_path, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_path(tmp_path / "b.npy") as p:
+            np.save(p, np.zeros(3))
+    finally:
+        os.umask(old)
+    assert {(tmp_path / n).stat().st_mode & 0o777 for n in ("a.json", "b.npy")} == {0o644}
+
+
 def test_every_file_write_in_gsseg_is_atomic():
     """Each torch.save / np.save* / json.dump / Image.save / write_text / open(.., 'w') in gsseg/
     runs inside ``with atomic_path(...)`` or ``atomic_open(...)``, so a kill leaves no half file."""

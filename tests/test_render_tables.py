@@ -169,3 +169,25 @@ def test_memory_sizes_and_budgets():
             parse_size(bad)
     assert 0 < auto_budget_bytes() <= available_bytes()
     assert budget_bytes(0) == pytest.approx(auto_budget_bytes(), rel=0.2) and budget_bytes(2.0) == 2 * 2**20
+
+
+def test_fitting_table_scale_and_auto_scale_keep_tables_within_budget():
+    from gsseg.render.tables import SCALE_STEP, auto_table_scale, fitting_table_scale
+
+    assert fitting_table_scale(100.0, 10, 1000) == 1.0
+    assert fitting_table_scale(100.0, 10, 250) == 0.5  # a quarter of the bytes: half the side
+    s = fitting_table_scale(100.0, 10, 300)
+    assert s % SCALE_STEP == 0 and 10 * 100 * s**2 <= 300 < 10 * 100 * (s + SCALE_STEP) ** 2
+    assert fitting_table_scale(1e12, 100, 1) == SCALE_STEP  # never zero
+
+    scene = random_scene(400, seed=3)
+    cams = orbit_cameras(4, width=96, height=72)
+    geo = (scene.means, scene.quats, scene.scales, scene.opacities)
+    full = sum(build_contribution_table(*geo, cams[i]).nbytes for i in range(4))
+    assert auto_table_scale(*geo, cams, max_bytes=2 * full) == 1.0
+    scale = auto_table_scale(*geo, cams, max_bytes=full // 3)
+    assert 0 < scale < 1
+    cache = TableCache(*geo, cams, max_tables=4, scale=scale)
+    for i in range(4):
+        cache.get(i)
+    assert cache.nbytes <= full // 3 and len(cache) == 4

@@ -7,6 +7,8 @@ contributing Gaussian ids and weights in front-to-back order (truncated at trans
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -142,6 +144,54 @@ def render_features_from_table(table: ContributionTable, pixel_ids: Tensor, feat
                 pixel_ids.contiguous(), ext,
             )  # fmt: skip
     return _features_torch(table, pixel_ids, features)
+
+
+PROBE_PIXELS = 65_536  # the first size estimate comes from tables at most this big
+SCALE_STEP = 1 / 64
+FIT_SHARE = 0.9  # of the budget the probed mean table size times the views may take
+
+
+def mean_table_bytes(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
+                     scale: float, probes: int = 3, backend: str = "auto") -> float:
+    """Mean bytes of the tables, at ``scale``, of ``probes`` evenly spaced views of ``cameras``."""
+    picks = sorted({round(i * (len(cameras) - 1) / max(probes - 1, 1)) for i in range(min(probes, len(cameras)))})
+    sizes = [build_contribution_table(means, quats, scales, opacities,
+                                      cameras[i].scaled(scale) if scale != 1.0 else cameras[i], backend=backend).nbytes
+             for i in picks]
+    return sum(sizes) / len(sizes)
+
+
+def fitting_table_scale(table_bytes: float, views: int, max_bytes: int) -> float:
+    """Largest scale in (0, 1] (a multiple of ``SCALE_STEP``) at which ``views`` tables, of
+    ``table_bytes`` each at scale 1 and of size ∝ scale², fit in ``max_bytes``."""
+    if views * table_bytes <= max_bytes:
+        return 1.0
+    fit = math.sqrt(max_bytes / (views * table_bytes))
+    return max(SCALE_STEP, math.floor(fit / SCALE_STEP) * SCALE_STEP)
+
+
+def auto_table_scale(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
+                     max_bytes: int, probes: int = 3, backend: str = "auto") -> float:
+    """Largest table scale at which the tables of every view of ``cameras`` fit in ``max_bytes``.
+
+    A first guess comes from tables of ``probes`` views at <= ``PROBE_PIXELS`` pixels (size ∝
+    pixels); it is then checked at the guessed scale and lowered while it does not fit (entries
+    per pixel grow a little at low resolution, where small Gaussians still cover a pixel).
+    """
+    geometry = (means, quats, scales, opacities)
+    max_bytes = int(max_bytes * FIT_SHARE)  # views differ from the probes' mean
+    width, height = image_size(cameras[0])
+    measured = min(1.0, math.sqrt(PROBE_PIXELS / (width * height)))
+    size = mean_table_bytes(*geometry, cameras, measured, probes, backend)
+    scale = fitting_table_scale(size / measured**2, len(cameras), max_bytes)
+    for _ in range(4):
+        if scale != measured:
+            measured, size = scale, mean_table_bytes(*geometry, cameras, scale, probes, backend)
+        if len(cameras) * size <= max_bytes or scale <= SCALE_STEP:
+            return scale
+        scale = min(scale - SCALE_STEP, fitting_table_scale(size / scale**2, len(cameras), max_bytes))
+        scale = max(scale, SCALE_STEP)
+    return scale
 
 
 class TableCache:

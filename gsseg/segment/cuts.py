@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from gsseg.errors import GssegError, file_error
-from gsseg.utils.atomic import atomic_path, write_json
+from gsseg.utils.atomic import atomic_path, current_umask, write_json
 
 INDEX_VERSION = 1
 CUT_KINDS = ("threshold", "regions", "auto", "click", "argmax")
@@ -127,8 +127,7 @@ def remove_stale_siblings(target: Path) -> None:
 
 def _default_permissions(folder: Path) -> None:
     """mkdtemp/mkstemp create owner-only entries; give them the usual umask-based modes."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     folder.chmod(0o777 & ~umask)
     for p in folder.rglob("*"):
         p.chmod((0o777 if p.is_dir() else 0o666) & ~umask)

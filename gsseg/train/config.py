@@ -94,8 +94,10 @@ class FeatureStageConfig:
     """The features stage: per-Gaussian identity vectors trained by a named objective.
 
     ``objective_settings`` are passed to the objective (e.g. ``{"preset": "omniseg3d-gs"}``).
-    ``table_scale`` < 1 builds contribution tables (and samples masks) at a reduced resolution;
-    ``table_memory_mb`` bounds the memory of cached tables (0: half of the RAM available when the
+    ``table_scale`` < 1 builds contribution tables (and samples masks) at a reduced resolution
+    (0: full resolution unless the tables of all views would exceed ``table_memory_mb``, then the
+    largest scale that fits);
+    ``table_memory_mb`` bounds the memory of cached tables (0: 40% of the RAM available when the
     stage starts; ``--memory-budget``). ``joint`` also trains the geometry
     with full rendering (RGB loss ``joint_rgb_weight``) and rewrites ``RUN/scene.ply``.
     ``views_per_step`` views make one step (their losses averaged); under torchrun the ranks
@@ -106,7 +108,7 @@ class FeatureStageConfig:
     objective_settings: dict[str, Any] = field(default_factory=dict)
     iters: int = 2000
     lr: float = 1e-2
-    table_scale: float = 1.0
+    table_scale: float = 0.0
     table_memory_mb: float = 0.0
     joint: bool = False
     joint_rgb_weight: float = 1.0
@@ -128,8 +130,8 @@ class FeatureStageConfig:
             raise ValueError("threads must be >= 0")
         if self.lr <= 0:
             raise ValueError("feature lr must be > 0")
-        if not 0 < self.table_scale <= 1:
-            raise ValueError(f"table scale must lie in (0, 1], got {self.table_scale}")
+        if not 0 <= self.table_scale <= 1:
+            raise ValueError(f"table scale must lie in (0, 1] (0 = automatic), got {self.table_scale}")
         if self.table_memory_mb < 0 or self.checkpoint_every < 1:
             raise ValueError("table memory must be >= 0 (0 = automatic) and checkpoint_every >= 1")
 

@@ -111,7 +111,9 @@ class FeatureTrainer:
             raise GssegError(f"{ds.root}: the dataset has no training views")
         if len(set(cams.widths.tolist())) != 1 or len(set(cams.heights.tolist())) != 1:
             raise GssegError(f"{ds.root}: the features stage needs training views of one image size")
-        self.cameras = cams.scaled(cfg.table_scale) if cfg.table_scale != 1.0 else cams
+        budget = budget_bytes(cfg.table_memory_mb)
+        self.table_scale = cfg.table_scale or auto_table_scale(scene, cams, budget, cfg.backend)
+        self.cameras = cams.scaled(self.table_scale) if self.table_scale != 1.0 else cams
         self.width, self.height = int(self.cameras.widths[0]), int(self.cameras.heights[0])
         self.views = list(self.cameras.names)
         self.background = torch.tensor(background, dtype=torch.float32, device=self.device)
@@ -125,8 +127,8 @@ class FeatureTrainer:
             self.params = self.scene.to_param_dict(requires_grad=True).to(self.device)
         geo = self.scene
         self.tables = TableCache(geo.means, geo.quats, geo.scales, geo.opacities, cams.to(self.device),
-                                 max_tables=len(self.views), scale=cfg.table_scale, backend=cfg.backend,
-                                 max_bytes=budget_bytes(cfg.table_memory_mb))
+                                 max_tables=len(self.views), scale=self.table_scale, backend=cfg.backend,
+                                 max_bytes=budget)
         self.ctx = FeatureContext(
             dataset=ds, store=MaskStore(ds.masks_dir), views=self.views, height=self.height, width=self.width,
             device=self.device, generator=step_generator(cfg.seed, -1), run_root=run.root, joint=cfg.joint,
@@ -376,6 +378,17 @@ class FeatureTrainer:
                              time.perf_counter() - t0, updates)
 
 
+def auto_table_scale(scene: GaussianScene, cameras, budget: int, backend: str = "auto") -> float:
+    """The table scale of ``--table-scale 0`` (the default): full resolution when the tables of
+    all views fit in ``budget`` bytes, else the largest scale at which they do (so no table is
+    rebuilt after eviction); measured on probe tables built on the CPU."""
+    from gsseg.render.tables import auto_table_scale as fitting_scale
+
+    geo = scene.to("cpu")
+    return fitting_scale(geo.means, geo.quats, geo.scales, geo.opacities, cameras.to("cpu"), budget,
+                         backend="auto" if backend == "cuda" else backend)
+
+
 def _covered(ctx: FeatureContext, view: str):
     """[H*W] bool pixels of ``view`` some mask covers (table resolution), None without masks."""
     masks = ctx.masks(view)
@@ -411,7 +424,7 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
     if not fcfg.joint:  # in joint mode the geometry moved: its tables are not the trainer's
         coverage = mask_coverage(trainer.views, trainer._table, lambda v: _covered(trainer.ctx, v), len(trainer.scene))
     info = FeatureInfo(kind=objective.kind, objective=objective.name, dim=objective.feature_dim())
-    settings = {**objective.settings(), "stage": {"iters": fcfg.iters, "lr": fcfg.lr, "table_scale": fcfg.table_scale,
+    settings = {**objective.settings(), "stage": {"iters": fcfg.iters, "lr": fcfg.lr, "table_scale": trainer.table_scale,
                                                   "joint": fcfg.joint, "seed": fcfg.seed}}
     record = FeatureRecord(result.features, info, settings=settings, extras=objective.extras(), step=result.steps,
                            coverage=coverage)
@@ -420,6 +433,8 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
                "resumed_from": result.resumed_from, "gaussians": int(result.features.shape[0]),
                "dim": int(result.features.shape[1]), "seconds": result.seconds, "joint": fcfg.joint,
                "processes": trainer.group.world_size, "views_per_step": fcfg.views_per_step,
+               "table_scale": trainer.table_scale, "table_size": [trainer.width, trainer.height],
+               "table_builds": trainer.tables.builds,
                "features": str(run.features_pt), "scene_ply": str(run.scene_ply)}
     write_json(run.root / "features.json", summary)
     return summary

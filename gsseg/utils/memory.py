@@ -9,7 +9,7 @@ import sys
 
 from gsseg.errors import GssegError
 
-AUTO_BUDGET_SHARE = 0.5  # of the memory available when a stage starts
+AUTO_BUDGET_SHARE = 0.4  # of the memory available when a stage starts (leaves room for the rest of the process)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}  # a bare number is MiB
 
@@ -30,7 +30,7 @@ def available_bytes() -> int:
 
 
 def auto_budget_bytes() -> int:
-    """Default cache budget: half of the memory available now."""
+    """Default cache budget: AUTO_BUDGET_SHARE of the memory available now."""
     return int(available_bytes() * AUTO_BUDGET_SHARE)
 
 

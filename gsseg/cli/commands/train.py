@@ -47,13 +47,14 @@ def train(
         "--set", help="Objective setting KEY=VALUE (VALUE parsed as JSON when possible); repeatable, "
                       "e.g. --set level_decay=0.2 --set pixels=8192.")] = None,
     table_scale: Annotated[Optional[float], typer.Option(
-        help="Features stage: build contribution tables (and read masks) at this fraction of the image size.")] = None,
+        help="Features stage: build contribution tables (and read masks) at this fraction of the image size "
+             "(default: full size, or the largest fraction at which every view's table fits --memory-budget).")] = None,
     joint: Annotated[Optional[bool], typer.Option(
         "--joint/--frozen", help="Features stage: also train the geometry with full rendering (slow; rewrites "
                                  "RUN/scene.ply), or keep it frozen (default).")] = None,
     feature_time_limit: Annotated[Optional[float], typer.Option(help="Stop the features stage after this many seconds.")] = None,
     memory_budget: Annotated[Optional[str], typer.Option(
-        help="Features stage: RAM for cached contribution tables, e.g. 4G or 512M (default: half of the memory "
+        help="Features stage: RAM for cached contribution tables, e.g. 4G or 512M (default: 40% of the memory "
              "available when the stage starts); tables beyond it are evicted and rebuilt on demand.")] = None,
     views_per_step: Annotated[Optional[int], typer.Option(
         help="Features stage: views per step, losses averaged (default 1). Under `torchrun --nproc-per-node N "
