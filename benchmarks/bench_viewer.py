@@ -11,6 +11,7 @@ folder, starts the real viser app (no browser connected) and times, server side:
 Target: a selection update (click, threshold) under 200 ms for 100k Gaussians.
 
     .venv/bin/python benchmarks/bench_viewer.py [--json] [--n 100000] [--dim 16] [--kind embedding] [--repeats 20]
+        [--max-display 500000]
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY
+
 TARGET_MS = 200.0
+
 
 
 def make_run(root: Path, n: int, dim: int, kind: str, seed: int) -> None:
@@ -84,7 +88,7 @@ def run(args) -> dict:
         make_run(root, args.n, args.dim, args.kind, args.seed)
         build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        app = ViewerApp(root, ViewerConfig(port=0))
+        app = ViewerApp(root, ViewerConfig(port=0, max_display=args.max_display))
         app.start()
         load_s = time.perf_counter() - t0
         try:
@@ -120,7 +124,8 @@ def run(args) -> dict:
     return {
         "benchmark": "viewer_selection_update",
         "n_gaussians": args.n, "feature_dim": args.dim, "kind": args.kind,
-        "buffer_bytes_per_update": args.n * 32,
+        "drawn": len(app.shown) if app.shown is not None else args.n,
+        "buffer_bytes_per_update": (len(app.shown) if app.shown is not None else args.n) * 32,
         "setup_seconds": round(build_s, 2), "viewer_load_seconds": round(load_s, 2),
         "threads": torch.get_num_threads(),
         **results,
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=16)
     p.add_argument("--kind", choices=("embedding", "logits"), default="embedding")
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--max-display", type=int, default=DEFAULT_MAX_DISPLAY, help="gsseg view --max-display")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     res = run(args)

@@ -47,9 +47,15 @@ def test_wheel_install_outside_checkout_builds_and_runs_the_cpu_kernel(tmp_path)
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = wheels.glob("gsseg-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("gsseg/csrc/bindings/cpu_bindings.cpp", "gsseg/csrc/include/gsseg/pixel_math.h",
-                   "gsseg/csrc/cpu/rasterize.cpp", "gsseg/csrc/cuda/feature_forward.cu"):
+    for needed in ("gsseg/csrc/bindings_cpu.cpp", "gsseg/csrc/bindings_cuda.cpp", "gsseg/csrc/utils/pixel_math.h",
+                   "gsseg/csrc/rasterize/rasterize.cpp", "gsseg/csrc/rasterize/rasterize.h",
+                   "gsseg/csrc/features/feature_forward.cu", "gsseg/csrc/contribution_table/contribution_table.cu"):
         assert needed in names, f"{needed} missing from {wheel.name}"
+    # every kernel source of the checkout ships, and the tests' host-emulation harness does not
+    shipped = {n for n in names if n.startswith("gsseg/csrc/")}
+    in_tree = {str(p.relative_to(REPO)) for p in (REPO / "gsseg" / "csrc").rglob("*") if p.is_file()}
+    assert in_tree <= shipped, sorted(in_tree - shipped)
+    assert not any("host_emulation" in n for n in names)
 
     site = tmp_path / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),

@@ -13,21 +13,9 @@ from scipy.ndimage import maximum_filter, minimum_filter
 from gsseg.data import load_dataset
 from gsseg.errors import GssegError
 from gsseg.masks.store import ViewMasks
-from gsseg.objectives.prompts import (
-    Click,
-    PromptSpec,
-    PropagationSettings,
-    SurfaceProbe,
-    best_store_mask,
-    camera_points,
-    lift_clicks,
-    load_prompt_file,
-    parse_click,
-    project_prompts,
-    propagate,
-    required_visible,
-    view_labels,
-)
+from gsseg.prompts.lifting import SurfaceProbe, camera_points, lift_clicks
+from gsseg.prompts.propagation import best_store_mask, project_prompts, propagate, required_visible, view_labels
+from gsseg.prompts.spec import Click, PromptSpec, PropagationSettings, load_prompt_file, parse_click
 from test_objectives_obj_fixtures import surface_gaussians
 
 
@@ -209,7 +197,7 @@ def test_best_store_mask_covers_positives_and_avoids_negatives():
 
 
 def test_view_labels_objects_ignore_and_skip():
-    from gsseg.objectives.prompts import ProjectedPrompts
+    from gsseg.prompts.propagation import ProjectedPrompts
 
     vm = nested_view()
     settings = PropagationSettings(min_visible=-1, min_mask_pixels=5)
@@ -274,7 +262,7 @@ class StubPrompter:
 
 
 def test_view_labels_with_sam_prompts_at_image_resolution():
-    from gsseg.objectives.prompts import ProjectedPrompts
+    from gsseg.prompts.propagation import ProjectedPrompts
 
     sam = StubPrompter()
     image = np.zeros((40, 48, 3), np.uint8)  # the image is twice the probe's 24 x 20
@@ -339,7 +327,8 @@ def test_propagation_with_a_sam_checkpoint(tiny, tmp_path, restore_torchvision):
     """The SAM path end to end with a tiny random SAM: one mask per view at the table size."""
     from gsseg.masks.sources.sam_model import SamArchitecture, build_sam, save_sam_checkpoint
     from gsseg.objectives import FeatureContext
-    from gsseg.objectives.prompts import PromptOptions, propagate_for_run
+    from gsseg.prompts.run import propagate_for_run
+    from gsseg.prompts.spec import PromptOptions
 
     ds, sg, _ = tiny
     arch = SamArchitecture(image_size=64, encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2,
@@ -358,3 +347,20 @@ def test_propagation_with_a_sam_checkpoint(tiny, tmp_path, restore_torchvision):
     assert set(result.labels) | set(result.skipped) == set(ds.names("train"))
     with pytest.raises(GssegError, match="checkpoint not found"):
         propagate_for_run(ctx, PromptOptions(clicks=opts.clicks, sam_checkpoint=str(tmp_path / "no.pt")), scene=sg.scene())
+
+
+def test_prompts_are_a_stage_and_the_prompted_objectives_do_not_render():
+    """gsseg.prompts owns parsing, lifting and propagation; the objectives that use prompts import
+    the stage, never the renderer."""
+    import ast
+    from pathlib import Path
+
+    import gsseg.prompts.spec as spec
+
+    root = Path(spec.__file__).resolve().parents[1] / "objectives"
+    assert not (root / "prompts.py").exists()
+    for name in ("object_field", "vote", "clustering"):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        mods = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        mods += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in mods if m.startswith("gsseg.render")], (name, mods)

@@ -1,10 +1,10 @@
 """gsseg's CUDA feature kernel and contribution-table builder.
 
 Three layers of checks:
-- build checks that run wherever the compilers exist: every ``gsseg/csrc/cuda/*.cu`` compiles with
-  ``nvcc -c``; the torch binding passes ``g++ -fsyntax-only`` against torch's headers;
+- build checks that run wherever the compilers exist: every ``gsseg/csrc/<op>/*.cu`` compiles with
+  ``nvcc -c`` without torch's headers; the torch binding passes ``g++ -fsyntax-only`` against them;
 - the same ``.cu`` files compiled as plain C++ with ``-DGSSEG_HOST_EMULATION`` and run on CPU
-  fibers (``gsseg/csrc/cuda/host_emulation.cuh``), compared with a float64 autograd oracle built on
+  fibers (``tests/csrc/host_emulation.cuh``), compared with a float64 autograd oracle built on
   gsplat-format tile intersections: forward values, every gradient and the CSR tables;
 - on a GPU (skipped otherwise): the compiled extension against the CPU kernel, against gsplat's
   N-D rasterizer, and CUDA tables against CPU tables.
@@ -27,9 +27,9 @@ import torch
 from gsseg.render.extensions import csrc_root
 
 ROOT = Path(__file__).resolve().parents[1]
-CUDA_DIR = csrc_root() / "cuda"
-INCLUDE_DIR = csrc_root() / "include"
-CU_FILES = sorted(CUDA_DIR.glob("*.cu"))
+CSRC = csrc_root()  # the one include root of the kernel sources ("<op>/<op>.h", "utils/...")
+TEST_CSRC = ROOT / "tests" / "csrc"  # the host emulation harness
+CU_FILES = sorted(CSRC.glob("*/*.cu"))
 HAS_GPU = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")
 
@@ -55,9 +55,13 @@ def _cuda_include() -> Path | None:
 
 
 def test_cuda_sources_present():
-    names = {p.name for p in CU_FILES}
-    assert {"feature_forward.cu", "feature_backward.cu", "contribution_table.cu"} <= names
-    assert (CUDA_DIR / "launch.h").exists()
+    names = {str(p.relative_to(CSRC)) for p in CU_FILES}
+    assert {"features/feature_forward.cu", "features/feature_backward.cu",
+            "contribution_table/contribution_table.cu"} <= names
+    assert (CSRC / "utils" / "cuda_launch.h").exists()
+    # one header per op declares its twins; the test harness stays out of the package
+    assert (CSRC / "features" / "features.h").exists() and (CSRC / "contribution_table" / "contribution_table.h").exists()
+    assert not list(CSRC.rglob("host_emulation*")) and (TEST_CSRC / "host_emulation.cuh").exists()
 
 
 def _binding_syntax_cmd(tmp: Path) -> list[str]:
@@ -74,8 +78,8 @@ def _binding_syntax_cmd(tmp: Path) -> list[str]:
     for p in torch_inc:
         cmd += ["-isystem", str(p)]
     return cmd + ["-isystem", str(shim), "-isystem", sysconfig.get_paths()["include"], "-isystem",
-                  str(_cuda_include()), "-I", str(CUDA_DIR), "-I", str(INCLUDE_DIR),
-                  "-DTORCH_EXTENSION_NAME=gsseg_cuda_ext", str(csrc_root() / "bindings" / "cuda_bindings.cpp")]  # fmt: skip
+                  str(_cuda_include()), "-I", str(CSRC),
+                  "-DTORCH_EXTENSION_NAME=gsseg_cuda_ext", str(CSRC / "bindings_cuda.cpp")]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +95,15 @@ def compile_jobs(tmp_path_factory):
     if shutil.which("g++") is not None:
         lib = out / "gsseg_cuda_emulated.so"
         start("emulation", ["g++", "-std=c++17", "-O2", "-w", "-shared", "-fPIC", "-DGSSEG_HOST_EMULATION",
-                            "-I", str(INCLUDE_DIR), "-I", str(CUDA_DIR), "-x", "c++", *map(str, CU_FILES),
-                            str(ROOT / "tests/cuda_emulation/kernels_abi.cpp"), "-o", str(lib)], lib)  # fmt: skip
+                            "-I", str(CSRC), "-I", str(TEST_CSRC), "-x", "c++", *map(str, CU_FILES),
+                            str(TEST_CSRC / "kernels_abi.cpp"), "-o", str(lib)], lib)  # fmt: skip
         if _cuda_include() is not None:
             start("binding", _binding_syntax_cmd(out), out)
     if _nvcc() is not None:
         for src in CU_FILES:
             obj = out / f"{src.stem}.o"
-            start(f"nvcc {src.name}", [_nvcc(), "-c", "-std=c++17", "-arch=sm_80", "-I", str(INCLUDE_DIR), "-I",
-                                       str(CUDA_DIR), str(src), "-o", str(obj)], obj)  # fmt: skip
+            start(f"nvcc {src.name}", [_nvcc(), "-c", "-std=c++17", "-arch=sm_80", "-I", str(CSRC), str(src), "-o",
+                                       str(obj)], obj)  # fmt: skip
     yield jobs
     for proc, _ in jobs.values():
         if proc.poll() is None:
@@ -119,8 +123,9 @@ def test_every_cu_file_compiles_with_nvcc(compile_jobs):
         code, output, obj = _wait(compile_jobs, f"nvcc {src.name}")
         assert code == 0, f"nvcc failed on {src.name}:\n{output}"
         assert obj.stat().st_size > 0
-    # No torch header may leak into the raw-pointer sources.
-    for src in [*CU_FILES, *CUDA_DIR.glob("*.cuh"), CUDA_DIR / "launch.h"]:
+    # No torch header may leak into the raw-pointer sources (nvcc above ran without torch's
+    # include path; the op headers keep their torch half out of nvcc and host-emulation builds).
+    for src in [*CU_FILES, *CSRC.glob("utils/*.cuh"), CSRC / "utils" / "cuda_launch.h"]:
         text = src.read_text()
         assert "torch/" not in text and "ATen/" not in text, f"{src.name} includes torch headers"
 
@@ -129,7 +134,7 @@ def test_every_cu_file_compiles_with_nvcc(compile_jobs):
 def test_binding_passes_gxx_syntax_check(compile_jobs):
     code, output, _ = _wait(compile_jobs, "binding")
     assert code == 0, output[-4000:]
-    assert "cuda_bindings.cpp" not in output, output[-4000:]  # no warnings in our file
+    assert "bindings_cuda.cpp" not in output, output[-4000:]  # no warnings in our file
 
 
 def test_extension_loader_is_inert_without_gpu(monkeypatch):
@@ -138,8 +143,29 @@ def test_extension_loader_is_inert_without_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert cuda_extension.load_cuda_extension() is None
     sources = cuda_extension.cuda_sources()
-    assert sources[0].name == "cuda_bindings.cpp" and all(p.exists() for p in sources)
-    assert {p.name for p in sources[1:]} == {p.name for p in CU_FILES}
+    assert sources[0].name == "bindings_cuda.cpp" and all(p.exists() for p in sources)
+    assert set(sources[1:]) == set(CU_FILES)
+
+
+def test_kernels_live_by_op_with_one_loader():
+    """gsseg/csrc/<op>/ holds one header <op>.h next to the op's twins; both extensions come from
+    the one source list / include path / torch loader call of gsseg.render.extensions."""
+    from gsseg.render import cuda_extension, extensions
+
+    ops = [d for d in CSRC.iterdir() if d.is_dir() and d.name != "utils"]
+    assert {"projection", "tiles", "rasterize", "contribution_table", "table_features", "features", "sh",
+            "pixel_knn"} <= {d.name for d in ops}
+    for op in ops:
+        assert [h.name for h in op.glob("*.h")] == [f"{op.name}.h"], op
+        assert list(op.glob("*.cpp")) + list(op.glob("*.cu")), op
+    assert cuda_extension.cuda_include_dirs() == extensions.kernel_include_dirs() == [CSRC]
+    assert cuda_extension.cuda_sources() == extensions.kernel_sources("cuda")
+    cpu = extensions.cpu_sources()
+    assert cpu[0] == CSRC / "bindings_cpu.cpp" and set(cpu[1:]) == set(CSRC.glob("*/*.cpp"))
+    for sources in (cpu, cuda_extension.cuda_sources()):  # torch names object files after the file name
+        assert len({p.name for p in sources}) == len(sources)
+    assert "cpp_extension" in Path(extensions.__file__).read_text()
+    assert "cpp_extension" not in Path(cuda_extension.__file__).read_text()
 
 
 # --------------------------------------------------------------------------------------------

@@ -297,3 +297,31 @@ def test_segment_without_features_says_what_to_run(emb_run, tmp_path):
     with pytest.raises(GssegError, match="no identity features"):
         segment_run(run, SegmentRequest(auto=True, show_progress=False), device="cpu")
     assert parse_threshold_range("0.1:0.3:0.1") == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize("n_labels", [2, 9, 300])
+def test_label_map_dense_and_sparse_paths_agree_with_a_pixel_loop(n_labels, monkeypatch):
+    from gsseg.render.tables import ContributionTable, build_contribution_table
+    from gsseg.render.testing import orbit_cameras, random_scene
+    from gsseg.segment import labelmaps
+
+    scene = random_scene(800, seed=n_labels)
+    table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities,
+                                     orbit_cameras(1, width=40, height=30))
+    weights = table.weights.clone()
+    weights[: weights.numel() // 10] = 0.0  # some pixels whose weights are all zero: smallest label present wins
+    table = ContributionTable(table.offsets, table.gaussian_ids, weights, table.width, table.height)
+    labels = np.random.default_rng(n_labels).integers(0, n_labels, 800)
+    dense = labelmaps.render_label_map(table, labels)
+    monkeypatch.setattr(labelmaps, "DENSE_HISTOGRAM_CELLS", 0)
+    sparse = labelmaps.render_label_map(table, labels)
+    np.testing.assert_array_equal(dense, sparse)
+    off, gids, w = table.offsets.numpy(), table.gaussian_ids.numpy(), weights.numpy().astype(np.float64)
+    expect = np.zeros(40 * 30, np.int32)
+    for p in range(40 * 30):
+        acc: dict[int, float] = {}
+        for k in range(off[p], off[p + 1]):
+            acc[int(labels[gids[k]])] = acc.get(int(labels[gids[k]]), 0.0) + w[k]
+        if acc:
+            expect[p] = min(acc, key=lambda lab: (-acc[lab], lab))
+    np.testing.assert_array_equal(dense.reshape(-1), expect)

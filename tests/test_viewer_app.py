@@ -155,6 +155,34 @@ def test_server_sends_splats_and_recolours_the_handle(runs):
         app.stop()
 
 
+def test_subsampled_display_draws_the_most_visible_and_selects_among_all(runs):
+    from gsseg.viewer.splats import display_indices
+
+    vr = runs["embedding"]
+    full = ViewerApp(vr.run)
+    m = full.n // 3
+    app = ViewerApp(vr.run, ViewerConfig(port=0, max_display=m))
+    assert full.shown is None and app.shown is not None and len(app.shown) == m
+    assert np.all(np.diff(app.shown) > 0) and app.base_buffer.shape == (m, 8)
+    scene = full.scene
+    cover = scene.opacities.numpy() * np.exp(np.sort(scene.log_scales.numpy(), axis=1)[:, 1:].sum(axis=1))
+    assert cover[app.shown].min() >= np.delete(cover, app.shown).max()  # the most visible are drawn
+    assert display_indices(scene, 0) is None and display_indices(scene, full.n) is None
+    server = app.start()
+    try:
+        handle = app._splat_handle
+        assert handle.buffer.shape == (m, 8)
+        np.testing.assert_array_equal(handle.buffer[:, :3], full.base_buffer[app.shown, :3])
+        pick = app.click(*ray_to_object(vr, app.picker, LAMP))
+        assert pick is not None and vr.objects[pick.index] == LAMP
+        ref = full.click(*ray_to_object(vr, full.picker, LAMP))
+        assert pick.index == ref.index  # picking and scoring see every Gaussian
+        np.testing.assert_array_equal(app.selection.selected(), full.selection.selected())
+        np.testing.assert_array_equal(handle.buffer[:, 7], full.current_rgba()[app.shown])
+    finally:
+        app.stop()
+
+
 def test_port_in_use_is_one_clear_error(runs, capsys):
     from gsseg.cli.app import main
 

@@ -207,12 +207,13 @@ class SceneDataset:
                 pair = (item[0], item[1])
             else:
                 pair = (None, None)
-            if not all(isinstance(name, str) for name in pair):
+            view, partner = pair
+            if not (isinstance(view, str) and isinstance(partner, str)):
                 raise file_error(path, f"entry {i} is {json.dumps(item)[:80]}; expected two view names, as {forms}")
             for key, name in zip(("view", "partner"), pair):
                 if name not in self._views:
                     raise file_error(path, f"entry {i}: {key} '{name}' is not a view of this dataset")
-            out.append(pair)
+            out.append((view, partner))
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -258,8 +259,8 @@ class SceneDataset:
         cams = Cameras(
             torch.from_numpy(np.stack([r.viewmat for r in recs])),
             torch.from_numpy(np.stack([r.K for r in recs])),
-            [r.width for r in recs],
-            [r.height for r in recs],
+            torch.as_tensor([r.width for r in recs], dtype=torch.int64),
+            torch.as_tensor([r.height for r in recs], dtype=torch.int64),
             names,
         )
         return cams if self.downscale == 1.0 else cams.scaled(1.0 / self.downscale)

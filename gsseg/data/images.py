@@ -128,7 +128,7 @@ def _to_rgb_float(im: Image.Image) -> np.ndarray:
 
 def _area_resize(channel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Box-filter resize of one float32 channel ``[H,W]`` to ``size = (width, height)``."""
-    out = Image.fromarray(channel.astype(np.float32)).resize(tuple(size), resample=Image.Resampling.BOX)
+    out = Image.fromarray(channel.astype(np.float32)).resize(size, resample=Image.Resampling.BOX)
     return np.asarray(out, dtype=np.float32)
 
 

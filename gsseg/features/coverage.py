@@ -12,11 +12,14 @@ the rest unassigned.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from gsseg.render.types import ContributionTable
 
 # Defaults of :func:`supervised_gaussians`, measured on the built-in scenes (tabletop, GT and
 # medium masks): a hierarchy over all Gaussians scored NC 0.52 with perfect masks, over the
@@ -28,7 +31,7 @@ MIN_COVERED_SHARE_OF_MEDIAN = 0.15
 MIN_COVERED_FRACTION = 0.5
 
 
-def mask_coverage(views: list[str], table_of: Callable[[str], object], covered_of: Callable[[str], np.ndarray | None],
+def mask_coverage(views: list[str], table_of: Callable[[str], ContributionTable], covered_of: Callable[[str], np.ndarray | None],
                   num_gaussians: int) -> Tensor | None:
     """Per-Gaussian (covered weight, total weight) over ``views``: [N,2] float32, or None when
     no view has masks.

@@ -11,6 +11,7 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -123,6 +124,7 @@ def plain_data(value: Any) -> Any:
 def _numpy_globals() -> list:
     """The numpy reconstructors older records need (numpy scalars / arrays in settings or extras):
     data only; any other class in the file is still refused."""
+    multiarray: ModuleType
     try:
         from numpy._core import multiarray  # numpy >= 2
     except ImportError:

@@ -141,8 +141,10 @@ def init_from_dataset(ds, sh_degree: int = 3, init_opacity: float = 0.1, init_sc
         spts, scols = background_shell(ds, shell_points, shell_radius)
         if len(spts):
             shell = init_from_points(spts, scols, sh_degree, init_opacity, init_scale)
-            scene = GaussianScene(*(torch.cat([getattr(scene, k), getattr(shell, k)]) for k in
-                                    ("means", "log_scales", "quats", "logit_opacities", "sh0", "shN")))
+            means, log_scales, quats, logit_opacities, sh0, sh_rest = (
+                torch.cat([getattr(scene, k), getattr(shell, k)])
+                for k in ("means", "log_scales", "quats", "logit_opacities", "sh0", "shN"))
+            scene = GaussianScene(means, log_scales, quats, logit_opacities, sh0, sh_rest)
             source += "+shell"
     return scene, source
 

@@ -64,7 +64,7 @@ def write_ply(path: str | Path, scene: GaussianScene, with_features: bool = Fals
     """
     path = Path(path)
     cols: dict[str, np.ndarray] = dict(scene_to_arrays(scene, with_features))
-    dtypes = [(k, "<f4") for k in cols]
+    dtypes: list[tuple[str, str | np.dtype]] = [(k, "<f4") for k in cols]
     for name, values in (extra or {}).items():
         values = np.asarray(values)
         if name in cols or values.shape != (len(scene),):

@@ -105,7 +105,7 @@ def run_source(dataset: Any, source: MaskSource, split: str = "all", force: bool
 def _run(dataset: Any, source: MaskSource, store: MaskStore, names: list[str], force: bool, show_progress: bool) -> RunReport:
     """The body of :func:`run_source`, run while holding the mask store's lock."""
     report = RunReport()
-    todo = []
+    todo: list[str] = []
     for name in names:
         (report.existing if store.has(name) and not force else todo).append(name)
     with progress_bar(transient=not show_progress) as progress:

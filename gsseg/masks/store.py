@@ -11,7 +11,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -264,7 +264,7 @@ class ViewMasks:
                     areas=data["areas"],
                     source=str(data["source"]),
                     no_mask_patch=None if no_mask < 0 else no_mask,
-                    image_size=tuple(int(v) for v in data["image_size"]),
+                    image_size=cast("tuple[int, int]", tuple(int(v) for v in data["image_size"])),  # [2] as written by save
                     info=json.loads(str(data["info"])),
                 )
         except (OSError, ValueError, zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError) as e:

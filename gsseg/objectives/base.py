@@ -47,6 +47,9 @@ class FeatureContext:
     views: training views; height, width: table resolution (every view has the same size);
     device: where features live; generator: the run's random generator; run_root: RUN or None;
     joint: True when geometry is trained too (rendered depth then carries gradients);
+    surface: the frozen geometry's depth probe at the table resolution (``depth_map(view)``,
+    ``intrinsics(view)``) for objectives that read rendered depth, or None: they build one from
+    ``RUN/scene.ply`` (the Gaussian backend); field runs pass their own;
     mask_cache: how many resized views :meth:`masks` keeps in memory.
     """
 
@@ -59,6 +62,7 @@ class FeatureContext:
     generator: torch.Generator = field(default_factory=torch.Generator)
     run_root: Path | None = None
     joint: bool = False
+    surface: Any = None
     mask_cache: int = 16
     _masks: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
 

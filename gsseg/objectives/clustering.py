@@ -259,12 +259,12 @@ class ClusteringObjective(Objective):
 
     def _probe(self, ctx: FeatureContext):
         """Rendered depth of the run's frozen scene at the table resolution (for "objects")."""
+        if ctx.surface is not None:  # the trainer's own probe (field runs)
+            return ctx.surface
         if self._surface is None:
-            from gsseg.objectives.prompts import SurfaceProbe, load_run_geometry, resized_cameras
+            from gsseg.prompts.run import run_surface_probe
 
-            cams = ctx.dataset.cameras("train")
-            cams = resized_cameras(cams[[cams.index_of(v) for v in ctx.views]], ctx.width, ctx.height)
-            self._surface = SurfaceProbe.from_scene(load_run_geometry(ctx.run_root).to("cpu"), cams)
+            self._surface = run_surface_probe(ctx)
         return self._surface
 
     def prepare(self, ctx: FeatureContext) -> None:

@@ -1,7 +1,7 @@
 """SANeRF-HQ on Gaussians (``object-field``): logits of K prompted objects + background.
 
 Prompts (clicks lifted to 3D, or 3D points) are propagated to every training view
-(:mod:`gsseg.objectives.prompts`), giving per-view labels (-1 ignore, 0 background, k object).
+(the prompts stage, :mod:`gsseg.prompts`), giving per-view labels (-1 ignore, 0 background, k object).
 Per-Gaussian logits [N,K+1] are composited per pixel and trained with softmax cross-entropy on
 uniformly drawn rays. After a warm-up fraction of the schedule (0.75, the official 150 of 200
 iterations), the ray-pair RGB loss acts on local patches drawn from per-view EMA error maps:
@@ -21,7 +21,8 @@ from torch import Tensor
 
 from gsseg.errors import GssegError
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
-from gsseg.objectives.prompts import PromptOptions, propagate_for_run, split_prompt_settings
+from gsseg.prompts.run import propagate_for_run
+from gsseg.prompts.spec import PromptOptions, split_prompt_settings
 
 PROB_EPS = 1e-6
 

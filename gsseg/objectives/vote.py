@@ -2,7 +2,7 @@
 
 Every Gaussian accumulates its rendering weight ``T·α`` per label over every pixel of every
 training view whose label map is consistent across views (label k means the same object in
-all views): the propagated prompt masks of :mod:`gsseg.objectives.prompts`, a folder of label
+all views): the propagated prompt masks of :mod:`gsseg.prompts`, a folder of label
 PNGs (``labels_dir/<stem>.png``, e.g. ground truth) or a mask store imported with the
 ``labels`` source. The normalised histogram is the result; it is stored as log-probabilities
 (kind "logits") so that softmax gives the histogram back and argmax gives the label.
@@ -21,7 +21,8 @@ from torch import Tensor
 from gsseg.errors import GssegError, file_error
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
 from gsseg.objectives.prompt_consensus import accumulate_votes
-from gsseg.objectives.prompts import PromptOptions, propagate_for_run, split_prompt_settings
+from gsseg.prompts.run import propagate_for_run
+from gsseg.prompts.spec import PromptOptions, split_prompt_settings
 
 __all__ = ["VoteObjective", "accumulate_votes", "vote_probabilities"]
 

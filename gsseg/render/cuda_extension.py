@@ -3,6 +3,8 @@
 The build is attempted only when ``torch.cuda.is_available()``. A failed build emits one
 warning per process and ``load_cuda_extension()`` returns ``None``, so callers fall back to
 another backend instead of crashing. Ahead of time: ``python -m gsseg.render.cuda_extension``.
+Sources, include path and the torch loader call are those of :mod:`gsseg.render.extensions`
+(``kernel_sources("cuda")``, ``load_extension``).
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-from gsseg.render.extensions import csrc_root
+from gsseg.render.extensions import kernel_include_dirs, kernel_sources, load_extension, missing_sources
 
 EXTENSION_NAME = "gsseg_cuda_ext"
 
 
 def cuda_sources() -> list[Path]:
-    """Sources of the extension: the torch binding plus every ``gsseg/csrc/cuda/*.cu``."""
-    root = csrc_root()
-    return [root / "bindings" / "cuda_bindings.cpp", *sorted((root / "cuda").glob("*.cu"))]
+    """Sources of the extension (:func:`gsseg.render.extensions.kernel_sources` ``("cuda")``): the
+    torch binding ``gsseg/csrc/bindings_cuda.cpp`` plus every ``gsseg/csrc/<op>/*.cu``."""
+    return kernel_sources("cuda")
 
 
 def cuda_include_dirs() -> list[Path]:
-    root = csrc_root()
-    return [root / "include", root / "cuda"]
+    return kernel_include_dirs()
 
 
 def load_cuda_extension(verbose: bool = False) -> ModuleType | None:
@@ -45,23 +46,15 @@ def load_cuda_extension(verbose: bool = False) -> ModuleType | None:
 
 @functools.lru_cache(maxsize=1)
 def _build(verbose: bool) -> ModuleType | None:
-    from torch.utils.cpp_extension import load
-
     sources = cuda_sources()
-    missing = [str(p) for p in sources + cuda_include_dirs() if not p.exists()]
+    missing = missing_sources(sources)
     if missing:
         warnings.warn(f"gsseg CUDA kernels unavailable (missing sources: {', '.join(missing)}); "
                       "falling back to gsplat / the CPU kernel", RuntimeWarning, stacklevel=3)
         return None
     try:
-        return load(
-            name=EXTENSION_NAME,
-            sources=[str(p) for p in sources],
-            extra_include_paths=[str(p) for p in cuda_include_dirs()],
-            extra_cflags=["-O3"],
-            extra_cuda_cflags=["-O3", "-lineinfo"],
-            verbose=verbose or bool(os.environ.get("GSSEG_VERBOSE_BUILD")),
-        )
+        return load_extension(EXTENSION_NAME, sources, extra_cflags=["-O3"], extra_cuda_cflags=["-O3", "-lineinfo"],
+                              verbose=verbose or bool(os.environ.get("GSSEG_VERBOSE_BUILD")))
     except Exception as exc:  # a missing compiler or a failed build must never crash a render
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         warnings.warn(f"gsseg CUDA kernels failed to build ({first_line}); falling back to "

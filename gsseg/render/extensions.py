@@ -1,12 +1,18 @@
-"""Build-on-first-use of the C++ CPU rasterizer (torch's JIT extension loader, cached).
+"""Build-on-first-use of gsseg's compiled kernels (torch's JIT extension loader, cached).
 
-The first call compiles ``gsseg/csrc/cpu/*.cpp`` + ``gsseg/csrc/bindings/cpu_bindings.cpp`` with
-``-O3 -fopenmp`` (plus ``-mavx2`` where torch reports an AVX2 CPU) into torch's extension cache
-(``TORCH_EXTENSIONS_DIR``); later processes reuse it. Loading it also keeps glibc from handing
-the training loop's buffers back to the OS after every step (``_tune_malloc``;
-``GSSEG_MALLOC_TUNING=0`` opts out). No compiler or a failed build gives one warning and
-``None``, and ``render`` falls back to the pure-PyTorch reference. ``GSSEG_NO_CPU_EXT=1``
-disables the extension. Ahead of time: ``python scripts/build_ext.py``.
+The kernel sources ship inside the package, one folder per op (``gsseg/csrc/<op>/``: the CPU twin
+``<op>.cpp``, the CUDA twin ``<op>.cu`` where there is one, and ``<op>.h`` declaring both plus a
+device dispatcher; shared helpers in ``gsseg/csrc/utils/``). This module is the single place that
+knows that layout and calls torch's loader (:func:`kernel_sources`, :func:`load_extension`);
+``gsseg.render.cuda_extension`` builds the CUDA module through it.
+
+The CPU extension: the first call compiles ``gsseg/csrc/bindings_cpu.cpp`` + every
+``gsseg/csrc/<op>/*.cpp`` with ``-O3 -fopenmp`` (plus ``-mavx2`` where torch reports an AVX2 CPU)
+into torch's extension cache (``TORCH_EXTENSIONS_DIR``); later processes reuse it. Loading it also
+keeps glibc from handing the training loop's buffers back to the OS after every step
+(``_tune_malloc``; ``GSSEG_MALLOC_TUNING=0`` opts out). No compiler or a failed build gives one
+warning and ``None``, and ``render`` falls back to the pure-PyTorch reference.
+``GSSEG_NO_CPU_EXT=1`` disables the extension. Ahead of time: ``python scripts/build_ext.py``.
 """
 
 from __future__ import annotations
@@ -26,10 +32,52 @@ def csrc_root() -> Path:
     return Path(__file__).resolve().parents[1] / "csrc"
 
 
-def cpu_sources() -> list[Path]:
-    """Sources of the CPU extension: the binding plus every ``gsseg/csrc/cpu/*.cpp``."""
+def kernel_sources(backend: str) -> list[Path]:
+    """Sources of one extension: ``gsseg/csrc/bindings_<backend>.cpp`` plus every op's twin of that
+    backend (``gsseg/csrc/<op>/*.cpp`` for ``"cpu"``, ``gsseg/csrc/<op>/*.cu`` for ``"cuda"``)."""
+    suffix = {"cpu": ".cpp", "cuda": ".cu"}[backend]
     root = csrc_root()
-    return [root / "bindings" / "cpu_bindings.cpp", *sorted((root / "cpu").glob("*.cpp"))]
+    return [root / f"bindings_{backend}.cpp", *sorted(root.glob(f"*/*{suffix}"))]
+
+
+def kernel_include_dirs() -> list[Path]:
+    """Include path of every kernel source: ``gsseg/csrc`` (sources include ``"<op>/<op>.h"``,
+    ``"utils/..."``)."""
+    return [csrc_root()]
+
+
+def cpu_sources() -> list[Path]:
+    """Sources of the CPU extension (:func:`kernel_sources` ``("cpu")``)."""
+    return kernel_sources("cpu")
+
+
+def missing_sources(sources: list[Path]) -> list[str]:
+    """The paths among ``sources`` and the include directories that do not exist."""
+    return [str(p) for p in [*sources, *kernel_include_dirs()] if not p.exists()]
+
+
+def load_extension(name: str, sources: list[Path], *, extra_cflags: list[str], extra_cuda_cflags: list[str] | None = None,
+                   extra_ldflags: list[str] | None = None, with_cuda: bool | None = None,
+                   verbose: bool = False) -> ModuleType:
+    """Compile (or reuse from torch's cache) and import the extension ``name`` from ``sources``
+    with gsseg's include path. Raises on a failed build; callers decide how to fall back."""
+    from torch.utils.cpp_extension import load
+
+    # torch names object files after the source's file name (``x.cpp`` -> ``x.o``, ``x.cu`` ->
+    # ``x.cuda.o``), so two ops must never share one.
+    objects = [(p.stem, p.suffix == ".cu") for p in sources]
+    if len(set(objects)) != len(objects):
+        raise RuntimeError(f"kernel sources with the same file name: {sorted(str(p) for p in sources)}")
+    return load(
+        name=name,
+        sources=[str(p) for p in sources],
+        extra_include_paths=[str(p) for p in kernel_include_dirs()],
+        extra_cflags=extra_cflags,
+        extra_cuda_cflags=extra_cuda_cflags,
+        extra_ldflags=extra_ldflags,
+        with_cuda=with_cuda,
+        verbose=verbose,
+    )
 
 
 def cpu_compile_flags() -> list[str]:
@@ -65,26 +113,16 @@ def _fallback(reason: str) -> None:
 @functools.lru_cache(maxsize=1)
 def _build(verbose: bool) -> ModuleType | None:
     sources = cpu_sources()
-    include = csrc_root() / "include"
-    missing = [str(p) for p in [*sources, include] if not p.exists()]
+    missing = missing_sources(sources)
     if missing or len(sources) < 2:
-        _fallback(f"missing sources: {', '.join(missing) or 'gsseg/csrc/cpu/*.cpp'}")
+        _fallback(f"missing sources: {', '.join(missing) or 'gsseg/csrc/<op>/*.cpp'}")
         return None
     if shutil.which(os.environ.get("CXX", "c++")) is None:
         _fallback("no C++ compiler found")
         return None
     try:
-        from torch.utils.cpp_extension import load
-
-        module = load(
-            name=EXTENSION_NAME,
-            sources=[str(p) for p in sources],
-            extra_include_paths=[str(include)],
-            extra_cflags=cpu_compile_flags(),
-            extra_ldflags=["-fopenmp"],
-            with_cuda=False,
-            verbose=verbose,
-        )
+        module = load_extension(EXTENSION_NAME, sources, extra_cflags=cpu_compile_flags(), extra_ldflags=["-fopenmp"],
+                                with_cuda=False, verbose=verbose)
     except Exception as exc:  # a missing compiler or a failed build must never crash a render
         text = str(exc).strip()
         _fallback(text.splitlines()[0] if text else type(exc).__name__)

@@ -18,6 +18,7 @@ from gsseg.render.tables import ContributionTable
 from gsseg.utils.atomic import atomic_path
 
 MAX_PNG_LABEL = 65535
+DENSE_HISTOGRAM_CELLS = 64_000_000  # pixels × labels up to which label maps use a dense weight histogram
 
 
 def render_label_map(table: ContributionTable, labels: np.ndarray | torch.Tensor, min_alpha: float = 0.0) -> np.ndarray:
@@ -35,6 +36,32 @@ def render_label_map(table: ContributionTable, labels: np.ndarray | torch.Tensor
     pix = np.repeat(np.arange(h * w, dtype=np.int64), counts)
     lab = labels[gids]
     n_lab = int(lab.max()) + 1
+    if h * w * n_lab <= DENSE_HISTOGRAM_CELLS:
+        out[:] = _best_labels_dense(pix, lab, weights, h * w, n_lab)
+    else:
+        out[:] = _best_labels_sparse(pix, lab, weights, h * w, n_lab)
+    if min_alpha > 0:
+        alpha = np.bincount(pix, weights=weights, minlength=h * w)
+        out[alpha < min_alpha] = 0
+    return out.reshape(h, w)
+
+
+def _best_labels_dense(pix: np.ndarray, lab: np.ndarray, weights: np.ndarray, n_pix: int, n_lab: int) -> np.ndarray:
+    """[n_pix] label of each pixel's largest accumulated weight (ties: smaller label; no entry: 0),
+    from a dense [n_pix, n_lab] weight histogram (one pass, no sort)."""
+    keys = pix * n_lab + lab
+    acc = np.bincount(keys, weights=weights, minlength=n_pix * n_lab).reshape(n_pix, n_lab)
+    best = acc.argmax(axis=1)  # first maximum: the smaller label on ties
+    zero = acc[np.arange(n_pix), best] <= 0
+    if zero.any():  # every weight of the pixel is 0: the smallest label present (as the sparse path)
+        present = np.bincount(keys, minlength=n_pix * n_lab).reshape(n_pix, n_lab)[zero] > 0
+        best[zero] = np.where(present.any(axis=1), present.argmax(axis=1), 0)
+    return best
+
+
+def _best_labels_sparse(pix: np.ndarray, lab: np.ndarray, weights: np.ndarray, n_pix: int, n_lab: int) -> np.ndarray:
+    """As :func:`_best_labels_dense`, over the (pixel, label) pairs present (sorts them; for many labels)."""
+    out = np.zeros(n_pix, np.int64)
     keys, inverse = np.unique(pix * n_lab + lab, return_inverse=True)
     acc = np.bincount(inverse.reshape(-1), weights=weights, minlength=len(keys))
     key_pix, key_lab = keys // n_lab, keys % n_lab
@@ -44,10 +71,7 @@ def render_label_map(table: ContributionTable, labels: np.ndarray | torch.Tensor
     first[1:] = key_pix[order][1:] != key_pix[order][:-1]
     best = order[first]
     out[key_pix[best]] = key_lab[best]
-    if min_alpha > 0:
-        alpha = np.bincount(pix, weights=weights, minlength=h * w)
-        out[alpha < min_alpha] = 0
-    return out.reshape(h, w)
+    return out
 
 
 def write_label_png(path: str | Path, label_map: np.ndarray) -> Path:

@@ -45,8 +45,9 @@ class SceneRaycaster:
         ids = []
         corner_normals = []
         for surface, mesh in surfaces:
+            # open3d's stubs make Tensor's dtype and device required; at runtime they default to the array's / CPU
             gid = self._scene.add_triangles(
-                o3d.core.Tensor(mesh.vertices.astype(np.float32)), o3d.core.Tensor(mesh.triangles.astype(np.uint32))
+                o3d.core.Tensor(mesh.vertices.astype(np.float32)), o3d.core.Tensor(mesh.triangles.astype(np.uint32))  # type: ignore[call-overload]
             )
             ids.append((gid, surface, len(mesh.triangles)))
             corner_normals.append(mesh.corner_normals())
@@ -61,7 +62,7 @@ class SceneRaycaster:
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> Hits:
         """Cast rays origins [N,3] + t * directions [N,3]."""
-        rays = o3d.core.Tensor(np.concatenate([origins, directions], axis=1).astype(np.float32))
+        rays = o3d.core.Tensor(np.concatenate([origins, directions], axis=1).astype(np.float32))  # type: ignore[call-overload]  # stub: dtype/device are optional
         res = self._scene.cast_rays(rays)
         t = res["t_hit"].numpy().astype(np.float64)
         gids = res["geometry_ids"].numpy().astype(np.int64)
@@ -84,7 +85,7 @@ class SceneRaycaster:
 
     def occluded(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """[N] bool: whether anything lies along each ray (t > 0)."""
-        rays = o3d.core.Tensor(np.concatenate([origins, directions], axis=1).astype(np.float32))
+        rays = o3d.core.Tensor(np.concatenate([origins, directions], axis=1).astype(np.float32))  # type: ignore[call-overload]  # stub: dtype/device are optional
         return self._scene.test_occlusions(rays).numpy().astype(bool)
 
 

@@ -189,7 +189,7 @@ def make_scene(out_dir: str | Path, scene: str = DEFAULT_SCENE, seed: int = 0, w
             if i < views:
                 part_views[np.unique(view.part)] += 1
                 samples.append(_view_samples(view, rgb8))
-            if progress:
+            if progress and task is not None:
                 progress.update(task, advance=1, info=name)
 
     points, colors = _sample_points(samples, n_points, np.random.default_rng([seed, 2]))

@@ -61,7 +61,8 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Atomically write a compressed ``.npz``."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            # mypy matches **arrays against numpy's keyword-only ``allow_pickle: bool`` parameter
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Iterator
 
 from gsseg.errors import GssegError
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # not POSIX: no locking

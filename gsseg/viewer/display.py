@@ -43,14 +43,15 @@ class DisplayOptions:
 
 
 def compose_rgba(base_rgbs: np.ndarray, opacities: np.ndarray, owner: np.ndarray, object_colors: np.ndarray,
-                 options: DisplayOptions) -> np.ndarray:
+                 options: DisplayOptions, anything_selected: bool | None = None) -> np.ndarray:
     """[N] uint32 packed RGBA for the browser.
 
     base_rgbs: [N,3] in [0,1]; opacities: [N]; owner: [N] int, the selected object owning each
-    Gaussian or -1; object_colors: [K,3] colour of each object.
+    Gaussian or -1; object_colors: [K,3] colour of each object; anything_selected: whether the
+    scene has a selection (default: whether ``owner`` has one; pass it when these N are a subset).
     """
     selected = owner >= 0
-    if not selected.any():
+    if not (selected.any() if anything_selected is None else anything_selected):
         return pack_rgba(base_rgbs, opacities)
     rgbs = base_rgbs.copy()
     alpha = opacities.copy()

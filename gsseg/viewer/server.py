@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 
 from gsseg.errors import GssegError
 from gsseg.features.coverage import supervised_gaussians
 from gsseg.viewer.display import DISPLAY_MODES, DisplayOptions, compose_rgba, segment_colors
 from gsseg.viewer.pick import PickResult, RayPicker
 from gsseg.viewer.selection import ClickRecord, FeatureScorer, Selection, SegmentScorer, default_threshold
-from gsseg.viewer.splats import SplatData, with_rgba
+from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY, SplatData, display_indices, with_rgba
 
 NO_CUT = "(scene colours)"
 CLICK_MODES = ("similar features", "segment of the shown cut")
@@ -37,13 +38,15 @@ class ViewerConfig:
     """host/port to listen on; view: dataset view (stem) the camera starts from (default: the first
     training view, when the run's dataset can be read); min_weight: ``T·α`` a Gaussian needs to be
     picked; export_dir: the folder "export selection" writes under (default ``RUN/exports``): the page
-    names a sub-folder of it and can never write anywhere else."""
+    names a sub-folder of it and can never write anywhere else; max_display: the browser draws at most
+    this many Gaussians (0 = all; see ``splats.display_indices``), clicks still select among all."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     view: str | None = None
     min_weight: float = 0.1
     export_dir: Path | None = None
+    max_display: int = DEFAULT_MAX_DISPLAY
 
 
 @dataclass
@@ -170,11 +173,13 @@ class ViewerApp:
             raise GssegError(f"{self.run_root / 'scene.ply'}: the scene has no Gaussians")
         self.scene, self.record = scene, record
         self.n = len(scene)
-        self.splats = SplatData.from_scene(scene)
-        self.base_buffer = self.splats.base_buffer()
+        self.rgbs, self.opacities = SplatData.colors_of(scene)
+        self.shown = display_indices(scene, self.cfg.max_display)
+        self.display = SplatData.from_scene(scene if self.shown is None else scene.subset(torch.from_numpy(self.shown)))
+        self.base_buffer = self.display.base_buffer()
         self.picker = RayPicker.from_scene(scene)
         kind = record.info.kind if record is not None else None
-        self.scorer = (FeatureScorer(record.features, kind, supervised_gaussians(record.coverage, len(scene)))
+        self.scorer = (FeatureScorer(record.features, record.info.kind, supervised_gaussians(record.coverage, len(scene)))
                        if record is not None else None)
         self.selection = Selection(self.n, threshold=default_threshold(kind))
         self.options = DisplayOptions()
@@ -215,15 +220,19 @@ class ViewerApp:
     def base_rgbs(self) -> np.ndarray:
         """[N,3] colours before selection: the scene's, or the shown cut's segment colours."""
         if self.cut is None:
-            return self.splats.rgbs
+            return self.rgbs
         if self.cut not in self._cut_rgbs:
             self._cut_rgbs[self.cut] = segment_colors(self.cut_labels(self.cut))
         return self._cut_rgbs[self.cut]
 
     def current_rgba(self) -> np.ndarray:
-        """[N] uint32 packed RGBA of every Gaussian as the browser should show it now."""
-        return compose_rgba(self.base_rgbs(), self.splats.opacities, self.selection.owner(), self.selection.colors(),
-                            self.options)
+        """[M] uint32 packed RGBA of the drawn Gaussians (``shown``; all N by default) as the browser
+        should show them now."""
+        rgbs, alpha, owner = self.base_rgbs(), self.opacities, self.selection.owner()
+        anything = bool((owner >= 0).any())
+        if self.shown is not None:
+            rgbs, alpha, owner = rgbs[self.shown], alpha[self.shown], owner[self.shown]
+        return compose_rgba(rgbs, alpha, owner, self.selection.colors(), self.options, anything)
 
     def visible(self) -> np.ndarray | None:
         """[N] bool of Gaussians drawn (isolate / hide), None when all are; hidden ones are not pickable."""
@@ -269,6 +278,7 @@ class ViewerApp:
                 if self.click_mode == CLICK_MODES[1]:
                     note = "no cut is shown, so the click selected by identity features"
                 on_surface = self.picker.surface(pick, ids, ts)
+                assert self.scorer is not None  # has_features was checked above
                 scores = self.scorer.scores(ids[on_surface], ws[on_surface])
             try:
                 self.selection.add_click(ClickRecord(pick.index, not negative, scores))
@@ -378,8 +388,8 @@ class ViewerApp:
         """Start the viser server (GssegError when the port is taken) and build scene and GUI."""
         import viser
 
-        center = np.median(self.splats.centers, axis=0).astype(np.float64)
-        cam = start_camera_from_dataset(self.run_root, self.cfg.view, center) or start_camera_from_points(self.splats.centers)
+        center = np.median(self.display.centers, axis=0).astype(np.float64)
+        cam = start_camera_from_dataset(self.run_root, self.cfg.view, center) or start_camera_from_points(self.display.centers)
         check_port_free(self.cfg.host, self.cfg.port)
         with contextlib.redirect_stdout(io.StringIO()):  # viser's own banner; `gsseg view` prints the URL
             server = viser.ViserServer(host=self.cfg.host, port=self.cfg.port, label="gsseg", verbose=False)
@@ -394,8 +404,8 @@ class ViewerApp:
         server.initial_camera.up = tuple(float(v) for v in cam.up)
         server.initial_camera.fov = float(cam.fov)
         self._splat_handle = server.scene.add_gaussian_splats(
-            "/scene", centers=self.splats.centers, covariances=self.splats.covariances,
-            rgbs=self.splats.rgbs, opacities=self.splats.opacities[:, None])
+            "/scene", centers=self.display.centers, covariances=self.display.covariances,
+            rgbs=self.display.rgbs, opacities=self.display.opacities[:, None])
         self._build_gui(server)
 
         @server.scene.on_click()
@@ -411,7 +421,8 @@ class ViewerApp:
 
     def _build_gui(self, server) -> None:
         gui = server.gui
-        gui.add_markdown(f"**gsseg** · `{self.run_root.name}` · {self.n} Gaussians"
+        shown = f" ({len(self.shown)} drawn, the most visible; clicks select among all)" if self.shown is not None else ""
+        gui.add_markdown(f"**gsseg** · `{self.run_root.name}` · {self.n} Gaussians{shown}"
                          + (f" · {self.record.info.objective} {self.record.info.kind}" if self.record else ""))
         self._gui["status"] = gui.add_markdown(self.status_text())
         with gui.add_folder("Selection"):

@@ -50,14 +50,16 @@ class SplatData:
     opacities: np.ndarray
 
     @staticmethod
-    def from_scene(scene: GaussianScene) -> "SplatData":
+    def colors_of(scene: GaussianScene) -> tuple[np.ndarray, np.ndarray]:
+        """(rgbs [N,3] DC colour in [0,1], opacities [N]) float32."""
         rgb = np.clip(scene.sh0.detach().float().cpu().numpy()[:, 0, :] * SH_C0 + 0.5, 0.0, 1.0)
-        return SplatData(
-            centers=np.ascontiguousarray(scene.means.detach().float().cpu().numpy()),
-            covariances=covariances_from_scene(scene),
-            rgbs=rgb.astype(np.float32),
-            opacities=scene.opacities.detach().float().cpu().numpy().astype(np.float32),
-        )
+        return rgb.astype(np.float32), scene.opacities.detach().float().cpu().numpy().astype(np.float32)
+
+    @staticmethod
+    def from_scene(scene: GaussianScene) -> "SplatData":
+        rgbs, opacities = SplatData.colors_of(scene)
+        return SplatData(centers=np.ascontiguousarray(scene.means.detach().float().cpu().numpy()),
+                         covariances=covariances_from_scene(scene), rgbs=rgbs, opacities=opacities)
 
     def __len__(self) -> int:
         return len(self.centers)
@@ -71,6 +73,23 @@ class SplatData:
         buf[:, 4:7] = tri.view(np.uint32)
         buf[:, 7] = pack_rgba(self.rgbs, self.opacities)
         return buf
+
+
+DEFAULT_MAX_DISPLAY = 500_000  # a browser sorts and draws this many splats interactively on a laptop GPU
+
+
+def display_indices(scene: GaussianScene, max_display: int) -> np.ndarray | None:
+    """[M] sorted indices of the Gaussians the browser draws when the scene has more than
+    ``max_display`` (0 = no limit): the M that cover the most of an image, by opacity × the area
+    of their largest cross-section. None when every Gaussian is drawn. Selection, picking and
+    export always use all Gaussians."""
+    n = len(scene)
+    if max_display <= 0 or n <= max_display:
+        return None
+    log_s = np.sort(scene.log_scales.detach().float().cpu().numpy(), axis=1)
+    importance = scene.opacities.detach().float().cpu().numpy() * np.exp(log_s[:, 1] + log_s[:, 2])
+    keep = np.argpartition(-importance, max_display - 1)[:max_display]
+    return np.sort(keep).astype(np.int64)
 
 
 def pack_rgba(rgbs: np.ndarray, opacities: np.ndarray) -> np.ndarray:

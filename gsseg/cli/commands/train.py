@@ -219,7 +219,7 @@ def _prompt_options(given: dict, clicks: list[str], negative_clicks: list[str], 
                     sam_checkpoint: Path | None, vote_labels: Path | None) -> None:
     """Add prompt / label options to ``given["objective_settings"]`` (paths made absolute, files checked)."""
     from gsseg.errors import file_error
-    from gsseg.objectives.prompts import parse_click
+    from gsseg.prompts.spec import parse_click
 
     for c in clicks:
         parse_click(c)

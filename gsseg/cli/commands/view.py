@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY
+
 
 def view(
     run: Annotated[Path, typer.Argument(help="Run directory (with scene.ply; features.pt and segments/ when present).")],
@@ -20,6 +22,9 @@ def view(
     export_dir: Annotated[Optional[Path], typer.Option(
         help="Folder that 'Export selection' writes under (default: RUN/exports); the page only names a "
              "sub-folder of it.")] = None,
+    max_display: Annotated[int, typer.Option(
+        help="Draw at most this many Gaussians in the browser, the most visible (0 = all); clicks, the "
+             "selection and exports still use every Gaussian.")] = DEFAULT_MAX_DISPLAY,
 ) -> None:
     """Open the run in the browser: splats drawn client-side, click an object to select it (shift+click: negative),
     slide the threshold, colour by hierarchy cut, isolate / hide, export the selection as PLYs."""
@@ -30,14 +35,18 @@ def view(
 
     if not (0 <= port <= 65535):
         raise GssegError(f"--port {port}: must be between 0 and 65535")
+    if max_display < 0:
+        raise GssegError(f"--max-display {max_display}: must be >= 0 (0 = draw all)")
     if not (0.0 < min_weight <= 1.0):
         raise GssegError(f"--min-weight {min_weight}: must be in (0, 1]")
     console = Console(stderr=True)
-    cfg = ViewerConfig(host=host, port=port, view=start_view, min_weight=min_weight, export_dir=export_dir)
+    cfg = ViewerConfig(host=host, port=port, view=start_view, min_weight=min_weight, export_dir=export_dir,
+                       max_display=max_display)
 
     def ready(app) -> None:
         shown = "localhost" if host in ("127.0.0.1", "localhost") else host
-        console.print(f"[bold green]gsseg view[/]: {app.n} Gaussians"
+        drawn = f" ({len(app.shown)} drawn)" if app.shown is not None else ""
+        console.print(f"[bold green]gsseg view[/]: {app.n} Gaussians{drawn}"
                       + ("" if app.has_features else " (no identity features: view only)")
                       + f" at [bold]http://{shown}:{app.server.get_port()}[/] (Ctrl+C to stop)", highlight=False)
 

@@ -37,7 +37,7 @@ def downscale_to(image: np.ndarray, max_size: int) -> np.ndarray:
         return image
     scale = max_size / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    return np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+    return np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR))
 
 
 def remove_small_regions(mask: np.ndarray, min_area: int, mode: str) -> tuple[np.ndarray, bool]:

@@ -123,7 +123,7 @@ def _level_segments(labels: np.ndarray, coarser: np.ndarray | None, noise: Noise
     parents = _parents(labels, coarser, ids)
     segments = {int(i): labels == i for i in ids}
     merged: set[int] = set()
-    out = []
+    out: list[np.ndarray] = []
     for k in rng.permutation(len(ids)):
         i = int(ids[k])
         if i in merged:

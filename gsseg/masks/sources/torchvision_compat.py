@@ -88,7 +88,7 @@ def resize(img, size, interpolation=None, max_size: int | None = None, antialias
     """Bilinear resize of a PIL image or a tensor [..., H, W] to ``size`` ((h, w) or shorter side)."""
     if isinstance(img, Image.Image):
         new_h, new_w = _output_size(img.height, img.width, size, max_size)
-        return img.resize((new_w, new_h), Image.BILINEAR)
+        return img.resize((new_w, new_h), Image.Resampling.BILINEAR)
     if isinstance(img, torch.Tensor):
         new_h, new_w = _output_size(img.shape[-2], img.shape[-1], size, max_size)
         lead = img.shape[:-2]
@@ -135,13 +135,13 @@ def install_stand_in() -> None:
     boxes = _module("torchvision.ops.boxes")
     transforms = _module("torchvision.transforms", package=True)
     functional = _module("torchvision.transforms.functional")
+    # Through the module dicts: ModuleType declares no such attributes, so mypy refuses plain assignments.
     for target in (boxes, ops):
-        target.batched_nms, target.nms, target.box_area, target.box_iou = batched_nms, nms, box_area, box_iou
-    functional.resize, functional.to_pil_image = resize, to_pil_image
-    ops.boxes = boxes
-    transforms.functional = functional
-    root.ops, root.transforms = ops, transforms
-    root.__version__ = "0.0.0+gsseg-stand-in"
+        vars(target).update(batched_nms=batched_nms, nms=nms, box_area=box_area, box_iou=box_iou)
+    vars(functional).update(resize=resize, to_pil_image=to_pil_image)
+    vars(ops).update(boxes=boxes)
+    vars(transforms).update(functional=functional)
+    vars(root).update(ops=ops, transforms=transforms, __version__="0.0.0+gsseg-stand-in")
     sys.modules.update(
         {
             "torchvision": root,
