@@ -299,8 +299,8 @@ def test_segment_without_features_says_what_to_run(emb_run, tmp_path):
     assert parse_threshold_range("0.1:0.3:0.1") == [0.1, 0.2, 0.3]
 
 
-@pytest.mark.parametrize("n_labels", [2, 9, 300])
-def test_label_map_dense_and_sparse_paths_agree_with_a_pixel_loop(n_labels, monkeypatch):
+@pytest.mark.parametrize("n_labels", [2, 9, 40, 300])
+def test_label_map_kernel_dense_and_sparse_paths_agree_with_a_pixel_loop(n_labels, monkeypatch):
     from gsseg.render.tables import ContributionTable, build_contribution_table
     from gsseg.render.testing import orbit_cameras, random_scene
     from gsseg.segment import labelmaps
@@ -312,10 +312,19 @@ def test_label_map_dense_and_sparse_paths_agree_with_a_pixel_loop(n_labels, monk
     weights[: weights.numel() // 10] = 0.0  # some pixels whose weights are all zero: smallest label present wins
     table = ContributionTable(table.offsets, table.gaussian_ids, weights, table.width, table.height)
     labels = np.random.default_rng(n_labels).integers(0, n_labels, 800)
+    kernel = labelmaps.render_label_map(table, labels)  # the C++ kernel where it is built
+    monkeypatch.setattr(labelmaps, "load_cpu_extension", lambda: None)
     dense = labelmaps.render_label_map(table, labels)
     monkeypatch.setattr(labelmaps, "DENSE_HISTOGRAM_CELLS", 0)
     sparse = labelmaps.render_label_map(table, labels)
     np.testing.assert_array_equal(dense, sparse)
+    np.testing.assert_array_equal(kernel, dense)
+    alpha_cut = float(np.median(weights.numpy()))
+    monkeypatch.undo()
+    with_alpha = labelmaps.render_label_map(table, labels, min_alpha=alpha_cut)
+    monkeypatch.setattr(labelmaps, "load_cpu_extension", lambda: None)
+    np.testing.assert_array_equal(with_alpha, labelmaps.render_label_map(table, labels, min_alpha=alpha_cut))
+    assert (with_alpha == 0).sum() > (dense == 0).sum()
     off, gids, w = table.offsets.numpy(), table.gaussian_ids.numpy(), weights.numpy().astype(np.float64)
     expect = np.zeros(40 * 30, np.int32)
     for p in range(40 * 30):

@@ -4,6 +4,7 @@
 #include <torch/extension.h>
 
 #include "contribution_table/contribution_table.h"
+#include "label_maps/label_maps.h"
 #include "pixel_knn/pixel_knn.h"
 #include "projection/projection.h"
 #include "rasterize/rasterize.h"
@@ -22,6 +23,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("build_table", &gsseg::build_table, "per-pixel contribution table (CSR)");
     m.def("table_gather", &gsseg::table_gather, "features of pixels from a contribution table");
     m.def("table_scatter", &gsseg::table_scatter, "backward of table_gather (scatter-add)");
+    m.def("table_label_argmax", &gsseg::table_label_argmax, "label map: each pixel's heaviest label");
     m.def("sh_forward", &gsseg::sh_forward, "spherical harmonics to RGB (forward)");
     m.def("sh_backward", &gsseg::sh_backward, "spherical harmonics to RGB (backward)");
     m.def("tune_malloc", &gsseg::tune_malloc, "glibc mmap / trim thresholds (see utils/malloc_tuning.cpp)");

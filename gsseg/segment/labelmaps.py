@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from gsseg.errors import GssegError
+from gsseg.render.extensions import load_cpu_extension
 from gsseg.render.tables import ContributionTable
 from gsseg.utils.atomic import atomic_path
 
@@ -23,25 +24,33 @@ DENSE_HISTOGRAM_CELLS = 64_000_000  # pixels × labels up to which label maps us
 
 def render_label_map(table: ContributionTable, labels: np.ndarray | torch.Tensor, min_alpha: float = 0.0) -> np.ndarray:
     """int32 [H,W] label map of per-Gaussian ``labels [N]`` (0 = unassigned); pixels whose total
-    weight (alpha) is below ``min_alpha`` are 0."""
+    weight (alpha) is below ``min_alpha`` are 0. The C++ CPU kernel when it is built, else numpy
+    (a dense weight histogram, or a sort for many labels); all three give the same map."""
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64)
     h, w = table.height, table.width
-    offsets = table.offsets.cpu().numpy()
-    counts = np.diff(offsets)
-    gids = table.gaussian_ids.cpu().numpy().astype(np.int64)
-    weights = table.weights.cpu().numpy().astype(np.float64)
+    offsets = table.offsets.cpu()
+    gids_t = table.gaussian_ids.cpu()
+    weights_t = table.weights.cpu().float()
     out = np.zeros(h * w, np.int32)
-    if gids.size == 0:
+    if gids_t.numel() == 0:
         return out.reshape(h, w)
-    pix = np.repeat(np.arange(h * w, dtype=np.int64), counts)
-    lab = labels[gids]
-    n_lab = int(lab.max()) + 1
-    if h * w * n_lab <= DENSE_HISTOGRAM_CELLS:
-        out[:] = _best_labels_dense(pix, lab, weights, h * w, n_lab)
+    ext = load_cpu_extension()
+    pix = None
+    if ext is not None:
+        best = ext.table_label_argmax(offsets.contiguous(), gids_t.contiguous(), weights_t.contiguous(),
+                                      torch.from_numpy(labels))
+        out[:] = best.numpy()
     else:
-        out[:] = _best_labels_sparse(pix, lab, weights, h * w, n_lab)
+        pix = np.repeat(np.arange(h * w, dtype=np.int64), np.diff(offsets.numpy()))
+        lab = labels[gids_t.numpy().astype(np.int64)]
+        n_lab = int(lab.max()) + 1
+        weights = weights_t.numpy().astype(np.float64)
+        best_of = _best_labels_dense if h * w * n_lab <= DENSE_HISTOGRAM_CELLS else _best_labels_sparse
+        out[:] = best_of(pix, lab, weights, h * w, n_lab)
     if min_alpha > 0:
-        alpha = np.bincount(pix, weights=weights, minlength=h * w)
+        if pix is None:
+            pix = np.repeat(np.arange(h * w, dtype=np.int64), np.diff(offsets.numpy()))
+        alpha = np.bincount(pix, weights=weights_t.numpy().astype(np.float64), minlength=h * w)
         out[alpha < min_alpha] = 0
     return out.reshape(h, w)
 
