@@ -59,8 +59,7 @@ def _fwd_bwd(raster, tiles, features, grad_out, geometry: bool):
     def run():
         geo = [t.detach().requires_grad_(geometry) for t in (tiles.means2d, tiles.conics, tiles.opacities)]
         feats = features.detach().requires_grad_(True)
-        out, _ = raster(*geo, feats, tiles.isect_offsets, tiles.flatten_ids, tiles.width, tiles.height,
-                        tiles.tile_size)
+        out, _ = raster(*geo, feats, tiles.isect_offsets, tiles.flatten_ids, tiles.width, tiles.height, tiles.tile_size)
         torch.autograd.backward(out, grad_out)
 
     return run

@@ -39,14 +39,42 @@ def free_port() -> int:
 
 def train(data: Path, ply: Path, run: Path, nproc: int, views_per_step: int, steps: int) -> dict:
     """One features-stage run; its features.json summary."""
-    args = ["train", str(data), "--out", str(run), "--init-ply", str(ply), "--objective", "contrastive",
-            "--feature-iters", str(steps), "--views-per-step", str(views_per_step), "--seed", "1", "--restart", "-q"]
+    args = [
+        "train",
+        str(data),
+        "--out",
+        str(run),
+        "--init-ply",
+        str(ply),
+        "--objective",
+        "contrastive",
+        "--feature-iters",
+        str(steps),
+        "--views-per-step",
+        str(views_per_step),
+        "--seed",
+        "1",
+        "--restart",
+        "-q",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, "-m", "gsseg", *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-               "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "gsseg", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            str(nproc),
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(free_port()),
+            "-m",
+            "gsseg",
+            *args,
+        ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -75,9 +103,26 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work
     data = work / f"data_{args.width}x{args.height}_v{args.views}"
     if not (data / "scene.json").is_file():
-        for cmd in (["synth", str(data), "--scene", "tabletop", "--width", str(args.width), "--height", str(args.height),
-                     "--views", str(args.views), "--test-views", "2", "--supersample", "1", "--force"],
-                    ["masks", str(data), "--source", "simulated", "--noise", "medium", "-q"]):
+        for cmd in (
+            [
+                "synth",
+                str(data),
+                "--scene",
+                "tabletop",
+                "--width",
+                str(args.width),
+                "--height",
+                str(args.height),
+                "--views",
+                str(args.views),
+                "--test-views",
+                "2",
+                "--supersample",
+                "1",
+                "--force",
+            ],
+            ["masks", str(data), "--source", "simulated", "--noise", "medium", "-q"],
+        ):
             subprocess.run([sys.executable, "-m", "gsseg", *cmd], check=True, capture_output=True)
     ply = work / f"n{args.gaussians}.ply"
     if not ply.is_file():
@@ -87,20 +132,33 @@ def main(argv: list[str] | None = None) -> int:
         one = train(data, ply, work / f"one_v{v}", 1, v, args.feature_iters)
         many = train(data, ply, work / f"many_v{v}", args.nproc, v, args.feature_iters)
         diff = float((features_of(work / f"one_v{v}") - features_of(work / f"many_v{v}")).abs().max())
-        row = {"views_per_step": v, "one_s_per_1000": one["seconds"] / one["steps"] * 1000,
-               "many_s_per_1000": many["seconds"] / many["steps"] * 1000, "max_feature_diff": diff,
-               "processes": many["processes"]}
+        row = {
+            "views_per_step": v,
+            "one_s_per_1000": one["seconds"] / one["steps"] * 1000,
+            "many_s_per_1000": many["seconds"] / many["steps"] * 1000,
+            "max_feature_diff": diff,
+            "processes": many["processes"],
+        }
         row["speedup"] = row["one_s_per_1000"] / row["many_s_per_1000"]
         print(f"[bench_distributed] {json.dumps(row)}", file=sys.stderr, flush=True)
         rows.append(row)
     if not args.no_write:
-        lines = [BEGIN, "## Data-parallel features stage (`python benchmarks/bench_distributed.py`)", "",
-                 f"tabletop {args.width}x{args.height}, {args.views} views, {args.gaussians:,} Gaussians, contrastive, "
-                 f"{args.feature_iters} steps, one thread per process, {os.cpu_count()} cores.", "",
-                 f"| views per step | 1 process s/1000 steps | {args.nproc} processes s/1000 steps | speed-up | "
-                 "max feature difference |", "|---|---|---|---|---|"]
-        lines += [f"| {r['views_per_step']} | {r['one_s_per_1000']:.1f} | {r['many_s_per_1000']:.1f} | "
-                  f"{r['speedup']:.2f}x | {r['max_feature_diff']:.1e} |" for r in rows]
+        lines = [
+            BEGIN,
+            "## Data-parallel features stage (`python benchmarks/bench_distributed.py`)",
+            "",
+            f"tabletop {args.width}x{args.height}, {args.views} views, {args.gaussians:,} Gaussians, contrastive, "
+            f"{args.feature_iters} steps, one thread per process, {os.cpu_count()} cores.",
+            "",
+            f"| views per step | 1 process s/1000 steps | {args.nproc} processes s/1000 steps | speed-up | "
+            "max feature difference |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['views_per_step']} | {r['one_s_per_1000']:.1f} | {r['many_s_per_1000']:.1f} | "
+            f"{r['speedup']:.2f}x | {r['max_feature_diff']:.1e} |"
+            for r in rows
+        ]
         lines.append(END)
         write_results("\n".join(lines) + "\n", BEGIN, END)
     if args.json:

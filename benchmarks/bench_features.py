@@ -35,11 +35,23 @@ def prepare(workdir: Path, args) -> tuple:
     t0 = time.perf_counter()
     data = workdir / f"{args.scene}_{args.width}x{args.height}"
     if not (data / "transforms_train.json").is_file():
-        make_scene(data, scene=args.scene, seed=args.seed, width=args.width, height=args.height, views=args.views,
-                   test_views=args.test_views, show_progress=False)
+        make_scene(
+            data,
+            scene=args.scene,
+            seed=args.seed,
+            width=args.width,
+            height=args.height,
+            views=args.views,
+            test_views=args.test_views,
+            show_progress=False,
+        )
     ds = load_dataset(data)
-    run_source(ds, make_source("simulated", SourceOptions(noise=args.noise, seed=args.seed)), split="train",
-               show_progress=False)
+    run_source(
+        ds,
+        make_source("simulated", SourceOptions(noise=args.noise, seed=args.seed)),
+        split="train",
+        show_progress=False,
+    )
     views = ds.names("train")[:: args.splat_every]
     scene, _ = init_from_depth(ds, views, stride=2, size=0.8)
     return ds, scene, time.perf_counter() - t0
@@ -77,21 +89,25 @@ def bench_objective(name: str, ds, scene, workdir: Path, args) -> dict:
 def write_results(result: dict) -> None:
     rows = "\n".join(
         f"| {r['objective']} | {r['steps']} | {r['seconds']:.1f} | {r['steps_per_s']:.1f} | "
-        f"{'yes' if r['meets_target'] else 'no'} | {r['cpu_seconds']:.1f} | {'yes' if r['cpu_meets_target'] else 'no'} |"
-        for r in result["objectives"])
-    text = (f"{BEGIN}\n## Feature stage (`benchmarks/bench_features.py`)\n\n"
-            f"Scene {result['scene']} {result['size']}, {result['gaussians']} Gaussians (depth-splatted), "
-            f"{result['train_views']} training views, simulated masks ({result['noise']}); CPU, "
-            f"{result['threads']} torch thread(s); load average {result['load_before']:.1f} before / "
-            f"{result['load_after']:.1f} after on a {result['cpus']}-core machine shared with other jobs.\n\n"
-            "Wall seconds depend on the load; CPU seconds (process time of the stage, one thread) are what "
-            "the stage costs on an idle core.\n\n"
-            "| objective | steps | wall s | steps/s | wall ≤ 60 s / 2000 steps | CPU s | CPU ≤ 60 s |\n"
-            "|---|---|---|---|---|---|---|\n"
-            f"{rows}\n{END}")
+        f"{'yes' if r['meets_target'] else 'no'} | {r['cpu_seconds']:.1f} | "
+        f"{'yes' if r['cpu_meets_target'] else 'no'} |"
+        for r in result["objectives"]
+    )
+    text = (
+        f"{BEGIN}\n## Feature stage (`benchmarks/bench_features.py`)\n\n"
+        f"Scene {result['scene']} {result['size']}, {result['gaussians']} Gaussians (depth-splatted), "
+        f"{result['train_views']} training views, simulated masks ({result['noise']}); CPU, "
+        f"{result['threads']} torch thread(s); load average {result['load_before']:.1f} before / "
+        f"{result['load_after']:.1f} after on a {result['cpus']}-core machine shared with other jobs.\n\n"
+        "Wall seconds depend on the load; CPU seconds (process time of the stage, one thread) are what "
+        "the stage costs on an idle core.\n\n"
+        "| objective | steps | wall s | steps/s | wall ≤ 60 s / 2000 steps | CPU s | CPU ≤ 60 s |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"{rows}\n{END}"
+    )
     old = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
     if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END):]
+        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END) :]
     else:
         new = old.rstrip("\n") + "\n\n" + text + "\n"
     from gsseg.utils.atomic import atomic_open
@@ -128,10 +144,17 @@ def main(argv: list[str] | None = None) -> int:
         ds, scene, prep_s = prepare(workdir, args)
         results = [bench_objective(name, ds, scene, workdir, args) for name in args.objectives.split(",")]
         result = {
-            "scene": args.scene, "size": f"{args.width}x{args.height}", "gaussians": len(scene),
-            "train_views": len(ds.names("train")), "noise": args.noise, "prepare_s": round(prep_s, 1),
-            "threads": FeatureStageConfig().threads or torch.get_num_threads(), "cpus": os.cpu_count(),
-            "load_before": load_before, "load_after": os.getloadavg()[0], "machine": platform.machine(),
+            "scene": args.scene,
+            "size": f"{args.width}x{args.height}",
+            "gaussians": len(scene),
+            "train_views": len(ds.names("train")),
+            "noise": args.noise,
+            "prepare_s": round(prep_s, 1),
+            "threads": FeatureStageConfig().threads or torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": os.getloadavg()[0],
+            "machine": platform.machine(),
             "objectives": results,
         }
     if args.write:

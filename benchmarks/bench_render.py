@@ -111,13 +111,17 @@ def measure(reference_repeats: int = 2, repeats: int = 7, timer: str = "wall") -
     }
     cpu_ms = _best_ms(_full_step(params, cams, "cpu"), repeats, timer=timer)
     ref_ms = _best_ms(_full_step(params, cams, "reference"), reference_repeats, timer=timer)
-    result.update(cpu_fwd_bwd_ms=round(cpu_ms, 2), reference_fwd_bwd_ms=round(ref_ms, 1),
-                  cpu_vs_reference_speedup=round(ref_ms / cpu_ms, 1))
+    result.update(
+        cpu_fwd_bwd_ms=round(cpu_ms, 2),
+        reference_fwd_bwd_ms=round(ref_ms, 1),
+        cpu_vs_reference_speedup=round(ref_ms / cpu_ms, 1),
+    )
 
     means, quats, scales, opacities, _, features = params
     table = build_contribution_table(means, quats, scales, opacities, cams, backend="cpu")
-    build_ms = _best_ms(lambda: build_contribution_table(means, quats, scales, opacities, cams, backend="cpu"),
-                        3, timer=timer)
+    build_ms = _best_ms(
+        lambda: build_contribution_table(means, quats, scales, opacities, cams, backend="cpu"), 3, timer=timer
+    )
     result["table_build_ms"] = round(build_ms, 2)
     result["table_nnz"] = table.nnz
     result["table_mbytes"] = round(table.nbytes / 2**20, 2)
@@ -130,8 +134,11 @@ def measure(reference_repeats: int = 2, repeats: int = 7, timer: str = "wall") -
 
     table_ms = _best_ms(table_step, repeats * 3, warmup=2, timer=timer)
     full_ms = _best_ms(_full_step(params, cams, "cpu", grad_geometry=False), repeats, timer=timer)
-    result.update(table_fwd_bwd_ms=round(table_ms, 3), full_feature_fwd_bwd_ms=round(full_ms, 2),
-                  table_vs_full_speedup=round(full_ms / table_ms, 1))
+    result.update(
+        table_fwd_bwd_ms=round(table_ms, 3),
+        full_feature_fwd_bwd_ms=round(full_ms, 2),
+        table_vs_full_speedup=round(full_ms / table_ms, 1),
+    )
     result.update(_cuda_results())
     return result
 
@@ -141,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeats", type=int, default=7, help="timed repetitions of the fast paths")
     parser.add_argument("--threads", type=int, default=0, help="torch / OpenMP threads (0 = torch's default)")
-    parser.add_argument("--timer", choices=sorted(TIMERS), default="wall",
-                        help="wall clock, or the calling thread's CPU time (use with --threads 1)")
+    parser.add_argument(
+        "--timer",
+        choices=sorted(TIMERS),
+        default="wall",
+        help="wall clock, or the calling thread's CPU time (use with --threads 1)",
+    )
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)

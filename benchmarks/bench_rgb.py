@@ -30,8 +30,16 @@ def bench_scene(name: str, root: Path, args) -> dict:
     from gsseg.train.pipeline import StageOptions, run_training
     from gsseg.train.run_dir import RunDir
 
-    data = make_scene(root / name, scene=name, seed=args.seed, width=args.width, height=args.height,
-                      views=args.views, test_views=args.test_views, force=True)
+    data = make_scene(
+        root / name,
+        scene=name,
+        seed=args.seed,
+        width=args.width,
+        height=args.height,
+        views=args.views,
+        test_views=args.test_views,
+        force=True,
+    )
     ds = load_dataset(data)
     rgb = RGBConfig(time_limit_s=args.time_limit, device="cpu", seed=args.seed)
     if args.iters:
@@ -78,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", default=",".join(SCENE_NAMES), help="comma-separated built-in scene names")
     p.add_argument("--time-limit", type=float, default=180.0, help="seconds of RGB training per scene")
     p.add_argument("--iters", type=int, default=0, help="override the configured step count (0 = default)")
-    p.add_argument("--grow-grad2d", type=float, default=0.0,
-                   help="densification growth threshold (0 = the configured default)")
+    p.add_argument(
+        "--grow-grad2d", type=float, default=0.0, help="densification growth threshold (0 = the configured default)"
+    )
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--views", type=int, default=32)
@@ -95,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = bench_scene(name.strip(), root, args)
             if not args.json:
                 r = results[name]
-                print(f"{name:12s} PSNR {r['psnr']:6.2f} dB  {r['steps']} steps in {r['train_seconds']:.0f} s  "
-                      f"{r['gaussians']} Gaussians  [{r['backend']}]", file=sys.stderr)
+                print(
+                    f"{name:12s} PSNR {r['psnr']:6.2f} dB  {r['steps']} steps in {r['train_seconds']:.0f} s  "
+                    f"{r['gaussians']} Gaussians  [{r['backend']}]",
+                    file=sys.stderr,
+                )
     out = {
         "target_psnr": TARGET_PSNR,
         "time_limit_s": args.time_limit,

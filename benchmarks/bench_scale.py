@@ -154,23 +154,54 @@ def measure(point: Point, work: Path) -> dict:
     row: dict = {**asdict(point), "name": point.name}
     if not (data / "scene.json").is_file():
         t0 = time.perf_counter()
-        gsseg("synth", str(data), "--scene", "tabletop", "--width", str(point.width), "--height", str(point.height),
-              "--views", str(point.views), "--test-views", "4", "--supersample", "1", "--force", log=log)
+        gsseg(
+            "synth",
+            str(data),
+            "--scene",
+            "tabletop",
+            "--width",
+            str(point.width),
+            "--height",
+            str(point.height),
+            "--views",
+            str(point.views),
+            "--test-views",
+            "4",
+            "--supersample",
+            "1",
+            "--force",
+            log=log,
+        )
         gsseg("masks", str(data), "--source", "simulated", "--noise", "medium", log=log)
         row["data_seconds"] = time.perf_counter() - t0
     ply = work / f"{point.name}.ply"
     if not ply.is_file():
         row["gaussians"] = make_ply(data, point.gaussians, ply)
     run = work / f"run_{point.name}"
-    feat = gsseg("train", str(data), "--out", str(run), "--init-ply", str(ply), "--objective", "contrastive",
-                 "--feature-iters", str(point.steps), "--restart", "--quiet", log=log)
+    feat = gsseg(
+        "train",
+        str(data),
+        "--out",
+        str(run),
+        "--init-ply",
+        str(ply),
+        "--objective",
+        "contrastive",
+        "--feature-iters",
+        str(point.steps),
+        "--restart",
+        "--quiet",
+        log=log,
+    )
     summary = json.loads((run / "features.json").read_text())
     row["features_s_per_1000"] = summary["seconds"] / max(summary["steps"], 1) * 1000
     row["features_peak_rss_gib"] = feat["peak_rss"] / GIB
     row["table_build_s"] = table_build_seconds(run)
-    for verb, args in (("segment", ["segment", str(run), "--auto", "--quiet"]),
-                       ("export", ["export", str(run), "--out", str(work / f"export_{point.name}"), "--quiet"]),
-                       ("eval", ["eval", str(run), "--json"])):
+    for verb, args in (
+        ("segment", ["segment", str(run), "--auto", "--quiet"]),
+        ("export", ["export", str(run), "--out", str(work / f"export_{point.name}"), "--quiet"]),
+        ("eval", ["eval", str(run), "--json"]),
+    ):
         m = gsseg(*args, log=log)
         row[f"{verb}_s"], row[f"{verb}_peak_rss_gib"] = m["seconds"], m["peak_rss"] / GIB
     row["viewer_load_s"] = viewer_load_seconds(run)
@@ -178,8 +209,11 @@ def measure(point: Point, work: Path) -> dict:
     return row
 
 
-SIZE_AXES = {"pixels": lambda r: r["width"] * r["height"], "views": lambda r: r["views"],
-             "gaussians": lambda r: r["gaussians"]}
+SIZE_AXES = {
+    "pixels": lambda r: r["width"] * r["height"],
+    "views": lambda r: r["views"],
+    "gaussians": lambda r: r["gaussians"],
+}
 
 
 def growth_exponents(rows: list[dict]) -> dict[str, float]:
@@ -225,16 +259,27 @@ def plot(rows: list[dict], path: Path) -> bool:
 
 
 def markdown(rows: list[dict], exponents: dict[str, float], plotted: bool) -> str:
-    lines = [BEGIN, "## Scale (`python benchmarks/bench_scale.py`)", "",
-             "| point | Gaussians | features s/1000 steps | table build s/view | peak RSS GiB | segment s | "
-             "export s | eval s | viewer load s |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "## Scale (`python benchmarks/bench_scale.py`)",
+        "",
+        "| point | Gaussians | features s/1000 steps | table build s/view | peak RSS GiB | segment s | "
+        "export s | eval s | viewer load s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['width']}x{r['height']}, {r['views']} views | {r['gaussians']:,} | "
-                     f"{r['features_s_per_1000']:.1f} | {r['table_build_s']:.2f} | {r['peak_rss_gib']:.2f} | "
-                     f"{r['segment_s']:.1f} | {r['export_s']:.1f} | {r['eval_s']:.1f} | {r['viewer_load_s']:.1f} |")
+        lines.append(
+            f"| {r['width']}x{r['height']}, {r['views']} views | {r['gaussians']:,} | "
+            f"{r['features_s_per_1000']:.1f} | {r['table_build_s']:.2f} | {r['peak_rss_gib']:.2f} | "
+            f"{r['segment_s']:.1f} | {r['export_s']:.1f} | {r['eval_s']:.1f} | {r['viewer_load_s']:.1f} |"
+        )
     if exponents:
-        lines += ["", "Growth exponents of the features-stage time (log-log fit): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in exponents.items()) + "."]
+        lines += [
+            "",
+            "Growth exponents of the features-stage time (log-log fit): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in exponents.items())
+            + ".",
+        ]
     if plotted:
         lines += ["", "![cost against size](scale.png)"]
     lines.append(END)
@@ -245,7 +290,7 @@ def write_results(section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the ``begin``..``end`` section of RESULTS.md with ``section`` (appended if absent)."""
     text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
     if begin in text and end in text:
-        text = text[:text.index(begin)] + section + text[text.index(end) + len(end) + 1:]
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) + 1 :]
     else:
         text = text.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(text)
@@ -263,8 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     for point in points(args.points, args.feature_iters):
         print(f"[bench_scale] {point.name} ({point.steps} steps) ...", file=sys.stderr, flush=True)
         row = measure(point, args.work)
-        print(f"[bench_scale] {point.name}: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[bench_scale] {point.name}: "
+            + json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
+            file=sys.stderr,
+            flush=True,
+        )
         rows.append(row)
     exponents = growth_exponents(rows)
     plotted = False

@@ -29,7 +29,6 @@ from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY
 TARGET_MS = 200.0
 
 
-
 def make_run(root: Path, n: int, dim: int, kind: str, seed: int) -> None:
     import numpy as np
     import torch
@@ -41,9 +40,14 @@ def make_run(root: Path, n: int, dim: int, kind: str, seed: int) -> None:
 
     g = torch.Generator().manual_seed(seed)
     means = torch.rand(n, 3, generator=g) * 2.0 - 1.0
-    scene = GaussianScene(means, torch.full((n, 3), float(np.log(0.02))) + 0.3 * torch.randn(n, 3, generator=g),
-                          torch.randn(n, 4, generator=g), torch.randn(n, generator=g),
-                          torch.rand(n, 1, 3, generator=g) - 0.5, torch.zeros(n, 0, 3))
+    scene = GaussianScene(
+        means,
+        torch.full((n, 3), float(np.log(0.02))) + 0.3 * torch.randn(n, 3, generator=g),
+        torch.randn(n, 4, generator=g),
+        torch.randn(n, generator=g),
+        torch.rand(n, 1, 3, generator=g) - 0.5,
+        torch.zeros(n, 0, 3),
+    )
     write_ply(root / "scene.ply", scene)
     # features: 200 spatial clusters, so a click selects a compact object
     centers = torch.rand(200, 3, generator=g) * 2.0 - 1.0
@@ -114,19 +118,29 @@ def run(args) -> dict:
             def pick(i: int) -> None:
                 app.picker.pick(origin, dirs[i])
 
-            results = {name: summary(timed(fn, args.repeats))
-                       for name, fn in [("pick", pick), ("click", click), ("threshold", threshold), ("cut", cut),
-                                        ("mode", mode)]}
+            results = {
+                name: summary(timed(fn, args.repeats))
+                for name, fn in [
+                    ("pick", pick),
+                    ("click", click),
+                    ("threshold", threshold),
+                    ("cut", cut),
+                    ("mode", mode),
+                ]
+            }
             selected = int(app.selection.selected().sum())
         finally:
             app.stop()
     worst = max(results["click"]["median_ms"], results["threshold"]["median_ms"])
     return {
         "benchmark": "viewer_selection_update",
-        "n_gaussians": args.n, "feature_dim": args.dim, "kind": args.kind,
+        "n_gaussians": args.n,
+        "feature_dim": args.dim,
+        "kind": args.kind,
         "drawn": len(app.shown) if app.shown is not None else args.n,
         "buffer_bytes_per_update": (len(app.shown) if app.shown is not None else args.n) * 32,
-        "setup_seconds": round(build_s, 2), "viewer_load_seconds": round(load_s, 2),
+        "setup_seconds": round(build_s, 2),
+        "viewer_load_seconds": round(load_s, 2),
         "threads": torch.get_num_threads(),
         **results,
         "selected_after_last_click": selected,

@@ -73,6 +73,7 @@ def fixed_steps(suite: quality.Suite) -> quality.Suite:
 
 # --- inputs --------------------------------------------------------------------------------------
 
+
 def mask_dataset(source: Path, work: Path, rung: str, seed: int) -> Path:
     """A dataset folder that shares ``source``'s files (symlinks) and holds its own masks for ``rung``."""
     from gsseg.data import load_dataset
@@ -114,6 +115,7 @@ def write_permuted_gt(ds, dst: Path, seed: int) -> None:
 
 # --- runs ----------------------------------------------------------------------------------------
 
+
 def features_run(suite: quality.Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int) -> Path:
     """Features of ``objective`` on ``ds``'s masks over the geometry of ``base_run``."""
     from gsseg.train.config import FeatureStageConfig
@@ -132,9 +134,14 @@ def features_run(suite: quality.Suite, ds, base_run: Path, run_root: Path, objec
     run = RunDir(run_root)
     cfg = run.read_config()
     cfg.stages = ["features"]
-    cfg.features = FeatureStageConfig(objective=objective, objective_settings=quality.objective_settings(objective, ds),
-                                      iters=suite.feature_iters.get(objective, 500), time_limit_s=suite.feature_time_s,
-                                      seed=seed, device="cpu")
+    cfg.features = FeatureStageConfig(
+        objective=objective,
+        objective_settings=quality.objective_settings(objective, ds),
+        iters=suite.feature_iters.get(objective, 500),
+        time_limit_s=suite.feature_time_s,
+        seed=seed,
+        device="cpu",
+    )
     run_training(cfg, run, StageOptions(resume=False, show_progress=False), ds=ds)
     return run_root
 
@@ -143,16 +150,27 @@ def numeric(result: dict) -> dict:
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-METRICS = ("nc_mean", "si", "vc", "hier_miou_l1", "hier_miou_l2", "hier_object_miou", "hier_pq_scene",
-           "object_miou", "object_acc", "pq_scene")
+METRICS = (
+    "nc_mean",
+    "si",
+    "vc",
+    "hier_miou_l1",
+    "hier_miou_l2",
+    "hier_object_miou",
+    "hier_pq_scene",
+    "object_miou",
+    "object_acc",
+    "pq_scene",
+)
 
 
 def mode_rows(base: dict, result: dict) -> list[dict]:
     """The 3D and 2D rows of one evaluated run (2D: UFF's per-view cuts)."""
     rows = [{**base, "mode": "3D", **{k: result[k] for k in METRICS if k in result}}]
     if "nc_mean_2d" in result:
-        rows.append({**base, "mode": "2D", **{k: result.get(f"{k}_2d") for k in ("nc_mean", "si", "vc")
-                                              if f"{k}_2d" in result}})
+        rows.append(
+            {**base, "mode": "2D", **{k: result.get(f"{k}_2d") for k in ("nc_mean", "si", "vc") if f"{k}_2d" in result}}
+        )
     return rows
 
 
@@ -166,14 +184,30 @@ def run_scene(ladder: Ladder, name: str, data: Path, work: Path, log) -> list[di
     if not (ladder.reuse_rgb and (base_run / "scene.ply").is_file()):
         quality.train_rgb(suite, ds, base_run)
     ceil = numeric(quality.evaluate(suite, base_run, ["psnr", "oracle", "oracle_tree"]))
-    log(f"{name}: RGB + ceilings {time.perf_counter() - t0:.0f} s, PSNR {ceil.get('psnr', float('nan')):.2f} dB, "
+    log(
+        f"{name}: RGB + ceilings {time.perf_counter() - t0:.0f} s, PSNR {ceil.get('psnr', float('nan')):.2f} dB, "
         f"ceiling NC {ceil.get('oracle_nc_mean', float('nan')):.3f}, GT-feature tree NC "
-        f"{ceil.get('oracle_tree_nc_mean', float('nan')):.3f}")
-    rows = [{"scene": name, "rung": "0 ceiling", "objective": "GT-labelled Gaussians", "mode": "3D",
-             "psnr": ceil.get("psnr"), **{k: ceil.get(f"oracle_{k}") for k in ("nc_mean", "si", "vc")},
-             "object_miou": ceil.get("oracle_object_miou"), "pq_scene": ceil.get("oracle_pq_scene")},
-            {"scene": name, "rung": "0 ceiling", "objective": "GT features → hierarchy", "mode": "3D",
-             **{k: ceil.get(f"oracle_tree_{k}") for k in ("nc_mean", "si", "vc", "hier_object_miou", "hier_pq_scene")}}]
+        f"{ceil.get('oracle_tree_nc_mean', float('nan')):.3f}"
+    )
+    rows = [
+        {
+            "scene": name,
+            "rung": "0 ceiling",
+            "objective": "GT-labelled Gaussians",
+            "mode": "3D",
+            "psnr": ceil.get("psnr"),
+            **{k: ceil.get(f"oracle_{k}") for k in ("nc_mean", "si", "vc")},
+            "object_miou": ceil.get("oracle_object_miou"),
+            "pq_scene": ceil.get("oracle_pq_scene"),
+        },
+        {
+            "scene": name,
+            "rung": "0 ceiling",
+            "objective": "GT features → hierarchy",
+            "mode": "3D",
+            **{k: ceil.get(f"oracle_tree_{k}") for k in ("nc_mean", "si", "vc", "hier_object_miou", "hier_pq_scene")},
+        },
+    ]
     if not ds.gt_levels:
         log(f"{name}: no gt/<level>/ label maps: only the RGB stage ran")
         return rows
@@ -184,20 +218,37 @@ def run_scene(ladder: Ladder, name: str, data: Path, work: Path, log) -> list[di
             mds = load_dataset(mdata)
             inputs = numeric(_evaluate_on(suite, base_run, mdata, ["input"]))
             per_seed.setdefault(("input masks", "masks"), []).append(
-                {"nc_mean": inputs.get("input_nc_mean"), "hier_miou_l1": inputs.get("input_hier_miou_l1"),
-                 "hier_miou_l2": inputs.get("input_hier_miou_l2")})
+                {
+                    "nc_mean": inputs.get("input_nc_mean"),
+                    "hier_miou_l1": inputs.get("input_hier_miou_l1"),
+                    "hier_miou_l2": inputs.get("input_hier_miou_l2"),
+                }
+            )
             for objective in ladder.objectives:
                 t1 = time.perf_counter()
-                root = features_run(suite, mds, base_run, work / f"run_{name}_{rung}_{objective}_s{seed}", objective, seed)
+                root = features_run(
+                    suite, mds, base_run, work / f"run_{name}_{rung}_{objective}_s{seed}", objective, seed
+                )
                 result = numeric(quality.evaluate(suite, root, ["hierarchy", "prompted", "panoptic"]))
                 for row in mode_rows({}, result):
                     per_seed.setdefault((objective, row.pop("mode")), []).append(row)
-                log(f"  {RUNG_NAMES[rung]} seed {seed} {objective}: NC 3D {result.get('nc_mean', float('nan')):.3f} "
-                    f"2D {result.get('nc_mean_2d', float('nan')):.3f} (input {inputs.get('input_nc_mean', float('nan')):.3f}) "
-                    f"{time.perf_counter() - t1:.0f} s")
+                log(
+                    f"  {RUNG_NAMES[rung]} seed {seed} {objective}: NC 3D {result.get('nc_mean', float('nan')):.3f} "
+                    f"2D {result.get('nc_mean_2d', float('nan')):.3f} "
+                    f"(input {inputs.get('input_nc_mean', float('nan')):.3f}) "
+                    f"{time.perf_counter() - t1:.0f} s"
+                )
         for (objective, mode), values in per_seed.items():
-            rows.append({"scene": name, "rung": RUNG_NAMES[rung], "objective": objective, "mode": mode,
-                         **mean_rows(values), "seeds": len(values)})
+            rows.append(
+                {
+                    "scene": name,
+                    "rung": RUNG_NAMES[rung],
+                    "objective": objective,
+                    "mode": mode,
+                    **mean_rows(values),
+                    "seeds": len(values),
+                }
+            )
     return rows
 
 
@@ -234,10 +285,22 @@ def run_ladder(ladder: Ladder, work: Path, log=print) -> list[dict]:
 
 # --- table ---------------------------------------------------------------------------------------
 
-COLUMNS = [("scene", "scene"), ("rung", "rung"), ("objective", "objective"), ("mode", "mode"), ("nc_mean", "NC"),
-           ("si", "SI"), ("vc", "VC"), ("hier_miou_l1", "mIoU L1"), ("hier_miou_l2", "mIoU L2"),
-           ("hier_object_miou", "obj mIoU (best seg.)"), ("hier_pq_scene", "PQ^scene (best cut)"),
-           ("object_miou", "obj mIoU"), ("object_acc", "obj acc"), ("pq_scene", "PQ^scene")]
+COLUMNS = [
+    ("scene", "scene"),
+    ("rung", "rung"),
+    ("objective", "objective"),
+    ("mode", "mode"),
+    ("nc_mean", "NC"),
+    ("si", "SI"),
+    ("vc", "VC"),
+    ("hier_miou_l1", "mIoU L1"),
+    ("hier_miou_l2", "mIoU L2"),
+    ("hier_object_miou", "obj mIoU (best seg.)"),
+    ("hier_pq_scene", "PQ^scene (best cut)"),
+    ("object_miou", "obj mIoU"),
+    ("object_acc", "obj acc"),
+    ("pq_scene", "PQ^scene"),
+]
 
 
 def _cell(row: dict, key: str) -> str:
@@ -252,19 +315,27 @@ def _cell(row: dict, key: str) -> str:
 
 def render_markdown(rows: list[dict], ladder: Ladder, total_s: float, notes: str) -> str:
     s = ladder.suite
-    lines = [BEGIN, "## Oracle ladder (`benchmarks/ladder.py`)", "",
-             f"Scenes {', '.join(ladder.scenes + [Path(d).name for d in ladder.data])}; rungs "
-             f"{', '.join(RUNG_NAMES[r] for r in ladder.rungs)}; objectives {', '.join(ladder.objectives)}; seeds "
-             f"{', '.join(map(str, ladder.seeds))} (masks and features; ± is the sd over seeds); {s.width}×{s.height}, "
-             f"{s.views} training + {s.test_views} test views; RGB ≤ {s.rgb_iters} steps / {s.rgb_time_s:.0f} s; "
-             f"feature steps " + ", ".join(f"{o} {s.feature_iters.get(o, 0)}" for o in ladder.objectives)
-             + f" (≤ {s.feature_time_s:.0f} s). Total {total_s / 60:.1f} min.", "",
-             "Rung 0: the ground truth on the Gaussians (rendered directly), and the same labels as features "
-             "through the hierarchy / cut / label-map stage. Input-mask rows score the masks themselves on the "
-             "training views (NC and point query); 3D rows the hierarchy's cuts rendered into the test views; "
-             "2D rows UFF's per-view cuts of the rendered features. obj mIoU (best seg.): per ground-truth object "
-             "the best scene-level IoU of any segment of any cut; PQ^scene (best cut): the best single cut.", "",
-             "| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [
+        BEGIN,
+        "## Oracle ladder (`benchmarks/ladder.py`)",
+        "",
+        f"Scenes {', '.join(ladder.scenes + [Path(d).name for d in ladder.data])}; rungs "
+        f"{', '.join(RUNG_NAMES[r] for r in ladder.rungs)}; objectives {', '.join(ladder.objectives)}; seeds "
+        f"{', '.join(map(str, ladder.seeds))} (masks and features; ± is the sd over seeds); {s.width}×{s.height}, "
+        f"{s.views} training + {s.test_views} test views; RGB ≤ {s.rgb_iters} steps / {s.rgb_time_s:.0f} s; "
+        f"feature steps "
+        + ", ".join(f"{o} {s.feature_iters.get(o, 0)}" for o in ladder.objectives)
+        + f" (≤ {s.feature_time_s:.0f} s). Total {total_s / 60:.1f} min.",
+        "",
+        "Rung 0: the ground truth on the Gaussians (rendered directly), and the same labels as features "
+        "through the hierarchy / cut / label-map stage. Input-mask rows score the masks themselves on the "
+        "training views (NC and point query); 3D rows the hierarchy's cuts rendered into the test views; "
+        "2D rows UFF's per-view cuts of the rendered features. obj mIoU (best seg.): per ground-truth object "
+        "the best scene-level IoU of any segment of any cut; PQ^scene (best cut): the best single cut.",
+        "",
+        "| " + " | ".join(h for _, h in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
     for r in rows:
         lines.append("| " + " | ".join(_cell(r, k) for k, _ in COLUMNS) + " |")
     lines += ["", notes or f"{NOTES_BEGIN}\nDiagnosis: (edit here; kept across runs)\n{NOTES_END}", END]
@@ -292,8 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     ladder = Ladder()
     if args.quick:
-        ladder = Ladder(scenes=["tabletop"], rungs=["gt", "medium"], objectives=["contrastive"],
-                        suite=fixed_steps(quality.quick_suite()))
+        ladder = Ladder(
+            scenes=["tabletop"],
+            rungs=["gt", "medium"],
+            objectives=["contrastive"],
+            suite=fixed_steps(quality.quick_suite()),
+        )
     if args.scenes:
         ladder.scenes = [] if args.scenes == "none" else args.scenes.split(",")
     ladder.data = list(args.data)

@@ -70,18 +70,38 @@ DEFAULT_ITERS = {"contrastive": 2000, "ultrametric": 2000, "object-field": 300, 
 
 def default_suite() -> Suite:
     """Two scenes; every objective at medium noise, the noise sweep for contrastive and the vote baseline."""
-    return Suite(scenes=["tabletop", "toys"], objectives=["contrastive", "ultrametric", "object-field", "vote", "clustering"],
-                 noise=["easy", "medium", "hard"], sweep_objectives=["contrastive", "vote"],
-                 feature_iters=dict(DEFAULT_ITERS), rgb_iters=3000, rgb_time_s=240.0, feature_time_s=45.0)
+    return Suite(
+        scenes=["tabletop", "toys"],
+        objectives=["contrastive", "ultrametric", "object-field", "vote", "clustering"],
+        noise=["easy", "medium", "hard"],
+        sweep_objectives=["contrastive", "vote"],
+        feature_iters=dict(DEFAULT_ITERS),
+        rgb_iters=3000,
+        rgb_time_s=240.0,
+        feature_time_s=45.0,
+    )
 
 
 def quick_suite() -> Suite:
-    return Suite(scenes=["tabletop"], objectives=["contrastive", "vote"], noise=["medium"], width=96, height=72,
-                 views=12, test_views=2, rgb_iters=1000, rgb_time_s=100.0, feature_time_s=30.0, samples=50, max_cuts=16,
-                 feature_iters={"contrastive": 1000, "ultrametric": 1000, "object-field": 200, "clustering": 1000, "vote": 0})
+    return Suite(
+        scenes=["tabletop"],
+        objectives=["contrastive", "vote"],
+        noise=["medium"],
+        width=96,
+        height=72,
+        views=12,
+        test_views=2,
+        rgb_iters=1000,
+        rgb_time_s=100.0,
+        feature_time_s=30.0,
+        samples=50,
+        max_cuts=16,
+        feature_iters={"contrastive": 1000, "ultrametric": 1000, "object-field": 200, "clustering": 1000, "vote": 0},
+    )
 
 
 # --- stages --------------------------------------------------------------------------------------
+
 
 def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
@@ -92,15 +112,31 @@ def timed(fn, *args, **kwargs):
 def make_data(suite: Suite, scene: str, root: Path) -> Path:
     from gsseg.synth import make_scene
 
-    return Path(make_scene(root / f"data_{scene}", scene=scene, seed=suite.seed, width=suite.width, height=suite.height,
-                           views=suite.views, test_views=suite.test_views, force=True, show_progress=False))
+    return Path(
+        make_scene(
+            root / f"data_{scene}",
+            scene=scene,
+            seed=suite.seed,
+            width=suite.width,
+            height=suite.height,
+            views=suite.views,
+            test_views=suite.test_views,
+            force=True,
+            show_progress=False,
+        )
+    )
 
 
 def make_masks(ds, noise: str, seed: int) -> None:
     from gsseg.masks.runner import SourceOptions, make_source, run_source
 
-    run_source(ds, make_source("simulated", SourceOptions(noise=noise, seed=seed)), split="train", force=True,
-               show_progress=False)
+    run_source(
+        ds,
+        make_source("simulated", SourceOptions(noise=noise, seed=seed)),
+        split="train",
+        force=True,
+        show_progress=False,
+    )
 
 
 def train_rgb(suite: Suite, ds, run_root: Path) -> dict:
@@ -154,16 +190,25 @@ def train_features(suite: Suite, ds, base_run: Path, run_root: Path, objective: 
     run = RunDir(run_root)
     cfg = run.read_config()
     cfg.stages = ["features"]
-    cfg.features = FeatureStageConfig(objective=objective, objective_settings=objective_settings(objective, ds),
-                                      iters=suite.feature_iters.get(objective, 500), time_limit_s=suite.feature_time_s,
-                                      seed=seed, device="cpu")
+    cfg.features = FeatureStageConfig(
+        objective=objective,
+        objective_settings=objective_settings(objective, ds),
+        iters=suite.feature_iters.get(objective, 500),
+        time_limit_s=suite.feature_time_s,
+        seed=seed,
+        device="cpu",
+    )
     return run_training(cfg, run, StageOptions(resume=False, show_progress=False), ds=ds)[0]
 
 
 def segment(run_root: Path, kind: str) -> dict:
     from gsseg.segment import SegmentRequest, segment_run
 
-    req = SegmentRequest(argmax=True, show_progress=False) if kind == "logits" else SegmentRequest(auto=True, show_progress=False)
+    req = (
+        SegmentRequest(argmax=True, show_progress=False)
+        if kind == "logits"
+        else SegmentRequest(auto=True, show_progress=False)
+    )
     return segment_run(run_root, req, device="cpu")
 
 
@@ -176,6 +221,7 @@ def evaluate(suite: Suite, run_root: Path, metrics: list[str]) -> dict:
 
 
 # --- the suite -----------------------------------------------------------------------------------
+
 
 def run_objective(suite: Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int) -> dict:
     """Features (one seed) -> segment -> eval; the metrics and stage times of one run."""
@@ -216,23 +262,51 @@ def run_suite(suite: Suite, work: Path, log=print) -> list[dict]:
         rgb, t_rgb = timed(train_rgb, suite, ds, base_run)
         ceiling, t_ceiling = timed(evaluate, suite, base_run, ["psnr", "oracle"])
         psnr = ceiling["psnr"]
-        log(f"{scene}: synth {t_synth:.0f} s, rgb {rgb['steps']} steps {t_rgb:.0f} s, PSNR {psnr:.2f} dB, "
-            f"GT-labelled NC {ceiling.get('oracle_nc_mean', float('nan')):.3f}")
-        rows.append({"scene": scene, "noise": "–", "objective": CEILING, "psnr": psnr, "t_synth": t_synth,
-                     "t_rgb": t_rgb, "t_eval": t_ceiling,
-                     **{k[len("oracle_"):]: v for k, v in ceiling.items() if k.startswith("oracle_")}})
+        log(
+            f"{scene}: synth {t_synth:.0f} s, rgb {rgb['steps']} steps {t_rgb:.0f} s, PSNR {psnr:.2f} dB, "
+            f"GT-labelled NC {ceiling.get('oracle_nc_mean', float('nan')):.3f}"
+        )
+        rows.append(
+            {
+                "scene": scene,
+                "noise": "–",
+                "objective": CEILING,
+                "psnr": psnr,
+                "t_synth": t_synth,
+                "t_rgb": t_rgb,
+                "t_eval": t_ceiling,
+                **{k[len("oracle_") :]: v for k, v in ceiling.items() if k.startswith("oracle_")},
+            }
+        )
         for noise in suite.noise:
             _, t_masks = timed(make_masks, ds, noise, suite.seed)
             inputs, t_input = timed(evaluate, suite, base_run, ["input"])
-            rows.append({"scene": scene, "noise": noise, "objective": "input masks", "psnr": psnr,
-                         **{k: v for k, v in inputs.items() if k.startswith("input_")},
-                         "t_masks": t_masks, "t_eval": t_input})
+            rows.append(
+                {
+                    "scene": scene,
+                    "noise": noise,
+                    "objective": "input masks",
+                    "psnr": psnr,
+                    **{k: v for k, v in inputs.items() if k.startswith("input_")},
+                    "t_masks": t_masks,
+                    "t_eval": t_input,
+                }
+            )
             log(f"  {noise}: masks {t_masks:.0f} s, input NC {inputs.get('input_nc_mean', float('nan')):.3f}")
-            chosen = suite.objectives if noise == "medium" or suite.sweep_objectives is None else \
-                [o for o in suite.objectives if o in suite.sweep_objectives]
+            chosen = (
+                suite.objectives
+                if noise == "medium" or suite.sweep_objectives is None
+                else [o for o in suite.objectives if o in suite.sweep_objectives]
+            )
             for objective in chosen:
-                row = {"scene": scene, "noise": noise, "objective": objective, "psnr": psnr,
-                       "input_nc_mean": inputs.get("input_nc_mean"), "input_hier_miou": inputs.get("input_hier_miou")}
+                row = {
+                    "scene": scene,
+                    "noise": noise,
+                    "objective": objective,
+                    "psnr": psnr,
+                    "input_nc_mean": inputs.get("input_nc_mean"),
+                    "input_hier_miou": inputs.get("input_hier_miou"),
+                }
                 per_seed = []
                 for seed in suite.seeds():
                     suffix = f"_seed{seed}" if len(suite.seeds()) > 1 else ""
@@ -243,9 +317,11 @@ def run_suite(suite: Suite, work: Path, log=print) -> list[dict]:
                         row["error"] = f"{e.__class__.__name__}: {e}" + (f" (seed {seed})" if suffix else "")
                         log(f"    {objective}: FAILED {row['error']}")
                         break
-                    log(f"    {objective}{f' seed {seed}' if suffix else ''}: {headline(per_seed[-1])} "
+                    log(
+                        f"    {objective}{f' seed {seed}' if suffix else ''}: {headline(per_seed[-1])} "
                         f"(features {per_seed[-1]['t_features']:.0f} s, segment {per_seed[-1]['t_segment']:.0f} s, "
-                        f"eval {per_seed[-1]['t_eval']:.0f} s)")
+                        f"eval {per_seed[-1]['t_eval']:.0f} s)"
+                    )
                 if "error" not in row:
                     row.update(average_seeds(per_seed, suite.seeds()))
                 rows.append(row)
@@ -253,6 +329,7 @@ def run_suite(suite: Suite, work: Path, log=print) -> list[dict]:
 
 
 # --- targets and the table -----------------------------------------------------------------------
+
 
 def headline(row: dict) -> str:
     return ", ".join(f"{k} {row[k]:.3f}" for k in HEADLINE if row.get(k) is not None)
@@ -295,14 +372,34 @@ def _sd(values: list[float]) -> float:
     return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
-COLUMNS = [("scene", "scene"), ("noise", "noise"), ("objective", "objective"), ("nc_mean", "NC mean"),
-           ("input_nc_mean", "input NC"), ("si", "SI"), ("vc", "VC"), ("vc_gt", "VC of GT"), ("nc_mean_2d", "NC 2D"),
-           ("si_2d", "SI 2D"), ("vc_2d", "VC 2D"),
-           ("hier_miou_l1", "mIoU L1"), ("hier_miou_l2", "mIoU L2"), ("object_miou", "obj mIoU"),
-           ("object_acc", "obj acc"), ("pq_scene", "PQ^scene"), ("miou", "mIoU")]
+COLUMNS = [
+    ("scene", "scene"),
+    ("noise", "noise"),
+    ("objective", "objective"),
+    ("nc_mean", "NC mean"),
+    ("input_nc_mean", "input NC"),
+    ("si", "SI"),
+    ("vc", "VC"),
+    ("vc_gt", "VC of GT"),
+    ("nc_mean_2d", "NC 2D"),
+    ("si_2d", "SI 2D"),
+    ("vc_2d", "VC 2D"),
+    ("hier_miou_l1", "mIoU L1"),
+    ("hier_miou_l2", "mIoU L2"),
+    ("object_miou", "obj mIoU"),
+    ("object_acc", "obj acc"),
+    ("pq_scene", "PQ^scene"),
+    ("miou", "mIoU"),
+]
 INPUT_COLUMNS = {"nc_mean": "input_nc_mean", "hier_miou_l1": "input_hier_miou_l1", "hier_miou_l2": "input_hier_miou_l2"}
-TIME_COLUMNS = [("t_synth", "synth"), ("t_masks", "masks"), ("t_rgb", "RGB"), ("t_features", "features"),
-                ("t_segment", "segment"), ("t_eval", "eval")]
+TIME_COLUMNS = [
+    ("t_synth", "synth"),
+    ("t_masks", "masks"),
+    ("t_rgb", "RGB"),
+    ("t_features", "features"),
+    ("t_segment", "segment"),
+    ("t_eval", "eval"),
+]
 
 
 def previous_notes(path: Path) -> str:
@@ -323,27 +420,33 @@ def render_markdown(rows: list[dict], suite: Suite, total_s: float, mode: str, n
 
     threads = torch.get_num_threads()
     lines = [BEGIN, "## Segmentation quality (`benchmarks/quality.py`)", ""]
-    lines.append(f"Mode `{mode}`: scenes {', '.join(suite.scenes)}; noise {', '.join(suite.noise)}; "
-                 f"{suite.width}×{suite.height}, {suite.views} training + {suite.test_views} test views (+ rotated partners); "
-                 f"RGB ≤ {suite.rgb_iters} steps / {suite.rgb_time_s:.0f} s; features steps "
-                 + ", ".join(f"{o} {suite.feature_iters.get(o, 0)}" for o in suite.objectives)
-                 + f" (≤ {suite.feature_time_s:.0f} s)"
-                 + (f"; away from medium noise only {', '.join(suite.sweep_objectives)}" if suite.sweep_objectives else "")
-                 + (f"; feature seeds {', '.join(map(str, suite.seeds()))} (rows are means)" if len(suite.seeds()) > 1 else "")
-                 + f"; NC/SI/VC with {suite.samples} samples per segment over ≤ "
-                 f"{suite.max_cuts} hierarchy cuts; CPU only ({threads} torch thread{'s' if threads != 1 else ''}). "
-                 f"Total wall time {total_s / 60:.1f} min.")
+    lines.append(
+        f"Mode `{mode}`: scenes {', '.join(suite.scenes)}; noise {', '.join(suite.noise)}; "
+        f"{suite.width}×{suite.height}, {suite.views} training + {suite.test_views} test views (+ rotated partners); "
+        f"RGB ≤ {suite.rgb_iters} steps / {suite.rgb_time_s:.0f} s; features steps "
+        + ", ".join(f"{o} {suite.feature_iters.get(o, 0)}" for o in suite.objectives)
+        + f" (≤ {suite.feature_time_s:.0f} s)"
+        + (f"; away from medium noise only {', '.join(suite.sweep_objectives)}" if suite.sweep_objectives else "")
+        + (f"; feature seeds {', '.join(map(str, suite.seeds()))} (rows are means)" if len(suite.seeds()) > 1 else "")
+        + f"; NC/SI/VC with {suite.samples} samples per segment over ≤ "
+        f"{suite.max_cuts} hierarchy cuts; CPU only ({threads} torch thread{'s' if threads != 1 else ''}). "
+        f"Total wall time {total_s / 60:.1f} min."
+    )
     lines.append("")
-    lines.append("Metrics on the test views (input masks: training views). NC = normalized covering as coded "
-                 "(mean of part/object/group), SI = segmentation injectivity, VC = view consistency on the 10° pairs "
-                 "(\"VC of GT\" = ground truth scored as a prediction: the ceiling of the warp at this resolution); "
-                 "NC/SI/VC score the 3D hierarchy's cuts rendered into each view, the \"2D\" columns UFF's 2D mode "
-                 "(per-view cuts of the rendered features at d = 0.01 … 1.00); "
-                 "mIoU L1/L2 = OmniSeg3D point query (part/object), obj = SANeRF-HQ prompted objects, "
-                 "PQ^scene / mIoU at the object level. Input-mask rows use the same NC / point-query protocols.")
+    lines.append(
+        "Metrics on the test views (input masks: training views). NC = normalized covering as coded "
+        "(mean of part/object/group), SI = segmentation injectivity, VC = view consistency on the 10° pairs "
+        '("VC of GT" = ground truth scored as a prediction: the ceiling of the warp at this resolution); '
+        "NC/SI/VC score the 3D hierarchy's cuts rendered into each view, the \"2D\" columns UFF's 2D mode "
+        "(per-view cuts of the rendered features at d = 0.01 … 1.00); "
+        "mIoU L1/L2 = OmniSeg3D point query (part/object), obj = SANeRF-HQ prompted objects, "
+        "PQ^scene / mIoU at the object level. Input-mask rows use the same NC / point-query protocols."
+    )
     lines.append("")
-    lines.append(f"\"{CEILING}\" rows label every Gaussian of the scene's RGB geometry with the ground truth its centre "
-                 "projects to and score them the same way: the ceiling of any lifting method on that geometry.")
+    lines.append(
+        f'"{CEILING}" rows label every Gaussian of the scene\'s RGB geometry with the ground truth its centre '
+        "projects to and score them the same way: the ceiling of any lifting method on that geometry."
+    )
     lines.append("")
     psnr = {}
     for r in rows:
@@ -370,18 +473,23 @@ def render_markdown(rows: list[dict], suite: Suite, total_s: float, mode: str, n
         lines.append("Rows above are means over feature seeds (same data, masks and RGB geometry); per seed:")
         lines.append("")
         for r in spread:
-            values = "; ".join(f"{k} " + " / ".join(_fmt(v) for v in vs) + f" (sd {_sd(vs):.3f})"
-                               for k, vs in r["seed_values"].items())
-            lines.append(f"- {r['scene']} / {r['noise']} / {r['objective']}, seeds "
-                         f"{', '.join(map(str, r['seeds']))}: {values}")
+            values = "; ".join(
+                f"{k} " + " / ".join(_fmt(v) for v in vs) + f" (sd {_sd(vs):.3f})" for k, vs in r["seed_values"].items()
+            )
+            lines.append(
+                f"- {r['scene']} / {r['noise']} / {r['objective']}, seeds {', '.join(map(str, r['seeds']))}: {values}"
+            )
         lines.append("")
     lines.append("Wall time per stage (s; synth and RGB once per scene, masks once per scene and noise level):")
     lines.append("")
     lines.append("| scene | noise | objective | " + " | ".join(h for _, h in TIME_COLUMNS) + " |")
     lines.append("|---|---|---|" + "---|" * len(TIME_COLUMNS))
     for r in rows:
-        lines.append(f"| {r['scene']} | {r['noise']} | {r['objective']} | "
-                     + " | ".join(_fmt(r.get(k), 0) for k, _ in TIME_COLUMNS) + " |")
+        lines.append(
+            f"| {r['scene']} | {r['noise']} | {r['objective']} | "
+            + " | ".join(_fmt(r.get(k), 0) for k, _ in TIME_COLUMNS)
+            + " |"
+        )
     lines.append("")
     checks = [(r, t) for r in rows if r["noise"] == "medium" for t in targets(r)]
     if checks:
@@ -392,7 +500,9 @@ def render_markdown(rows: list[dict], suite: Suite, total_s: float, mode: str, n
             verdict = "met" if ok else f"**missed by {req - value:.3f}**"
             lines.append(f"- {r['scene']} / {r['objective']}: {name} = {value:.3f} (target ≥ {req:.2f}) — {verdict}")
         lines.append("")
-    lines.append(notes or f"{NOTES_BEGIN}\nWhat was tried for missed targets: (edit here; kept across runs)\n{NOTES_END}")
+    lines.append(
+        notes or f"{NOTES_BEGIN}\nWhat was tried for missed targets: (edit here; kept across runs)\n{NOTES_END}"
+    )
     lines.append(END)
     return "\n".join(lines)
 
@@ -423,15 +533,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", help="comma-separated built-in scenes (default: the suite's)")
     p.add_argument("--objectives", help="comma-separated objectives")
     p.add_argument("--noise", help="comma-separated noise levels: easy, medium, hard")
-    p.add_argument("--feature-seeds", help="comma-separated feature-stage seeds; rows are means over them "
-                                           "(default: the suite's one seed)")
+    p.add_argument(
+        "--feature-seeds",
+        help="comma-separated feature-stage seeds; rows are means over them (default: the suite's one seed)",
+    )
     p.add_argument("--work", type=Path, help="keep the data and runs here (default: a temporary folder)")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared, oversubscribed machine OpenMP spin-waiting made "
-                        "2 threads up to 12x slower; 0 = torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared, oversubscribed machine OpenMP spin-waiting made "
+        "2 threads up to 12x slower; 0 = torch's default)",
+    )
     args = p.parse_args(argv)
     if args.threads > 0:
         import torch

@@ -34,8 +34,15 @@ def look_at_w2c(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
 
 
 def orbit_cameras(
-    n: int, width: int = 40, height: int = 30, radius: float = 4.0, elevation: float = 2.0,
-    focal: float = 36.0, target=(0.0, 0.0, 0.3), prefix: str = "view", seed: int = 0,
+    n: int,
+    width: int = 40,
+    height: int = 30,
+    radius: float = 4.0,
+    elevation: float = 2.0,
+    focal: float = 36.0,
+    target=(0.0, 0.0, 0.3),
+    prefix: str = "view",
+    seed: int = 0,
 ) -> Cameras:
     """``n`` cameras on a jittered circle looking at ``target``, with slightly different intrinsics each."""
     rng = np.random.default_rng(seed)
@@ -75,9 +82,14 @@ def gl_frame(cams: Cameras, i: int, file_path: str) -> dict:
     c2w_gl = np.linalg.inv(w2c) @ GL_FLIP
     K = cams.Ks[i].double()
     return {
-        "file_path": file_path, "transform_matrix": c2w_gl.tolist(),
-        "fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2]),
-        "w": int(cams.widths[i]), "h": int(cams.heights[i]),
+        "file_path": file_path,
+        "transform_matrix": c2w_gl.tolist(),
+        "fl_x": float(K[0, 0]),
+        "fl_y": float(K[1, 1]),
+        "cx": float(K[0, 2]),
+        "cy": float(K[1, 2]),
+        "w": int(cams.widths[i]),
+        "h": int(cams.heights[i]),
     }
 
 

@@ -10,8 +10,10 @@ import torch
 from gsseg.gaussians.init import init_from_depth
 from gsseg.gaussians.scene import GaussianScene
 
-def depth_splat_scene(ds, views: list[str] | None = None, stride: int = 1, opacity: float = 0.95,
-                      size: float = 0.5) -> GaussianScene:
+
+def depth_splat_scene(
+    ds, views: list[str] | None = None, stride: int = 1, opacity: float = 0.95, size: float = 0.5
+) -> GaussianScene:
     """Isotropic Gaussians on every ``stride``-th pixel with depth of the given views (see
     ``gsseg.gaussians.init.init_from_depth``), in the views' pixel order."""
     return init_from_depth(ds, views, stride=stride, size=size, opacity=opacity)[0]
@@ -46,8 +48,9 @@ def make_run(run_root: Path, ds, scene: GaussianScene) -> None:
     write_ply(run.scene_ply, scene)
 
 
-def nearest_prototype_accuracy(ds, scene: GaussianScene, features: torch.Tensor, level: str,
-                               views: list[str] | None = None, interior: bool = True) -> float:
+def nearest_prototype_accuracy(
+    ds, scene: GaussianScene, features: torch.Tensor, level: str, views: list[str] | None = None, interior: bool = True
+) -> float:
     """Fraction of labelled pixels whose rendered feature is nearest (cosine) to the prototype of
     its own ground-truth segment at ``level``; prototypes = mean unit feature of each segment over
     ``views``. ``interior`` skips pixels next to a label boundary (their footprint mixes segments)."""
@@ -59,7 +62,9 @@ def nearest_prototype_accuracy(ds, scene: GaussianScene, features: torch.Tensor,
     cams = ds.cameras("train")
     feats, labels = [], []
     for name in views or list(cams.names):
-        table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cams[cams.index_of(name)])
+        table = build_contribution_table(
+            scene.means, scene.quats, scene.scales, scene.opacities, cams[cams.index_of(name)]
+        )
         f = render_features_from_table(table, torch.arange(table.width * table.height), features.float())
         gt = ds.gt(name, level)
         keep = gt > 0

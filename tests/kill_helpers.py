@@ -20,8 +20,14 @@ HERE = Path(__file__).resolve().parent
 def start(args: list[str], delay: float = 0.3) -> subprocess.Popen:
     """Start ``gsseg ARGS`` (slowed renames) in a new process; stdout/stderr are captured."""
     env = {**os.environ, "GSSEG_TEST_RENAME_DELAY": str(delay), "COLUMNS": "200"}
-    return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=HERE.parent,
+    )
 
 
 def wait_for(proc: subprocess.Popen, condition, timeout: float = 90.0, what: str = "condition") -> None:

@@ -59,8 +59,9 @@ def make_data(base: Path) -> Path:
 def backproject(ds) -> tuple[GaussianScene, np.ndarray]:
     """Gaussians from GT depth of the training views, and the GT part id [N] of each."""
     views = ds.names("train")
-    scene, src = init_from_depth(ds, views, stride=STRIDE, size=0.6, opacity=float(torch.sigmoid(torch.tensor(3.0))),
-                                 sh_degree=1)
+    scene, src = init_from_depth(
+        ds, views, stride=STRIDE, size=0.6, opacity=float(torch.sigmoid(torch.tensor(3.0))), sh_degree=1
+    )
     parts = np.empty(len(scene), dtype=np.int64)
     for vi, name in enumerate(views):
         sel = src.view == vi

@@ -20,7 +20,8 @@ def splat_transform() -> Path | None:
 # Under CI the tool is required (scripts/setup.sh installs it), so these tests never skip there.
 needs_splat_transform = pytest.mark.skipif(
     splat_transform() is None and not os.environ.get("CI"),
-    reason="splat-transform not installed (scripts/install_splat_transform.sh installs it; CI always does)")
+    reason="splat-transform not installed (scripts/install_splat_transform.sh installs it; CI always does)",
+)
 
 
 def convert(src: Path, dst: Path, *actions: str) -> None:

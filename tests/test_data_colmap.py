@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from data_fixtures import assert_same_cameras, make_colmap_dataset, make_transforms_dataset, orbit_cameras, write_png
+
 from gsseg.data import load_dataset
 from gsseg.errors import GssegError
 
@@ -62,9 +62,7 @@ def _write_legacy_text_model(root, camera_line: str = "1 SIMPLE_PINHOLE 40 30 50
     (model / "cameras.txt").write_text(f"# cameras\n{camera_line}\n2 PINHOLE 40 30 60 61 19.5 14.5\n")
     q = (math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4))  # 90 degrees about z, wxyz
     (model / "images.txt").write_text(
-        "# images\n"
-        f"1 {q[0]} {q[1]} {q[2]} {q[3]} 1 2 3 1 b.png\n\n"
-        "2 1 0 0 0 -1 0 0.5 2 a.png\n\n"
+        f"# images\n1 {q[0]} {q[1]} {q[2]} {q[3]} 1 2 3 1 b.png\n\n2 1 0 0 0 -1 0 0.5 2 a.png\n\n"
     )
     (model / "points3D.txt").write_text("# points\n7 0.5 0.25 -1 255 0 128 0.1\n")
     write_png(root / "images" / "a.png", 40, 30)
@@ -117,5 +115,7 @@ def test_colmap_corrupt_model(tmp_path):
     model.mkdir(parents=True)
     for f in ("cameras.bin", "images.bin", "points3D.bin"):
         (model / f).write_bytes(b"\x01\x00garbage")
-    with pytest.raises(GssegError, match=r"sparse/0/cameras\.bin: not a valid COLMAP cameras\.bin file: says \d+ cameras"):
+    with pytest.raises(
+        GssegError, match=r"sparse/0/cameras\.bin: not a valid COLMAP cameras\.bin file: says \d+ cameras"
+    ):
         load_dataset(tmp_path)

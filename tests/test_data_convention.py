@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from data_fixtures import look_at_w2c, write_png
+
 from gsseg.data import Cameras, load_dataset
 
 CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -45,7 +45,9 @@ def _box_scene():
     return scene
 
 
-def reprojection_agreement(cams: Cameras, depth_a: torch.Tensor, depth_b: torch.Tensor, a: int, b: int, rel_tol: float = 0.03):
+def reprojection_agreement(
+    cams: Cameras, depth_a: torch.Tensor, depth_b: torch.Tensor, a: int, b: int, rel_tol: float = 0.03
+):
     """Unproject view ``a``'s depth with ``cams`` and compare with view ``b``'s depth where it lands.
 
     Only pixels of ``a`` whose 3x3 neighbourhood is smooth (depth range < 15 %) are used, so depth
@@ -135,7 +137,9 @@ def test_raycast_scene_reprojects_after_downscale(tmp_path):
 
 def test_builtin_synthetic_scene_reprojects(tmp_path):
     synth = pytest.importorskip("gsseg.synth", reason="gsseg.synth not available")
-    root = synth.make_scene(tmp_path / "scene", scene="tabletop", seed=0, width=64, height=48, views=6, test_views=1, show_progress=False)
+    root = synth.make_scene(
+        tmp_path / "scene", scene="tabletop", seed=0, width=64, height=48, views=6, test_views=1, show_progress=False
+    )
     ds = load_dataset(root)
     assert len(ds.train) == 6 and ds.pairs
     cams = ds.cameras("all")

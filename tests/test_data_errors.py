@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_fixtures import make_colmap_dataset, make_transforms_dataset, orbit_cameras, write_png
+
 from gsseg.cli.app import main
 from gsseg.data import load_dataset
 from gsseg.errors import GssegError
@@ -76,14 +76,20 @@ def _bad_matrix(tmp):
 
 def _scaled_matrix(tmp):
     root = _good(tmp)
-    _edit_json(root / "transforms_train.json", lambda d: d["frames"][1].update(transform_matrix=(2 * np.asarray(d["frames"][1]["transform_matrix"])).tolist()))
+    _edit_json(
+        root / "transforms_train.json",
+        lambda d: d["frames"][1].update(transform_matrix=(2 * np.asarray(d["frames"][1]["transform_matrix"])).tolist()),
+    )
     return root, r"transforms_train\.json: frame 1: the rotation part of 'transform_matrix' is not orthonormal"
 
 
 def _size_mismatch(tmp):
     root = _good(tmp)
     write_png(root / "images" / "view_000.png", 20, 15)
-    return root, r"images/view_000\.png: image is 20x15 but transforms_train\.json says 40x30; the image looks downscaled by 2"
+    return (
+        root,
+        r"images/view_000\.png: image is 20x15 but transforms_train\.json says 40x30; the image looks downscaled by 2",
+    )
 
 
 def _empty_train(tmp):
@@ -113,14 +119,29 @@ def _distortion(tmp):
 def _colmap_model(tmp):
     root = make_colmap_dataset(tmp / "ds", orbit_cameras(2), text=True)
     cams = root / "sparse" / "0" / "cameras.txt"
-    lines = [ln.replace(" PINHOLE ", " OPENCV ") + " 0.1 0 0 0" if " PINHOLE " in ln else ln for ln in cams.read_text().splitlines()]
+    lines = [
+        ln.replace(" PINHOLE ", " OPENCV ") + " 0.1 0 0 0" if " PINHOLE " in ln else ln
+        for ln in cams.read_text().splitlines()
+    ]
     cams.write_text("\n".join(lines) + "\n")
     return root, r"sparse/0/cameras\.txt: camera 1 uses the OPENCV model.*colmap image_undistorter"
 
 
 CASES = [
-    _not_a_dataset, _missing_folder, _missing_image, _malformed_json, _missing_frames, _missing_matrix,
-    _missing_focal, _bad_matrix, _scaled_matrix, _size_mismatch, _empty_train, _empty_test, _unreadable_image, _distortion,
+    _not_a_dataset,
+    _missing_folder,
+    _missing_image,
+    _malformed_json,
+    _missing_frames,
+    _missing_matrix,
+    _missing_focal,
+    _bad_matrix,
+    _scaled_matrix,
+    _size_mismatch,
+    _empty_train,
+    _empty_test,
+    _unreadable_image,
+    _distortion,
     _colmap_model,
 ]
 
@@ -150,7 +171,9 @@ def test_cli_info_bad_dataset_exits_1(tmp_path, case, capsys):
 def test_cli_subprocess_no_traceback(tmp_path):
     root, _ = _malformed_json(tmp_path)
     env = {**os.environ, "COLUMNS": "60"}
-    proc = subprocess.run([sys.executable, "-m", "gsseg", "info", str(root)], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gsseg", "info", str(root)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "transforms_train.json: malformed JSON" in proc.stderr
@@ -170,21 +193,24 @@ def test_lazy_file_errors_name_the_file(tmp_path):
     with pytest.raises(GssegError, match=r"gt/part/view_000\.png: label image must be single-channel"):
         ds.gt("view_000", "part")
     with pytest.raises(GssegError, match=r"pairs\.json: entry 0: partner 'nope' is not a view"):
-        ds.pairs
+        _ = ds.pairs
     with pytest.raises(GssegError, match=r"no view named 'missing'"):
         ds.image("missing")
     with pytest.raises(GssegError, match=r"no ground-truth level 'group'"):
         ds.gt("view_000", "group")
     (root / "hierarchy.json").write_text("[1, 2")
     with pytest.raises(GssegError, match=r"hierarchy\.json: malformed JSON at line 1 column 6"):
-        load_dataset(root).hierarchy
+        _ = load_dataset(root).hierarchy
 
 
 def test_prescaled_copy_of_wrong_size(tmp_path):
     root = _good(tmp_path)
     write_png(root / "images_2" / "view_000.png", 19, 15)
     ds = load_dataset(root, downscale=2)
-    with pytest.raises(GssegError, match=r"images_2/view_000\.png: image is 19x15 but transforms_train\.json with downscale 2 says 20x15"):
+    with pytest.raises(
+        GssegError,
+        match=r"images_2/view_000\.png: image is 19x15 but transforms_train\.json with downscale 2 says 20x15",
+    ):
         ds.image("view_000")
 
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from data_fixtures import make_colmap_dataset, make_transforms_dataset, orbit_cameras, write_label_png
+
 from gsseg.cli.app import main
 from gsseg.data.points import write_points_ply
 

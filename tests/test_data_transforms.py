@@ -8,10 +8,15 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from data_fixtures import (
-    assert_same_cameras, gl_frame, make_transforms_dataset, orbit_cameras, write_label_png, write_png,
+    assert_same_cameras,
+    gl_frame,
+    make_transforms_dataset,
+    orbit_cameras,
+    write_label_png,
+    write_png,
 )
+
 from gsseg.data import Cameras, load_dataset
 from gsseg.data.points import read_points_ply, write_points_ply
 from gsseg.data.transforms_json import write_transforms
@@ -46,7 +51,9 @@ def test_blender_style_angles_and_paths(tmp_path):
         frames = []
         for i in range(2):
             write_png(tmp_path / split / f"r_{i}.png", 40, 30, seed=i)
-            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": gl_frame(cams, i, "")["transform_matrix"]})
+            frames.append(
+                {"file_path": f"./{split}/r_{i}", "transform_matrix": gl_frame(cams, i, "")["transform_matrix"]}
+            )
         (tmp_path / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": angle, "frames": frames}))
     ds = load_dataset(tmp_path)
     assert ds.names("train") == ["train_r_0", "train_r_1"] and ds.names("test") == ["test_r_0", "test_r_1"]
@@ -62,7 +69,12 @@ def test_camera_angle_y_and_per_frame_override(tmp_path):
     write_png(tmp_path / "images" / "b.png", 40, 30)
     frames = [
         {"file_path": "images/a.png", "transform_matrix": gl_frame(cams, 0, "")["transform_matrix"]},
-        {"file_path": "images/b.png", "transform_matrix": gl_frame(cams, 1, "")["transform_matrix"], "fl_x": 33.0, "cx": 21.0},
+        {
+            "file_path": "images/b.png",
+            "transform_matrix": gl_frame(cams, 1, "")["transform_matrix"],
+            "fl_x": 33.0,
+            "cx": 21.0,
+        },
     ]
     top = {"w": 40, "h": 30, "camera_angle_x": 1.0, "camera_angle_y": 0.8, "frames": frames}
     (tmp_path / "transforms_train.json").write_text(json.dumps(top))
@@ -92,7 +104,12 @@ def test_single_file_every_eighth_is_test(tmp_path):
 
 
 def test_single_file_filename_lists(tmp_path):
-    _single_file(tmp_path, 4, train_filenames=["images/view_000.jpg", "./images/view_002"], test_filenames=["images/view_003.jpg"])
+    _single_file(
+        tmp_path,
+        4,
+        train_filenames=["images/view_000.jpg", "./images/view_002"],
+        test_filenames=["images/view_003.jpg"],
+    )
     ds = load_dataset(tmp_path / "transforms.json")
     assert sorted(ds.names("train")) == ["view_000", "view_002"]
     assert ds.names("test") == ["view_003"]
@@ -187,17 +204,21 @@ def test_pairs_json_in_both_forms(tmp_path):
     """pairs.json as [{"view", "partner"}] objects or as [["view", "partner"]] lists; anything else names the entry."""
     train, test = orbit_cameras(2), orbit_cameras(2, prefix="test", seed=2)
     make_transforms_dataset(tmp_path, train, test)
-    for form in ([{"view": "test_000", "partner": "test_001"}, {"view": "test_001", "partner": "test_000"}],
-                 [["test_000", "test_001"], ["test_001", "test_000"]]):
+    for form in (
+        [{"view": "test_000", "partner": "test_001"}, {"view": "test_001", "partner": "test_000"}],
+        [["test_000", "test_001"], ["test_001", "test_000"]],
+    ):
         (tmp_path / "pairs.json").write_text(json.dumps(form))
         assert load_dataset(tmp_path).pairs == [("test_000", "test_001"), ("test_001", "test_000")]
-    for bad, message in [([["test_000"]], r"entry 0 is \[\"test_000\"\]; expected two view names"),
-                         ([["test_000", "test_001"], [1, 2]], r"entry 1 is \[1, 2\]"),
-                         ([["test_000", "nope"]], r"entry 0: partner 'nope' is not a view"),
-                         ({"test_000": "test_001"}, r"must be a list of")]:
+    for bad, message in [
+        ([["test_000"]], r"entry 0 is \[\"test_000\"\]; expected two view names"),
+        ([["test_000", "test_001"], [1, 2]], r"entry 1 is \[1, 2\]"),
+        ([["test_000", "nope"]], r"entry 0: partner 'nope' is not a view"),
+        ({"test_000": "test_001"}, r"must be a list of"),
+    ]:
         (tmp_path / "pairs.json").write_text(json.dumps(bad))
         with pytest.raises(GssegError, match=message):
-            load_dataset(tmp_path).pairs
+            _ = load_dataset(tmp_path).pairs
 
 
 def test_points_ply_round_trip_and_no_colour(tmp_path):

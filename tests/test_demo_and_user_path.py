@@ -41,8 +41,17 @@ def demo_dir(tmp_path_factory):
     from gsseg.demo import DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo")
-    cfg = DemoConfig(out=out, width=48, height=36, views=8, test_views=2, rgb_iters=300, rgb_time_limit_s=60,
-                     feature_iters=150, show_progress=False)
+    cfg = DemoConfig(
+        out=out,
+        width=48,
+        height=36,
+        views=8,
+        test_views=2,
+        rgb_iters=300,
+        rgb_time_limit_s=60,
+        feature_iters=150,
+        show_progress=False,
+    )
     result = run_demo(cfg)
     return cfg, result
 
@@ -112,8 +121,9 @@ def test_missing_masks_before_training(tmp_path, capsys):
     from gsseg.synth import make_scene
 
     data = make_scene(tmp_path / "data", width=32, height=24, views=3, test_views=1, show_progress=False)
-    code, _, err = run_cli(["train", str(data), "--out", str(tmp_path / "run"), "--objective", "contrastive",
-                            "--iters", "5", "-q"], capsys)
+    code, _, err = run_cli(
+        ["train", str(data), "--out", str(tmp_path / "run"), "--objective", "contrastive", "--iters", "5", "-q"], capsys
+    )
     assert_one_clear_line(code, err, "masks", "gsseg masks")
 
 
@@ -131,7 +141,9 @@ def test_exporting_an_empty_selection(demo_dir, tmp_path, capsys):
     cfg, _ = demo_dir
     labels = np.load(next((cfg.run_dir / "segments").glob("*/labels.npy")))
     absent = int(labels.max()) + 7
-    code, _, err = run_cli(["export", str(cfg.run_dir), "--out", str(tmp_path / "ex"), "--objects", str(absent)], capsys)
+    code, _, err = run_cli(
+        ["export", str(cfg.run_dir), "--out", str(tmp_path / "ex"), "--objects", str(absent)], capsys
+    )
     assert_one_clear_line(code, err, str(absent))
     assert not (tmp_path / "ex").exists()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from feature_stage_fixtures import depth_splat_scene, make_labelled_dataset, make_run
+
 from gsseg.features import load_run_scene
 from gsseg.train.distributed import ProcessGroup
 
@@ -34,8 +34,25 @@ def free_port() -> int:
 
 
 def train_args(ds, run: Path) -> list[str]:
-    return ["train", str(ds.root), "--out", str(run), "--stage", "features", "--quiet", "--objective", "contrastive",
-            "--feature-iters", "12", "--views-per-step", "2", "--seed", "3", "--set", "pixels=256"]
+    return [
+        "train",
+        str(ds.root),
+        "--out",
+        str(run),
+        "--stage",
+        "features",
+        "--quiet",
+        "--objective",
+        "contrastive",
+        "--feature-iters",
+        "12",
+        "--views-per-step",
+        "2",
+        "--seed",
+        "3",
+        "--set",
+        "pixels=256",
+    ]
 
 
 def run_gsseg(args: list[str], nproc: int) -> subprocess.CompletedProcess:
@@ -43,8 +60,20 @@ def run_gsseg(args: list[str], nproc: int) -> subprocess.CompletedProcess:
     if nproc == 1:
         cmd = [sys.executable, "-m", "gsseg", *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-               "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "gsseg", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            str(nproc),
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(free_port()),
+            "-m",
+            "gsseg",
+            *args,
+        ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -76,7 +105,8 @@ def test_two_processes_match_one_process(toy, tmp_path):
     assert summary["processes"] == 2 and summary["views_per_step"] == 2 and summary["steps"] == 12
     # one writer: one set of checkpoints, no per-rank copies, and a sensible one-line report
     assert sorted(p.name for p in (two / "checkpoints").iterdir()) == sorted(
-        p.name for p in (one / "checkpoints").iterdir())
+        p.name for p in (one / "checkpoints").iterdir()
+    )
     assert double.stderr.count("features: 12 steps") == 1
 
 

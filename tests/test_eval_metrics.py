@@ -31,6 +31,7 @@ KW = dict(min_size=1, background=None)
 
 # --- normalized covering ------------------------------------------------------------------
 
+
 def test_nc_perfect_prediction_is_one_with_other_ids():
     assert normalized_covering(GT, GT + 10, **KW) == 1.0
     assert normalized_covering(GT, GT + 10, dense=True, **KW) == 1.0
@@ -91,6 +92,7 @@ def test_covering_from_overlapping_masks():
 
 # --- segmentation injectivity -------------------------------------------------------------
 
+
 def test_si_perfect_and_merge_are_one():
     assert segmentation_injectivity(GT, GT, **KW) == 1.0
     assert segmentation_injectivity(GT, MERGE, **KW) == 1.0  # merging never splits an object
@@ -103,6 +105,7 @@ def test_si_split_scores_the_chance_of_a_same_half_pair():
 
 
 # --- view consistency ---------------------------------------------------------------------
+
 
 def _shifted_pair():
     """Two cameras over a plane at z = 2 whose warp is an exact shift of 2 pixels to the left."""
@@ -149,6 +152,7 @@ def test_vc_skips_unassigned_partner_labels():
 
 
 # --- point query --------------------------------------------------------------------------
+
 
 def test_best_threshold_iou_exact():
     mask = np.zeros((4, 4), bool)
@@ -200,6 +204,7 @@ def test_masks_score_map_nested():
 
 # --- prompted objects ---------------------------------------------------------------------
 
+
 def test_prompted_micro_iou_and_accuracy():
     gt1 = np.zeros((4, 4), bool)
     gt1[:2, :2] = True
@@ -216,6 +221,7 @@ def test_prompted_micro_iou_and_accuracy():
 
 
 # --- panoptic -----------------------------------------------------------------------------
+
 
 def test_pq_perfect_merge_split():
     r = panoptic_quality_scene([GT], [GT + 3], void=None)

@@ -14,8 +14,22 @@ from gsseg.eval.cuts import select_plateaus
 def _rows():
     base = {"scene": "tabletop", "noise": "medium", "psnr": 30.0, "t_features": 12.0, "t_eval": 3.0}
     return [
-        {**base, "objective": "input masks", "input_nc_mean": 0.61, "input_hier_miou_l1": 0.5, "input_hier_miou_l2": 0.7},
-        {**base, "objective": "contrastive", "nc_mean": 0.80, "input_nc_mean": 0.61, "si": 1.0, "vc": 0.96, "hier_miou": 0.91},
+        {
+            **base,
+            "objective": "input masks",
+            "input_nc_mean": 0.61,
+            "input_hier_miou_l1": 0.5,
+            "input_hier_miou_l2": 0.7,
+        },
+        {
+            **base,
+            "objective": "contrastive",
+            "nc_mean": 0.80,
+            "input_nc_mean": 0.61,
+            "si": 1.0,
+            "vc": 0.96,
+            "hier_miou": 0.91,
+        },
         {**base, "objective": "clustering", "pq_scene": 0.70},
         {**base, "noise": "hard", "objective": "contrastive", "nc_mean": 0.5, "input_nc_mean": 0.45},
         {**base, "objective": "object-field", "error": "GssegError: boom"},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cli_fixtures import cli_exit_code
 from segment_fixtures import build_tiny_run  # noqa: E402
 
-from cli_fixtures import cli_exit_code
 from gsseg.data import load_dataset
 from gsseg.errors import GssegError
 from gsseg.eval.context import EvalSettings
@@ -66,8 +66,9 @@ def test_embedding_run_scores_hierarchy_metrics_and_beats_shuffled(emb_run):
     assert "object_miou" not in r and "pq_scene" not in r
     rec = load_features(emb_run / "features.pt")
     perm = torch.randperm(len(rec.features), generator=torch.Generator().manual_seed(0))
-    shuffled = evaluate_run(_variant(emb_run, "shuffled", rec.features[perm]), metrics=["hierarchy"],
-                            show_progress=False, settings=FAST)
+    shuffled = evaluate_run(
+        _variant(emb_run, "shuffled", rec.features[perm]), metrics=["hierarchy"], show_progress=False, settings=FAST
+    )
     assert r["nc_mean"] > shuffled["nc_mean"] + 0.1
     assert r["hier_miou"] > shuffled["hier_miou"] + 0.1
 
@@ -78,7 +79,9 @@ def test_ground_truth_label_maps_score_one(emb_run, monkeypatch):
     import gsseg.eval.cuts as cuts
 
     ds = load_dataset(json.loads((emb_run / "config.json").read_text())["dataset"])
-    monkeypatch.setattr(cuts, "view_label_maps", lambda ctx, view, labels: np.stack([ds.gt(view, lv) for lv in ds.gt_levels]))
+    monkeypatch.setattr(
+        cuts, "view_label_maps", lambda ctx, view, labels: np.stack([ds.gt(view, lv) for lv in ds.gt_levels])
+    )
     r = evaluate_run(emb_run, metrics=["hierarchy"], show_progress=False, settings=FAST)
     for key in ("nc_part", "nc_object", "nc_group", "nc_dense_mean", "nc_exclusive_mean", "si"):
         assert r[key] == pytest.approx(1.0), key
@@ -157,8 +160,25 @@ def test_refuses_a_run_whose_views_do_not_match(emb_run, capsys):
 
 
 def test_cli_json_has_the_issue_keys(emb_run, capsys):
-    assert cli_exit_code(["eval", str(emb_run), "--json", "--samples", "20", "--max-cuts", "8", "--no-pixel-cuts", "--metric", "psnr",
-                 "--metric", "hierarchy"]) == 0
+    assert (
+        cli_exit_code(
+            [
+                "eval",
+                str(emb_run),
+                "--json",
+                "--samples",
+                "20",
+                "--max-cuts",
+                "8",
+                "--no-pixel-cuts",
+                "--metric",
+                "psnr",
+                "--metric",
+                "hierarchy",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert {"psnr", *UNIT} <= set(r)
     assert cli_exit_code(["eval", str(emb_run), "--cuts", "bogus"]) == 1

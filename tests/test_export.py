@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
+from segment_fixtures import build_tiny_run, center_click
+from splat_tool import needs_splat_transform, splat_transform
 
 from gsseg.cli.app import main
 from gsseg.errors import GssegError
@@ -18,11 +20,12 @@ from gsseg.export import export_run, export_segments, parse_ids
 from gsseg.gaussians.ply import read_ply
 from gsseg.segment import SegmentRequest, SegmentsDir, segment_run
 from gsseg.segment.clicks import Click
-from segment_fixtures import build_tiny_run, center_click
-from splat_tool import needs_splat_transform, splat_transform
 
-INRIA_SH1 = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(9)]
-             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+INRIA_SH1 = (
+    ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+    + [f"f_rest_{i}" for i in range(9)]
+    + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 import torch
 from plyfile import PlyData, PlyElement
 from scipy.spatial import cKDTree
+from splat_tool import convert, needs_splat_transform
 
 from gsseg.cli.app import main
 from gsseg.errors import GssegError
@@ -19,15 +20,19 @@ from gsseg.export import export_segments
 from gsseg.export.formats import SUFFIXES, write_splats
 from gsseg.gaussians.ply import read_ply, scene_to_arrays, write_ply
 from gsseg.gaussians.scene import GaussianScene
-from splat_tool import convert, needs_splat_transform
 
 
 def random_scene(n: int = 300, sh_degree: int = 3, seed: int = 0) -> GaussianScene:
     g = torch.Generator().manual_seed(seed)
     k = (sh_degree + 1) ** 2 - 1
-    return GaussianScene(means=torch.randn(n, 3, generator=g), log_scales=torch.randn(n, 3, generator=g) * 0.3 - 3,
-                         quats=torch.randn(n, 4, generator=g), logit_opacities=torch.randn(n, generator=g) + 2,
-                         sh0=torch.randn(n, 1, 3, generator=g) * 0.5, shN=torch.randn(n, k, 3, generator=g) * 0.2)
+    return GaussianScene(
+        means=torch.randn(n, 3, generator=g),
+        log_scales=torch.randn(n, 3, generator=g) * 0.3 - 3,
+        quats=torch.randn(n, 4, generator=g),
+        logit_opacities=torch.randn(n, generator=g) + 2,
+        sh0=torch.randn(n, 1, 3, generator=g) * 0.5,
+        shN=torch.randn(n, k, 3, generator=g) * 0.2,
+    )
 
 
 def matched(scene: GaussianScene, back: GaussianScene) -> np.ndarray:
@@ -37,8 +42,12 @@ def matched(scene: GaussianScene, back: GaussianScene) -> np.ndarray:
 
 
 # Quantisation of each format (splat-transform decodes; positions / log scales / SH rest, absolute)
-TOLERANCE = {"ply": (1e-6, 1e-6, 1e-6), "ply-compressed": (0.01, 0.01, 0.02), "spz": (2 ** -11, 0.04, 0.01),
-             "splat": (1e-6, 1e-6, None)}
+TOLERANCE = {
+    "ply": (1e-6, 1e-6, 1e-6),
+    "ply-compressed": (0.01, 0.01, 0.02),
+    "spz": (2**-11, 0.04, 0.01),
+    "splat": (1e-6, 1e-6, None),
+}
 
 
 @needs_splat_transform
@@ -58,8 +67,9 @@ def test_every_format_round_trips_through_splat_transform(fmt, tmp_path):
     qa = torch.nn.functional.normalize(scene.quats[idx], dim=1)
     qb = torch.nn.functional.normalize(back.quats, dim=1)
     assert (qa * qb).sum(1).abs().min() > 0.99  # the same rotation (q and -q are one rotation)
-    np.testing.assert_allclose(torch.sigmoid(back.logit_opacities).numpy(),
-                               torch.sigmoid(scene.logit_opacities[idx]).numpy(), atol=0.005)
+    np.testing.assert_allclose(
+        torch.sigmoid(back.logit_opacities).numpy(), torch.sigmoid(scene.logit_opacities[idx]).numpy(), atol=0.005
+    )
     if sh_tol is None:
         assert back.sh_degree == 0  # .splat keeps only the base colour
     else:
@@ -92,15 +102,20 @@ def test_export_covering_everything_nothing_and_one_object(tmp_path):
     everything = np.repeat([1, 2, 3], 30).astype(np.int32)
     m = export_segments(scene, everything, tmp_path / "all", formats=["ply", "spz"], cut="c")
     files = sorted(p.name for p in (tmp_path / "all").iterdir())
-    assert files == sorted(["labels.npy", "segments.json"] + [f"object_{i}{e}" for i in (1, 2, 3) for e in (".ply", ".spz")])
+    assert files == sorted(
+        ["labels.npy", "segments.json"] + [f"object_{i}{e}" for i in (1, 2, 3) for e in (".ply", ".spz")]
+    )
     assert m["files"]["scene_without_selected"] == {} and "covers every Gaussian" in " ".join(m["notes"])
     assert m["written"] == {f"object_{i}{e}": 30 for i in (1, 2, 3) for e in (".ply", ".spz")}
     assert all(s["files"] == {"ply": f"object_{s['id']}.ply", "spz": f"object_{s['id']}.spz"} for s in m["segments"])
 
     nothing = np.zeros(90, np.int32)
     m = export_segments(scene, nothing, tmp_path / "none", cut="c")
-    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == ["labels.npy", "scene_without_selected.ply",
-                                                                        "segments.json"]
+    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == [
+        "labels.npy",
+        "scene_without_selected.ply",
+        "segments.json",
+    ]
     assert m["selected"] == [] and m["segments"] == [] and "no object files" in " ".join(m["notes"])
     assert len(read_ply(tmp_path / "none" / "scene_without_selected.ply")) == 90
 
@@ -134,8 +149,17 @@ def test_cli_export_every_format_opens_in_splat_transform(tmp_path):
     segment_run(run, SegmentRequest(auto=True, views="test", show_progress=False), device="cpu")
     out = tmp_path / "objects"
     with pytest.raises(SystemExit) as e:
-        main(["export", str(run), "--out", str(out), *sum((["--format", f] for f in SUFFIXES), []), "--with-labels",
-              "-q"])
+        main(
+            [
+                "export",
+                str(run),
+                "--out",
+                str(out),
+                *sum((["--format", f] for f in SUFFIXES), []),
+                "--with-labels",
+                "-q",
+            ]
+        )
     assert e.value.code == 0
     manifest = json.loads((out / "segments.json").read_text())
     assert manifest["formats"] == list(SUFFIXES) and manifest["written"]
@@ -145,8 +169,14 @@ def test_cli_export_every_format_opens_in_splat_transform(tmp_path):
         assert len(PlyData.read(str(tmp_path / "back.ply"))["vertex"].data) == count, name
 
 
-def _write_foreign(path: Path, scene: GaussianScene, text: bool = False, byte_order: str = "<",
-                   shuffle: bool = False, extra: bool = False) -> None:
+def _write_foreign(
+    path: Path,
+    scene: GaussianScene,
+    text: bool = False,
+    byte_order: str = "<",
+    shuffle: bool = False,
+    extra: bool = False,
+) -> None:
     """A PLY as another producer might write it: no normals, shuffled property order, extra
     properties, ascii or big-endian."""
     cols = {k: v for k, v in scene_to_arrays(scene).items() if k not in ("nx", "ny", "nz")}
@@ -167,8 +197,14 @@ def _write_foreign(path: Path, scene: GaussianScene, text: bool = False, byte_or
 def test_readers_accept_other_producers(degree, variant, tmp_path):
     scene = random_scene(25, sh_degree=degree, seed=degree)
     path = tmp_path / "foreign.ply"
-    _write_foreign(path, scene, text=variant == "ascii", byte_order=">" if variant == "big-endian" else "<",
-                   shuffle=variant.startswith("shuffled"), extra=variant.startswith("shuffled"))
+    _write_foreign(
+        path,
+        scene,
+        text=variant == "ascii",
+        byte_order=">" if variant == "big-endian" else "<",
+        shuffle=variant.startswith("shuffled"),
+        extra=variant.startswith("shuffled"),
+    )
     back = read_ply(path)
     assert back.sh_degree == degree and len(back) == 25
     for name in ("means", "log_scales", "quats", "logit_opacities", "sh0", "shN"):

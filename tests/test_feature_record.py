@@ -36,11 +36,15 @@ def test_load_run_scene_attaches_features_and_detects_mismatch(tmp_path):
     scene, rec = load_run_scene(tmp_path, require_features=False)
     assert rec is None and scene.features is None and len(scene) == 6
 
-    save_features(tmp_path / "features.pt", FeatureRecord(torch.randn(6, 3), FeatureInfo("embedding", "contrastive", 3)))
+    save_features(
+        tmp_path / "features.pt", FeatureRecord(torch.randn(6, 3), FeatureInfo("embedding", "contrastive", 3))
+    )
     scene, rec = load_run_scene(tmp_path)
     assert scene.features.shape == (6, 3) and scene.feature_info.objective == "contrastive"
 
-    save_features(tmp_path / "features.pt", FeatureRecord(torch.randn(4, 3), FeatureInfo("embedding", "contrastive", 3)))
+    save_features(
+        tmp_path / "features.pt", FeatureRecord(torch.randn(4, 3), FeatureInfo("embedding", "contrastive", 3))
+    )
     with pytest.raises(GssegError, match="4 Gaussians but"):
         load_run_scene(tmp_path)
 

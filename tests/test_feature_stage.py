@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from feature_stage_fixtures import depth_splat_scene, make_labelled_dataset, make_run, nearest_prototype_accuracy
 from cli_fixtures import cli_exit_code
+from feature_stage_fixtures import depth_splat_scene, make_labelled_dataset, make_run, nearest_prototype_accuracy
+
 from gsseg.errors import GssegError
 from gsseg.features import load_run_scene
 from gsseg.gaussians.ply import read_ply
@@ -48,14 +48,18 @@ def test_contrastive_separates_gt_segments(toy, tmp_path):
     assert rec.settings["pixels"] == 2048 and rec.settings["stage"]["iters"] == 250
     for level in ("part", "object", "group"):
         assert nearest_prototype_accuracy(ds, sc, rec.features, level) > 0.95, level
-    untrained = torch.nn.functional.normalize(torch.randn(len(sc), 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    untrained = torch.nn.functional.normalize(
+        torch.randn(len(sc), 16, generator=torch.Generator().manual_seed(0)), dim=1
+    )
     assert nearest_prototype_accuracy(ds, sc, untrained, "object") < 0.9  # the metric can fail
 
 
 def test_ultrametric_separates_gt_segments(toy, tmp_path):
     ds, scene = toy
     terms = []
-    _train(tmp_path / "run", ds, scene, "ultrametric", 200, {"pixels": 2048}, callbacks=[lambda r: terms.append(r.terms)])
+    _train(
+        tmp_path / "run", ds, scene, "ultrametric", 200, {"pixels": 2048}, callbacks=[lambda r: terms.append(r.terms)]
+    )
     assert {"ultra", "euclid", "norm", "pairs"} <= set(terms[-1]) and "depth" not in terms[-1]
     assert sum(t["ultra"] for t in terms[-20:]) < sum(t["ultra"] for t in terms[:20])
     sc, rec = load_run_scene(tmp_path / "run")
@@ -106,8 +110,16 @@ def test_joint_mode_trains_geometry_with_depth_continuity(toy, tmp_path):
     ds, scene = toy
     small = scene.subset(torch.arange(0, len(scene), 3))
     terms = []
-    summary = _train(tmp_path / "run", ds, small, "ultrametric", 4, {"pixels": 512, "depth_start": 0.0, "dim": 8},
-                     callbacks=[lambda r: terms.append(r.terms)], joint=True)
+    summary = _train(
+        tmp_path / "run",
+        ds,
+        small,
+        "ultrametric",
+        4,
+        {"pixels": 512, "depth_start": 0.0, "dim": 8},
+        callbacks=[lambda r: terms.append(r.terms)],
+        joint=True,
+    )
     assert summary["joint"] and summary["steps"] == 4
     assert len(terms) == 4 and all("depth" in t and "rgb_l1" in t for t in terms)
     after = read_ply(tmp_path / "run" / "scene.ply")
@@ -141,8 +153,22 @@ def test_cli_features_stage(toy, tmp_path):
     make_run(run, ds, scene)
     data = str(ds.root)
     args = ["train", data, "--out", str(run), "--stage", "features", "--quiet", "--feature-iters", "5"]
-    assert cli_exit_code([*args, "--objective", "contrastive-flat", "--feature-dim", "6", "--set", "pixels=256",
-                 "--set", "level_decay=0.2"]) == 0
+    assert (
+        cli_exit_code(
+            [
+                *args,
+                "--objective",
+                "contrastive-flat",
+                "--feature-dim",
+                "6",
+                "--set",
+                "pixels=256",
+                "--set",
+                "level_decay=0.2",
+            ]
+        )
+        == 0
+    )
     sc, rec = load_run_scene(run)
     assert rec.info.objective == "contrastive-flat" and rec.features.shape[1] == 6
     assert rec.settings["level_decay"] == 0.2 and rec.settings["pixels"] == 256
@@ -166,14 +192,41 @@ def test_memory_budget_bounds_the_table_cache(toy, tmp_path):
     for name, budget in (("roomy", None), ("tight", "1k")):
         run = tmp_path / name
         make_run(run, ds, scene)
-        args = ["train", data, "--out", str(run), "--stage", "features", "--quiet", "--feature-iters", "8",
-                "--set", "pixels=256", "--table-scale", "1"] + (["--memory-budget", budget] if budget else [])
+        args = [
+            "train",
+            data,
+            "--out",
+            str(run),
+            "--stage",
+            "features",
+            "--quiet",
+            "--feature-iters",
+            "8",
+            "--set",
+            "pixels=256",
+            "--table-scale",
+            "1",
+        ] + (["--memory-budget", budget] if budget else [])
         assert cli_exit_code(args) == 0
         features.append(load_run_scene(run)[1].features)
     assert RunDir(tmp_path / "tight").read_config().features.table_memory_mb == 1 / 1024
     torch.testing.assert_close(features[0], features[1])  # evicting tables changes the speed, not the result
-    assert cli_exit_code(["train", data, "--out", str(tmp_path / "tight"), "--stage", "features", "--quiet",
-                          "--memory-budget", "lots"]) == 1
+    assert (
+        cli_exit_code(
+            [
+                "train",
+                data,
+                "--out",
+                str(tmp_path / "tight"),
+                "--stage",
+                "features",
+                "--quiet",
+                "--memory-budget",
+                "lots",
+            ]
+        )
+        == 1
+    )
 
 
 def test_trainer_keeps_tables_within_the_byte_budget(toy, tmp_path):
@@ -219,8 +272,27 @@ def test_automatic_table_scale_fits_every_view_in_the_budget(toy, tmp_path):
     assert small.tables.nbytes <= cfg.table_memory_mb * 2**20
     assert small.tables.builds == len(small.tables) == len(small.views)  # all fit: none rebuilt
     budget = f"{int(cfg.table_memory_mb * 1024)}k"
-    assert cli_exit_code(["train", str(ds.root), "--out", str(run.root), "--stage", "features", "--quiet", "--restart",
-                          "--feature-iters", "8", "--set", "pixels=256", "--memory-budget", budget]) == 0
+    assert (
+        cli_exit_code(
+            [
+                "train",
+                str(ds.root),
+                "--out",
+                str(run.root),
+                "--stage",
+                "features",
+                "--quiet",
+                "--restart",
+                "--feature-iters",
+                "8",
+                "--set",
+                "pixels=256",
+                "--memory-budget",
+                budget,
+            ]
+        )
+        == 0
+    )
     summary = json.loads((run.root / "features.json").read_text())
     assert summary["table_scale"] == small.table_scale and summary["table_builds"] == len(small.views)
     assert summary["table_size"] == [small.width, small.height]

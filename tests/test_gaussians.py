@@ -64,9 +64,14 @@ def test_init_random_when_no_points():
 def test_param_dict_round_trip_and_optimizers():
     g = torch.Generator().manual_seed(0)
     n = 10
-    scene = GaussianScene(torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g),
-                          torch.randn(n, 4, generator=g), torch.randn(n, generator=g),
-                          torch.randn(n, 1, 3, generator=g), torch.randn(n, 15, 3, generator=g))
+    scene = GaussianScene(
+        torch.randn(n, 3, generator=g),
+        torch.randn(n, 3, generator=g),
+        torch.randn(n, 4, generator=g),
+        torch.randn(n, generator=g),
+        torch.randn(n, 1, 3, generator=g),
+        torch.randn(n, 15, 3, generator=g),
+    )
     params = scene.to_param_dict()
     assert list(params.keys()) == ["means", "scales", "quats", "opacities", "sh0", "shN"]
     assert torch.equal(params["scales"], scene.log_scales) and torch.equal(params["opacities"], scene.logit_opacities)
@@ -87,16 +92,36 @@ def test_scene_validation_and_helpers():
     s = GaussianScene.empty(sh_degree=1)
     assert len(s) == 0 and s.sh_degree == 1
     with pytest.raises(ValueError, match="shN"):
-        GaussianScene(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2),
-                      torch.zeros(2, 1, 3), torch.zeros(2, 5, 3))
+        GaussianScene(
+            torch.zeros(2, 3),
+            torch.zeros(2, 3),
+            torch.zeros(2, 4),
+            torch.zeros(2),
+            torch.zeros(2, 1, 3),
+            torch.zeros(2, 5, 3),
+        )
     with pytest.raises(ValueError, match="feature_info"):
-        GaussianScene(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2),
-                      torch.zeros(2, 1, 3), torch.zeros(2, 0, 3), features=torch.zeros(2, 4))
+        GaussianScene(
+            torch.zeros(2, 3),
+            torch.zeros(2, 3),
+            torch.zeros(2, 4),
+            torch.zeros(2),
+            torch.zeros(2, 1, 3),
+            torch.zeros(2, 0, 3),
+            features=torch.zeros(2, 4),
+        )
     with pytest.raises(ValueError, match="kind"):
         FeatureInfo("colour", "x", 3)
-    s = GaussianScene(torch.zeros(3, 3), torch.zeros(3, 3), torch.zeros(3, 4), torch.zeros(3),
-                      rgb_to_sh(torch.full((3, 1, 3), 0.5)), torch.ones(3, 3, 3),
-                      torch.zeros(3, 2), FeatureInfo("embedding", "contrastive", 2))
+    s = GaussianScene(
+        torch.zeros(3, 3),
+        torch.zeros(3, 3),
+        torch.zeros(3, 4),
+        torch.zeros(3),
+        rgb_to_sh(torch.full((3, 1, 3), 0.5)),
+        torch.ones(3, 3, 3),
+        torch.zeros(3, 2),
+        FeatureInfo("embedding", "contrastive", 2),
+    )
     assert torch.allclose(s.sh0, torch.zeros(3, 1, 3))
     up = s.with_sh_degree(3)
     assert up.shN.shape == (3, 15, 3) and torch.equal(up.shN[:, :3], s.shN) and up.shN[:, 3:].abs().sum() == 0

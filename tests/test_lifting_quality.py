@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from feature_stage_fixtures import make_labelled_dataset
+
 from gsseg.eval.context import EvalSettings
 from gsseg.eval.run_eval import evaluate_run
 from gsseg.features.coverage import mask_coverage, supervised_gaussians
@@ -27,8 +27,8 @@ from gsseg.train.run_dir import RunDir
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import quality  # noqa: E402  (the suite's click protocol: one click per object)
 
-
 # --- end to end ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def consistent(tmp_path_factory):
@@ -88,6 +88,7 @@ def test_one_click_per_object_finds_the_object_not_a_part(consistent, tmp_path):
 
 # --- coverage ---------------------------------------------------------------------------------------
 
+
 class _Table:
     """A contribution table stand-in: pixel p holds entries offsets[p]:offsets[p+1]."""
 
@@ -117,6 +118,7 @@ def test_mask_coverage_and_supervised_gaussians():
 
 # --- hierarchy ------------------------------------------------------------------------------------
 
+
 def _row(n: int, x0: float, y: float = 0.0) -> np.ndarray:
     return np.stack([x0 + 0.1 * np.arange(n), np.full(n, y), np.zeros(n)], 1)
 
@@ -138,7 +140,7 @@ def test_average_linkage_resists_a_bridge_and_merges_separate_members():
 
     def first_joined(h, x, y):
         """Lowest threshold at which some member of x shares a segment with some member of y."""
-        for t in np.unique(np.concatenate([[0.0], h.altitudes[h.num_leaves:]])):
+        for t in np.unique(np.concatenate([[0.0], h.altitudes[h.num_leaves :]])):
             lab = h.cut_threshold(t)
             if np.intersect1d(lab[x], lab[y]).size:
                 return t
@@ -155,8 +157,9 @@ def test_average_linkage_resists_a_bridge_and_merges_separate_members():
 
 def test_unsupervised_gaussians_are_left_out_and_unassigned():
     means = torch.tensor(np.concatenate([_row(20, 0.0), _row(20, 5.0)]), dtype=torch.float32)
-    feats = torch.tensor(np.concatenate([np.tile(np.eye(3)[0], (20, 1)), np.tile(np.eye(3)[1], (20, 1))]),
-                         dtype=torch.float32)
+    feats = torch.tensor(
+        np.concatenate([np.tile(np.eye(3)[0], (20, 1)), np.tile(np.eye(3)[1], (20, 1))]), dtype=torch.float32
+    )
     keep = np.ones(40, bool)
     keep[[3, 25]] = False
     h = hierarchy_from_features(means, feats, "embedding", min_size=1, supervised=keep)
@@ -167,6 +170,7 @@ def test_unsupervised_gaussians_are_left_out_and_unassigned():
 
 
 # --- the object under a click ---------------------------------------------------------------------
+
 
 def _nested_view():
     """A 20×30 view: two boxes at depth 2 (object A made of parts A1, A2; object B) with a gap of

@@ -118,15 +118,41 @@ def test_sam_source_through_the_cli(data, tmp_path):
     modules_before = {k: v for k, v in sys.modules.items() if k.startswith("torchvision")}
     try:
         arch = SamArchitecture(
-            image_size=64, patch_size=16, encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2,
-            encoder_global_attn_indexes=[0], window_size=2, prompt_embed_dim=32, mask_in_chans=4,
-            decoder_mlp_dim=64, decoder_num_heads=2, iou_head_hidden_dim=32,
+            image_size=64,
+            patch_size=16,
+            encoder_embed_dim=32,
+            encoder_depth=1,
+            encoder_num_heads=2,
+            encoder_global_attn_indexes=[0],
+            window_size=2,
+            prompt_embed_dim=32,
+            mask_in_chans=4,
+            decoder_mlp_dim=64,
+            decoder_num_heads=2,
+            iou_head_hidden_dim=32,
         )
         torch.manual_seed(1)
         ckpt = tmp_path / "tiny.pt"
         save_sam_checkpoint(ckpt, build_sam(arch), arch)
-        args = [str(data), "--source", "sam", "--checkpoint", str(ckpt), "--split", "test", "--points-per-side", "4",
-                "--pred-iou", "-10", "--stability", "0", "--min-region-area", "4", "--max-size", "32"]
+        args = [
+            str(data),
+            "--source",
+            "sam",
+            "--checkpoint",
+            str(ckpt),
+            "--split",
+            "test",
+            "--points-per-side",
+            "4",
+            "--pred-iou",
+            "-10",
+            "--stability",
+            "0",
+            "--min-region-area",
+            "4",
+            "--max-size",
+            "32",
+        ]
         assert run_cli(args) == 0
         ds = load_dataset(data)
         store = MaskStore(ds.masks_dir)

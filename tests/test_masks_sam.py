@@ -121,9 +121,17 @@ def test_resize_and_to_pil_image():
 def test_stand_in_only_when_torchvision_is_missing(monkeypatch):
     real = types.ModuleType("torchvision")
     ops, boxes = types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
-    transforms, functional = types.ModuleType("torchvision.transforms"), types.ModuleType("torchvision.transforms.functional")
-    for name, mod in [("torchvision", real), ("torchvision.ops", ops), ("torchvision.ops.boxes", boxes),
-                      ("torchvision.transforms", transforms), ("torchvision.transforms.functional", functional)]:
+    transforms, functional = (
+        types.ModuleType("torchvision.transforms"),
+        types.ModuleType("torchvision.transforms.functional"),
+    )
+    for name, mod in [
+        ("torchvision", real),
+        ("torchvision.ops", ops),
+        ("torchvision.ops.boxes", boxes),
+        ("torchvision.transforms", transforms),
+        ("torchvision.transforms.functional", functional),
+    ]:
         monkeypatch.setitem(sys.modules, name, mod)
     assert tvc.ensure_torchvision() is None
     assert sys.modules["torchvision"] is real and not tvc.is_stand_in()
@@ -236,7 +244,9 @@ def test_tiny_sam_point_prompts(tiny_checkpoint):
     result = prompter.predict(np.array([[20.5, 15.5], [50.0, 40.0]]), np.array([1, 0]))
     assert result.mask.shape == (48, 64) and result.mask.dtype == bool
     assert result.candidates == 3 and np.isfinite(result.score)
-    results = prompt_masks(model, img, [(np.array([[20.5, 15.5]]), np.array([1])), (np.array([[50.0, 40.0]]), np.array([1]))])
+    results = prompt_masks(
+        model, img, [(np.array([[20.5, 15.5]]), np.array([1])), (np.array([[50.0, 40.0]]), np.array([1]))]
+    )
     assert len(results) == 2 and all(r.mask.shape == (48, 64) for r in results)
     with pytest.raises(ValueError):
         prompter.predict(np.zeros((2, 2)), np.array([1]))

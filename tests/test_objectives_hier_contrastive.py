@@ -29,7 +29,7 @@ def literal_proto_nce(f, t, corr, ignore, min_pixnum, phi_min, decay, hierarchic
         protos.append(u)
         phis.append(min(max(10 * phi, phi_min), 1.0))
     total = f.sum() * 0
-    for i, ki in enumerate(clusters):
+    for ki in clusters:
         fi = f[t == ki]
         a = [int(corr[ki, kk]) for kk in clusters]
         levels = sorted({v for v in a if v != 0}, reverse=True)

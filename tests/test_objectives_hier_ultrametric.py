@@ -111,8 +111,10 @@ def check_knn_graph(ids, width, height, k, src, dst, n_bridges):
     assert connect_components(n, knn_src, knn_dst)[2] == n_bridges + 1
 
 
-@pytest.mark.parametrize("width,height,n,k", [(32, 24, 256, 10), (16, 12, 60, 3), (64, 64, 40, 10),
-                                               (7, 5, 6, 10), (9, 7, 1, 3), (20, 10, 30, 0)])
+@pytest.mark.parametrize(
+    "width,height,n,k",
+    [(32, 24, 256, 10), (16, 12, 60, 3), (64, 64, 40, 10), (7, 5, 6, 10), (9, 7, 1, 3), (20, 10, 30, 0)],
+)
 def test_pixel_knn_graph_is_exact(width, height, n, k):
     from gsseg.render.extensions import load_cpu_extension
 
@@ -151,8 +153,16 @@ def test_build_units_walks_the_tree():
     membership = np.array([[1, 1, 1, 0], [0, 1, 1, 0], [0, 0, 1, 0]], dtype=bool)
     parent = np.array([-1, 0, 1])
     pos_a, pos_b, neg_a, neg_b, owner, region = build_units(membership, parent, True)
-    units = {(tuple(np.flatnonzero(pa)), tuple(np.flatnonzero(pb)), tuple(np.flatnonzero(na)), tuple(np.flatnonzero(nb)), int(o))
-             for pa, pb, na, nb, o in zip(pos_a, pos_b, neg_a, neg_b, owner)}
+    units = {
+        (
+            tuple(np.flatnonzero(pa)),
+            tuple(np.flatnonzero(pb)),
+            tuple(np.flatnonzero(na)),
+            tuple(np.flatnonzero(nb)),
+            int(o),
+        )
+        for pa, pb, na, nb, o in zip(pos_a, pos_b, neg_a, neg_b, owner)
+    }
     expected = {
         ((0, 1, 2), (0, 1, 2), (0, 1, 2), (3,), 0),  # A: inside / outside
         ((0,), (0,), (0,), (3,), 0),  # A minus its child B
@@ -173,7 +183,9 @@ def test_sample_from_patch_sets_is_uniform_over_member_samples():
     g = torch.Generator().manual_seed(0)
     sample_patch = torch.randint(0, 6, (40,), generator=g)
     sample_patch[sample_patch == 5] = 4  # patch 5 has no samples
-    sets = torch.tensor([[1, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 1, 0]], dtype=torch.bool)
+    sets = torch.tensor(
+        [[1, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 1, 0]], dtype=torch.bool
+    )
     idx, counts = sample_from_patch_sets(sets, sample_patch, 4000, g)
     member = sets[:, sample_patch]  # [S,P]
     assert counts.tolist() == member.sum(1).tolist()
@@ -263,7 +275,7 @@ def test_uff_loss_matches_literal(seed, neg_ratio):
     src_t = torch.from_numpy(np.concatenate([src, b_src]))
     dst_t = torch.from_numpy(np.concatenate([dst, b_dst]))
     bridge = torch.zeros(len(src_t), dtype=torch.bool)
-    bridge[len(src):] = True
+    bridge[len(src) :] = True
     boundary = torch.rand(len(src_t), generator=g) < 0.3
     pos = torch.randint(0, n, (12, 2), generator=g)
     pos[0, 1] = pos[0, 0]  # u == v pair: similarity 1

@@ -15,7 +15,6 @@ from gsseg.objectives import FeatureContext, make_objective
 from gsseg.objectives.clustering import ClusteringWeights, clustering_loss, comprehensive_pixels
 from gsseg.objectives.object_field import ce_loss, ray_pair_loss
 
-
 # --------------------------------------------------------------------------------- literal versions
 
 
@@ -77,8 +76,9 @@ def literal_clustering(o, labels, w: ClusteringWeights):
     return total + w.fgbg * (bg_term + non_bg)
 
 
-WEIGHTS = ClusteringWeights(clustering=1.0, reg=1e4, diff=20.0, onehot=0.5, fgbg=0.2, non_bg=0.2, semantic=0.15,
-                            cross_view=0.0)
+WEIGHTS = ClusteringWeights(
+    clustering=1.0, reg=1e4, diff=20.0, onehot=0.5, fgbg=0.2, non_bg=0.2, semantic=0.15, cross_view=0.0
+)
 
 
 def random_case(seed: int, rays: int = 40, k: int = 6, n_labels: int = 4):
@@ -98,8 +98,8 @@ def test_object_field_losses_match_literal_implementation():
     labels = torch.randint(-1, 3, (30,), generator=g)
     a = ce_loss(logits, labels)
     b = literal_ce(logits, labels)
-    ga, = torch.autograd.grad(a, logits)
-    gb, = torch.autograd.grad(b, logits)
+    (ga,) = torch.autograd.grad(a, logits)
+    (gb,) = torch.autograd.grad(b, logits)
     assert torch.allclose(a, b) and torch.allclose(ga, gb)
 
     patches = torch.randn(2, 16, 3, generator=g, dtype=torch.float64).requires_grad_(True)
@@ -107,8 +107,8 @@ def test_object_field_losses_match_literal_implementation():
     refs = [torch.tensor([0, 5, 9]), torch.tensor([2, 3, 4, 15])]
     a = ray_pair_loss(patches, rgb, refs, threshold=0.15)
     b = literal_pair(patches, rgb, refs, threshold=0.15)
-    ga, = torch.autograd.grad(a, patches)
-    gb, = torch.autograd.grad(b, patches)
+    (ga,) = torch.autograd.grad(a, patches)
+    (gb,) = torch.autograd.grad(b, patches)
     assert torch.allclose(a, b) and torch.allclose(ga, gb)
     assert ga.abs().sum() > 0
 
@@ -142,7 +142,7 @@ def test_object_field_sampling_error_map_and_pair_phase():
     for i in range(50):
         if lab[i] >= 0:
             p = literal_probs(logits[i])
-            cell = int(obj.cell_of(batch.pixel_ids[i:i + 1]))
+            cell = int(obj.cell_of(batch.pixel_ids[i : i + 1]))
             errors.setdefault(cell, []).append(math.exp(-10 * float(p[lab[i]] / torch.linalg.norm(p)) - 1e-6))
     expect = before.reshape(-1).clone()
     for cell, es in errors.items():  # rays sharing a cell: their mean error
@@ -157,7 +157,7 @@ def test_object_field_sampling_error_map_and_pair_phase():
     assert (n_p, s) == (2, 16) and len(batch.pixel_ids) == start + n_p * s
     for ref in batch.targets["refs"]:
         assert len(ref) == 3 and len(set(ref.tolist())) == 3 and int(ref.max()) < 16
-    patch = batch.pixel_ids[start:start + s]
+    patch = batch.pixel_ids[start : start + s]
     ys, xs = patch // w, patch % w
     assert int(ys.max() - ys.min()) == 3 and int(xs.max() - xs.min()) == 3
     n = len(batch.pixel_ids)
@@ -190,8 +190,8 @@ def test_clustering_loss_matches_literal_implementation():
     o64 = o.detach().double().requires_grad_(True)
     a, terms = clustering_loss(o64, labels, WEIGHTS)
     b = literal_clustering(o64, labels, WEIGHTS)
-    ga, = torch.autograd.grad(a, o64)
-    gb, = torch.autograd.grad(b, o64)
+    (ga,) = torch.autograd.grad(a, o64)
+    (gb,) = torch.autograd.grad(b, o64)
     assert torch.allclose(a, b) and torch.allclose(ga, gb)
     assert {"reg", "diff", "onehot", "bg", "non_bg"} <= set(terms)
 
@@ -205,9 +205,9 @@ def test_clustering_loss_is_invariant_to_permuting_frame_ids(seed):
     for old in range(1, 6):
         relabelled[labels == old] = new_ids[old - 1]
     a, _ = clustering_loss(o, labels, WEIGHTS)
-    ga, = torch.autograd.grad(a, o)
+    (ga,) = torch.autograd.grad(a, o)
     b, _ = clustering_loss(o, relabelled, WEIGHTS)
-    gb, = torch.autograd.grad(b, o)
+    (gb,) = torch.autograd.grad(b, o)
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-5) and torch.allclose(ga, gb, rtol=1e-4, atol=1e-6)
     # and to reordering the rays
     perm = torch.randperm(len(labels), generator=g)

@@ -34,13 +34,18 @@ class SurfaceGaussians:
     def scene(self) -> GaussianScene:
         n = len(self.means)
         return GaussianScene(
-            self.means, torch.log(self.scales), self.quats, torch.logit(self.opacities),
-            ((self.rgb - 0.5) / 0.28209479177387814)[:, None, :], torch.zeros(n, 0, 3),
+            self.means,
+            torch.log(self.scales),
+            self.quats,
+            torch.logit(self.opacities),
+            ((self.rgb - 0.5) / 0.28209479177387814)[:, None, :],
+            torch.zeros(n, 0, 3),
         )
 
 
-def surface_gaussians(ds, views: list[str], size_factor: float = 0.4, opacity: float = 0.95,
-                      max_depth: float = 1.5) -> SurfaceGaussians:
+def surface_gaussians(
+    ds, views: list[str], size_factor: float = 0.4, opacity: float = 0.95, max_depth: float = 1.5
+) -> SurfaceGaussians:
     """One Gaussian per pixel with depth > 0 in ``views`` (sigma = size_factor · pixel footprint),
     keeping surface points closer than ``max_depth`` · scene scale to their camera (no large far
     floor Gaussians right in front of other cameras)."""
@@ -53,6 +58,10 @@ def surface_gaussians(ds, views: list[str], size_factor: float = 0.4, opacity: f
         for lv in ds.gt_levels:
             labels[lv][sel] = ds.gt(v, lv)[src.ys[sel], src.xs[sel]]
     return SurfaceGaussians(
-        means=scene.means, quats=scene.quats, scales=scene.scales.contiguous(), opacities=scene.opacities,
-        rgb=sh_to_rgb(scene.sh0[:, 0]), labels=labels,
+        means=scene.means,
+        quats=scene.quats,
+        scales=scene.scales.contiguous(),
+        opacities=scene.opacities,
+        rgb=sh_to_rgb(scene.sh0[:, 0]),
+        labels=labels,
     )

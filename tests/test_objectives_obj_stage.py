@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import maximum_filter, minimum_filter
-
 from cli_fixtures import cli_exit_code
+from scipy.ndimage import maximum_filter, minimum_filter
+from test_objectives_obj_fixtures import surface_gaussians
+
 from gsseg.data import load_dataset
 from gsseg.features import load_features
 from gsseg.gaussians.ply import write_ply
 from gsseg.masks.store import MaskStore, ViewMasks
-from test_objectives_obj_fixtures import surface_gaussians
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,21 @@ def test_object_field_cli_learns_the_clicked_object(scene, capsys):
     ds, sg, root = scene
     run = new_run(root, sg, "of")
     target, clicks = object_clicks(ds)
-    args = ["train", str(ds.root), "--out", str(run), "--stage", "features", "--objective", "object-field",
-            "--feature-iters", "100", "--set", "rays=1500", "--quiet"]
+    args = [
+        "train",
+        str(ds.root),
+        "--out",
+        str(run),
+        "--stage",
+        "features",
+        "--objective",
+        "object-field",
+        "--feature-iters",
+        "100",
+        "--set",
+        "rays=1500",
+        "--quiet",
+    ]
     for c in clicks:
         args += ["--click", c]
     args += ["--negative-click", "train_000:0,35"]
@@ -74,8 +87,17 @@ def test_object_field_cli_learns_the_clicked_object(scene, capsys):
     # 48x36 pixels blur small objects on the clicked part into it: ~0.7 here, and 0.1 by chance
     assert iou(prob > 0.5, truth) > 0.6
     # user mistakes: one line, exit 1
-    bad = ["train", str(ds.root), "--out", str(new_run(root, sg, "of_bad")), "--stage", "features",
-           "--objective", "object-field", "--quiet"]
+    bad = [
+        "train",
+        str(ds.root),
+        "--out",
+        str(new_run(root, sg, "of_bad")),
+        "--stage",
+        "features",
+        "--objective",
+        "object-field",
+        "--quiet",
+    ]
     assert cli_exit_code([*bad, "--click", "train_000:1"]) == 1
     assert "bad click" in capsys.readouterr().err
     assert cli_exit_code([*bad, "--click", "train_000:470,3"]) == 1
@@ -104,7 +126,10 @@ def test_vote_cli_with_prompts_and_with_label_folder(scene, capsys):
     values = np.asarray(rec.extras["channel_labels"])
     pred = values[rec.features.argmax(1).numpy()]
     assert (pred == sg.labels["object"]).mean() > 0.9  # ~0.93: 2D dilation blurs 48x36 boundaries
-    assert cli_exit_code([*args[:3], str(new_run(root, sg, "vote_bad")), *args[4:], "--vote-labels", str(root / "nope")]) == 1
+    assert (
+        cli_exit_code([*args[:3], str(new_run(root, sg, "vote_bad")), *args[4:], "--vote-labels", str(root / "nope")])
+        == 1
+    )
     assert "nope" in capsys.readouterr().err
 
 
@@ -122,7 +147,9 @@ def test_clustering_stage_trains(scene):
     cfg.features.iters = 60
     run.write_config(cfg)
     losses = []
-    summary = run_features_stage(ds, cfg, run, StageOptions(show_progress=False, callbacks=[lambda r: losses.append(r.loss)]))
+    summary = run_features_stage(
+        ds, cfg, run, StageOptions(show_progress=False, callbacks=[lambda r: losses.append(r.loss)])
+    )
     assert summary["dim"] == 24 and summary["objective"] == "clustering"
     rec = load_features(run.features_pt)
     assert rec.info.kind == "logits" and rec.extras["composited"] == "sigmoid" and not rec.extras["cross_view"]

@@ -42,14 +42,24 @@ print("OK", outs[1].meta["backend"])
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None, reason="no C++ compiler")
 def test_wheel_install_outside_checkout_builds_and_runs_the_cpu_kernel(tmp_path):
     wheels = tmp_path / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(wheels)], capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = wheels.glob("gsseg-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("gsseg/csrc/bindings_cpu.cpp", "gsseg/csrc/bindings_cuda.cpp", "gsseg/csrc/utils/pixel_math.h",
-                   "gsseg/csrc/rasterize/rasterize.cpp", "gsseg/csrc/rasterize/rasterize.h",
-                   "gsseg/csrc/features/feature_forward.cu", "gsseg/csrc/contribution_table/contribution_table.cu"):
+    for needed in (
+        "gsseg/csrc/bindings_cpu.cpp",
+        "gsseg/csrc/bindings_cuda.cpp",
+        "gsseg/csrc/utils/pixel_math.h",
+        "gsseg/csrc/rasterize/rasterize.cpp",
+        "gsseg/csrc/rasterize/rasterize.h",
+        "gsseg/csrc/features/feature_forward.cu",
+        "gsseg/csrc/contribution_table/contribution_table.cu",
+    ):
         assert needed in names, f"{needed} missing from {wheel.name}"
     # every kernel source of the checkout ships, and the tests' host-emulation harness does not
     shipped = {n for n in names if n.startswith("gsseg/csrc/")}
@@ -58,14 +68,23 @@ def test_wheel_install_outside_checkout_builds_and_runs_the_cpu_kernel(tmp_path)
     assert not any("host_emulation" in n for n in names)
 
     site = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
-                              str(wheel)], capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(site), "TORCH_EXTENSIONS_DIR": str(tmp_path / "torch_ext"),
-           "GSSEG_VERBOSE_BUILD": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "TORCH_EXTENSIONS_DIR": str(tmp_path / "torch_ext"),
+        "GSSEG_VERBOSE_BUILD": "",
+    }
     env.pop("GSSEG_NO_CPU_EXT", None)
-    run = subprocess.run([sys.executable, "-c", CHECK, str(site)], cwd=outside, env=env, capture_output=True,
-                         text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-c", CHECK, str(site)], cwd=outside, env=env, capture_output=True, text=True, timeout=900
+    )
     assert run.returncode == 0 and "OK cpu" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]

@@ -45,9 +45,11 @@ def test_inria_layout_and_vanilla_default(tmp_path):
     scene = random_scene(4, 3, feat_dim=3)
     ply = PlyData.read(str(write_ply(tmp_path / "s.ply", scene)))
     names = [p.name for p in ply["vertex"].properties]
-    expected = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-                + [f"f_rest_{i}" for i in range(45)]
-                + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    expected = (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(45)]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
     assert names == expected  # no f_id_* unless asked
     assert not ply.text and ply.byte_order == "<"
     assert all(p.val_dtype in ("f4", "float32") for p in ply["vertex"].properties)
@@ -72,6 +74,7 @@ def _write_columns(path, cols: dict[str, np.ndarray]) -> None:
 
 def _columns(scene):
     from gsseg.gaussians.ply import scene_to_arrays
+
     return scene_to_arrays(scene)
 
 
@@ -117,8 +120,11 @@ def test_nan_inf_reported_and_dropped(tmp_path):
     scene.log_scales[7, 0] = float("inf")
     scene.shN[7, 2, 2] = float("-inf")
     path = write_ply(tmp_path / "n.ply", scene)
-    with pytest.raises(GssegError, match=r"2 of 20 Gaussians have NaN/Inf values \(rows 3, 7; properties y, "
-                                         r"f_rest_\d+, scale_0\).*drop-invalid") as e:
+    with pytest.raises(
+        GssegError,
+        match=r"2 of 20 Gaussians have NaN/Inf values \(rows 3, 7; properties y, "
+        r"f_rest_\d+, scale_0\).*drop-invalid",
+    ) as e:
         read_ply(path)
     assert "\n" not in str(e.value)
     back = read_ply(path, drop_invalid=True)

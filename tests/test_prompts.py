@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.ndimage import maximum_filter, minimum_filter
+from test_objectives_obj_fixtures import surface_gaussians
 
 from gsseg.data import load_dataset
 from gsseg.errors import GssegError
@@ -16,7 +17,6 @@ from gsseg.masks.store import ViewMasks
 from gsseg.prompts.lifting import SurfaceProbe, camera_points, lift_clicks
 from gsseg.prompts.propagation import best_store_mask, project_prompts, propagate, required_visible, view_labels
 from gsseg.prompts.spec import Click, PromptSpec, PropagationSettings, load_prompt_file, parse_click
-from test_objectives_obj_fixtures import surface_gaussians
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +87,32 @@ def test_parse_click_forms():
 
 def test_prompt_file(tmp_path):
     path = tmp_path / "p.json"
-    path.write_text(json.dumps({
-        "objects": [{"name": "mug", "positive": [[0, 0, 1], "train_000:3,4"], "negative": [{"view": "v", "x": 1, "y": 2}]},
-                    {"name": "pot", "positive": [[1, 2, 3]]}],
-        "negative": [[5, 5, 5]],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "objects": [
+                    {
+                        "name": "mug",
+                        "positive": [[0, 0, 1], "train_000:3,4"],
+                        "negative": [{"view": "v", "x": 1, "y": 2}],
+                    },
+                    {"name": "pot", "positive": [[1, 2, 3]]},
+                ],
+                "negative": [[5, 5, 5]],
+            }
+        )
+    )
     spec = load_prompt_file(path)
     assert spec.object_names() == ["mug", "pot"] and spec.n_objects == 2
     assert spec.points.tolist() == [[0, 0, 1], [1, 2, 3], [5, 5, 5]]
     assert spec.point_objects.tolist() == [1, 2, 0]
     assert [(c.view, c.positive, c.obj) for c in spec.clicks] == [("train_000", True, 1), ("v", False, 1)]
-    for text, msg in [("{", "malformed JSON"), ('{"objects": []}', "non-empty"),
-                      ('{"objects": [{"positive": [[1, 2]]}]}', "bad prompt"),
-                      ('{"objects": [{"negative": [[1, 2, 3]]}]}', "no positive")]:
+    for text, msg in [
+        ("{", "malformed JSON"),
+        ('{"objects": []}', "non-empty"),
+        ('{"objects": [{"positive": [[1, 2]]}]}', "bad prompt"),
+        ('{"objects": [{"negative": [[1, 2, 3]]}]}', "no positive"),
+    ]:
         path.write_text(text)
         with pytest.raises(GssegError, match=msg):
             load_prompt_file(path)
@@ -126,8 +139,9 @@ def test_lifted_clicks_land_on_the_same_surface_point(tiny):
         truth = gt_points(ds, source, xs, ys)
         lifted = lift_clicks([Click(source, x, y) for x, y in zip(xs, ys)], probe)
         # clicks where this crude (unoptimised) geometry renders the right depth in the clicked view
-        good = np.linalg.norm(lifted - truth, axis=1) < 0.02 * np.linalg.norm(truth - ds.train.centers[
-            ds.train.index_of(source)].double().numpy(), axis=1)
+        good = np.linalg.norm(lifted - truth, axis=1) < 0.02 * np.linalg.norm(
+            truth - ds.train.centers[ds.train.index_of(source)].double().numpy(), axis=1
+        )
         lifted_ok += int(good.sum())
         lifted, truth = lifted[good], truth[good]
         for view in ds.names("train"):
@@ -228,8 +242,9 @@ def test_propagate_single_click_on_scene(tiny, tmp_path):
     pick = [(x, y) for x, y in zip(xs, ys) if obj[y, x] == target][:3]
     spec = PromptSpec(clicks=[Click("train_000", x, y) for x, y in pick])
     masks = {v: ViewMasks.from_label_maps(ds.gt(v, "object")[None])[0] for v in ds.names("train")}
-    points, objects, results = propagate(spec, probe, ds.names("train"), ds.scene_scale,
-                                         PropagationSettings(min_visible=1), masks_of=masks.get)
+    points, objects, results = propagate(
+        spec, probe, ds.names("train"), ds.scene_scale, PropagationSettings(min_visible=1), masks_of=masks.get
+    )
     assert objects.tolist() == [1, 1, 1] and points.shape == (3, 3)
     done = [r for r in results if r.labels is not None]
     assert len(done) >= 3 and results[0].labels is not None
@@ -257,7 +272,7 @@ class StubPrompter:
         pos = np.asarray(points)[np.asarray(labels) == 1]
         x0, y0 = np.floor(pos.min(0)).astype(int) - 2
         x1, y1 = np.floor(pos.max(0)).astype(int) + 3
-        mask[max(y0, 0):y1, max(x0, 0):x1] = True
+        mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
         return PromptResult(mask=mask, score=0.9, candidates=3)
 
 
@@ -268,8 +283,9 @@ def test_view_labels_with_sam_prompts_at_image_resolution():
     image = np.zeros((40, 48, 3), np.uint8)  # the image is twice the probe's 24 x 20
     xy = np.array([[5, 5], [8, 6], [20, 15]], dtype=np.int64)
     proj = ProjectedPrompts("v", xy, np.array([True, True, True]))
-    out = view_labels("v", proj, np.array([1, 1, 0]), 1, (24, 20), PropagationSettings(min_mask_pixels=4),
-                      sam=sam, image=image)
+    out = view_labels(
+        "v", proj, np.array([1, 1, 0]), 1, (24, 20), PropagationSettings(min_mask_pixels=4), sam=sam, image=image
+    )
     points, labels = sam.calls[0]
     assert sam.images == 1 and labels.tolist() == [1, 1, 0]
     assert np.allclose(points, (xy + 0.5) * 2)  # pixel centres scaled to the image
@@ -295,8 +311,9 @@ def test_median_depth_matches_a_loop():
     counts[5] = 0
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
     nnz = int(offsets[-1])
-    table = ContributionTable(offsets, torch.randint(0, n, (nnz,), generator=g, dtype=torch.int32),
-                              torch.rand(nnz, generator=g) * 0.5, w, h)
+    table = ContributionTable(
+        offsets, torch.randint(0, n, (nnz,), generator=g, dtype=torch.int32), torch.rand(nnz, generator=g) * 0.5, w, h
+    )
     probe.tables = SimpleNamespace(get=lambda view: table)
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     depth, alpha = probe.depth_alpha("v", xs.reshape(-1), ys.reshape(-1))
@@ -331,9 +348,19 @@ def test_propagation_with_a_sam_checkpoint(tiny, tmp_path, restore_torchvision):
     from gsseg.prompts.spec import PromptOptions
 
     ds, sg, _ = tiny
-    arch = SamArchitecture(image_size=64, encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2,
-                           encoder_global_attn_indexes=[1], window_size=2, prompt_embed_dim=32, mask_in_chans=4,
-                           decoder_mlp_dim=64, decoder_num_heads=2, iou_head_hidden_dim=32)
+    arch = SamArchitecture(
+        image_size=64,
+        encoder_embed_dim=32,
+        encoder_depth=2,
+        encoder_num_heads=2,
+        encoder_global_attn_indexes=[1],
+        window_size=2,
+        prompt_embed_dim=32,
+        mask_in_chans=4,
+        decoder_mlp_dim=64,
+        decoder_num_heads=2,
+        iou_head_hidden_dim=32,
+    )
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny_sam.pt"
     save_sam_checkpoint(ckpt, build_sam(arch), arch)
@@ -346,7 +373,9 @@ def test_propagation_with_a_sam_checkpoint(tiny, tmp_path, restore_torchvision):
         assert lab.shape == (18, 24) and set(np.unique(lab)) <= {0, 1}
     assert set(result.labels) | set(result.skipped) == set(ds.names("train"))
     with pytest.raises(GssegError, match="checkpoint not found"):
-        propagate_for_run(ctx, PromptOptions(clicks=opts.clicks, sam_checkpoint=str(tmp_path / "no.pt")), scene=sg.scene())
+        propagate_for_run(
+            ctx, PromptOptions(clicks=opts.clicks, sam_checkpoint=str(tmp_path / "no.pt")), scene=sg.scene()
+        )
 
 
 def test_prompts_are_a_stage_and_the_prompted_objectives_do_not_render():

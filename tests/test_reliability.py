@@ -20,14 +20,14 @@ import re
 import shutil
 from pathlib import Path
 
+import kill_helpers
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-import kill_helpers
 from cli_fixtures import cli_exit_code
 from data_fixtures import make_colmap_dataset, orbit_cameras
+from PIL import Image
+
 from gsseg.errors import GssegError
 
 TRAIN = ["--iters", "20", "--feature-iters", "10", "--objective", "contrastive", "-q"]
@@ -59,8 +59,12 @@ def fresh(trained, tmp_path):
 
 def snapshot(*folders: Path) -> dict[str, str]:
     """sha1 of every file under ``folders`` (the ``.lock`` files excluded)."""
-    return {str(p): hashlib.sha1(p.read_bytes()).hexdigest()
-            for f in folders for p in sorted(f.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p): hashlib.sha1(p.read_bytes()).hexdigest()
+        for f in folders
+        for p in sorted(f.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def one_error_line(argv: list[str], capsys) -> str:
@@ -130,13 +134,25 @@ def _missing_image(d, r):
 
 def _wrong_size_image(d, r):
     Image.new("RGB", (16, 12)).save(d / "images" / "train_000.png")
-    return ["train", d, "--out", r, "-q"], r"images/train_000\.png: image is 16x12 but transforms_train\.json says 32x24"
+    return [
+        "train",
+        d,
+        "--out",
+        r,
+        "-q",
+    ], r"images/train_000\.png: image is 16x12 but transforms_train\.json says 32x24"
 
 
 def _truncated_image(d, r):
     truncate(d / "images" / "train_001.png", 0.6)
     (d / "masks" / "train_001.npz").unlink()  # the one view `gsseg masks` has to do
-    return ["masks", d, "--source", "watershed", "-q"], r"images/train_001\.png: cannot read image \(image file is truncated"
+    return [
+        "masks",
+        d,
+        "--source",
+        "watershed",
+        "-q",
+    ], r"images/train_001\.png: cannot read image \(image file is truncated"
 
 
 def _empty_image(d, r):
@@ -161,7 +177,13 @@ def _depth_truncated(d, r):
 
 def _labels_wrong_size(d, r):
     write_labels(d, np.ones((10, 10), np.uint8))
-    return ["masks", d, "--source", "labels", "-q"], r"label_masks/train_001/0\.png: label image is 10x10 but the view's image is 32x24"
+    return [
+        "masks",
+        d,
+        "--source",
+        "labels",
+        "-q",
+    ], r"label_masks/train_001/0\.png: label image is 10x10 but the view's image is 32x24"
 
 
 def _labels_float(d, r):
@@ -176,14 +198,18 @@ def _labels_truncated(d, r):
 
 def _mask_npz_truncated(d, r):
     truncate(d / "masks" / "train_001.npz", 0.5)
-    return (["train", d, "--out", r, "--stage", "features", "--feature-iters", "20", "-q"],
-            r"masks/train_001\.npz: unreadable mask file")
+    return (
+        ["train", d, "--out", r, "--stage", "features", "--feature-iters", "20", "-q"],
+        r"masks/train_001\.npz: unreadable mask file",
+    )
 
 
 def _mask_npz_garbage(d, r):
     (d / "masks" / "train_000.npz").write_bytes(b"PK\x03\x04 not a zip")
-    return (["train", d, "--out", r, "--stage", "features", "--feature-iters", "20", "-q"],
-            r"masks/train_000\.npz: unreadable mask file")
+    return (
+        ["train", d, "--out", r, "--stage", "features", "--feature-iters", "20", "-q"],
+        r"masks/train_000\.npz: unreadable mask file",
+    )
 
 
 def _scene_ply(r: Path, name: str) -> Path:
@@ -195,8 +221,10 @@ def _scene_ply(r: Path, name: str) -> Path:
 
 def _ply_truncated(d, r):
     truncate(_scene_ply(r, "cut.ply"), 0.6)
-    return (["train", d, "--out", r.parent / "other_run", "--init-ply", r.parent / "cut.ply", "-q"],
-            r"cut\.ply: .*(malformed|truncated)")
+    return (
+        ["train", d, "--out", r.parent / "other_run", "--init-ply", r.parent / "cut.ply", "-q"],
+        r"cut\.ply: .*(malformed|truncated)",
+    )
 
 
 def _ply_claims_more_vertices(d, r):
@@ -205,8 +233,10 @@ def _ply_claims_more_vertices(d, r):
     head, body = data.split(b"end_header\n", 1)
     n = int(re.search(rb"element vertex (\d+)", head).group(1))
     path.write_bytes(head.replace(b"element vertex %d" % n, b"element vertex %d" % (n + 50)) + b"end_header\n" + body)
-    return (["train", d, "--out", r.parent / "other_run", "--init-ply", path, "-q"],
-            r"claims\.ply: .*(malformed|truncated)")
+    return (
+        ["train", d, "--out", r.parent / "other_run", "--init-ply", path, "-q"],
+        r"claims\.ply: .*(malformed|truncated)",
+    )
 
 
 def _ply_nan(d, r):
@@ -215,31 +245,55 @@ def _ply_nan(d, r):
     scene = read_ply(r / "scene.ply")
     scene.means[2, 0] = float("nan")
     write_ply(r.parent / "nan.ply", scene)
-    return (["train", d, "--out", r.parent / "other_run", "--init-ply", r.parent / "nan.ply", "-q"],
-            r"nan\.ply: 1 of \d+ Gaussians have NaN/Inf values \(rows 2; properties x\)")
+    return (
+        ["train", d, "--out", r.parent / "other_run", "--init-ply", r.parent / "nan.ply", "-q"],
+        r"nan\.ply: 1 of \d+ Gaussians have NaN/Inf values \(rows 2; properties x\)",
+    )
 
 
 def _config_json(text: str, command: str, pattern: str):
     def case(d, r):
         (r / "config.json").write_text(text)
-        argv = {"train": ["train", d, "--out", r, "-q"], "segment": ["segment", r, "-q"],
-                "eval": ["eval", r], "view": ["view", r, "--port", "0"]}[command]
+        argv = {
+            "train": ["train", d, "--out", r, "-q"],
+            "segment": ["segment", r, "-q"],
+            "eval": ["eval", r],
+            "view": ["view", r, "--port", "0"],
+        }[command]
         return argv, r"run/config\.json: " + pattern
+
     case.__name__ = f"_config_{command}_{re.sub(r'[^a-z]+', '', text.lower())[:12] or 'list'}"
     return case
 
 
 CASES = [
-    _no_transforms, _malformed_transforms, _nan_matrix, _inf_matrix, _missing_image, _wrong_size_image,
-    _truncated_image, _empty_image, _depth_wrong_shape, _depth_3d, _depth_truncated, _labels_wrong_size,
-    _labels_float, _labels_truncated, _mask_npz_truncated, _mask_npz_garbage, _ply_truncated,
-    _ply_claims_more_vertices, _ply_nan,
+    _no_transforms,
+    _malformed_transforms,
+    _nan_matrix,
+    _inf_matrix,
+    _missing_image,
+    _wrong_size_image,
+    _truncated_image,
+    _empty_image,
+    _depth_wrong_shape,
+    _depth_3d,
+    _depth_truncated,
+    _labels_wrong_size,
+    _labels_float,
+    _labels_truncated,
+    _mask_npz_truncated,
+    _mask_npz_garbage,
+    _ply_truncated,
+    _ply_claims_more_vertices,
+    _ply_nan,
     _config_json("nonsense", "train", r"malformed JSON at line 1 column 1"),
     _config_json("[1, 2]", "segment", r"invalid run config \(the top level must be a JSON object"),
     _config_json('{"dataset": "/x", "rgb": {"iters": "many"}}', "eval", r"invalid run config \(rgb\.iters must be int"),
     _config_json('{"dataset": "/x", "rgb": [3]}', "view", r"invalid run config \(rgb must be a JSON object"),
     _config_json('{"rgb": {}}', "segment", r"invalid run config \(missing setting 'dataset'\)"),
-    _config_json('{"dataset": "/x", "features": {"iters": -5}}', "train", r"invalid run config \(feature iters must be >= 0\)"),
+    _config_json(
+        '{"dataset": "/x", "features": {"iters": -5}}', "train", r"invalid run config \(feature iters must be >= 0\)"
+    ),
 ]
 
 
@@ -273,8 +327,12 @@ def test_colmap_image_with_unknown_camera(tmp_path, capsys):
     root = make_colmap_dataset(tmp_path / "ds", orbit_cameras(2), text=True)
     images = root / "sparse" / "0" / "images.txt"
     lines = images.read_text().splitlines()
-    lines = [" ".join(ln.split()[:8] + ["9"] + ln.split()[9:]) if ln and not ln.startswith("#") and ln.endswith(".png") else ln
-             for ln in lines]
+    lines = [
+        " ".join(ln.split()[:8] + ["9"] + ln.split()[9:])
+        if ln and not ln.startswith("#") and ln.endswith(".png")
+        else ln
+        for ln in lines
+    ]
     images.write_text("\n".join(lines) + "\n")
     line = one_error_line(["info", str(root)], capsys)
     assert re.search(r"images\.txt: .*refers to camera 9, which the cameras file does not define", line), line
@@ -299,8 +357,15 @@ def test_features_record_loads_numpy_values_of_older_files(tmp_path):
     from gsseg.features import load_features
     from gsseg.gaussians.scene import FeatureInfo
 
-    payload = {"format_version": 1, "features": torch.randn(4, 3), "info": FeatureInfo("embedding", "contrastive", 3).to_dict(),
-               "settings": {"k": np.int64(3)}, "extras": {"channels": np.arange(3)}, "step": 2, "num_gaussians": 4}
+    payload = {
+        "format_version": 1,
+        "features": torch.randn(4, 3),
+        "info": FeatureInfo("embedding", "contrastive", 3).to_dict(),
+        "settings": {"k": np.int64(3)},
+        "extras": {"channels": np.arange(3)},
+        "step": 2,
+        "num_gaussians": 4,
+    }
     torch.save(payload, tmp_path / "features.pt")
     rec = load_features(tmp_path / "features.pt")
     assert rec.settings == {"k": 3} and list(rec.extras["channels"]) == [0, 1, 2] and rec.step == 2
@@ -320,8 +385,11 @@ def test_kill_during_rgb_stage_then_resume(fresh, capsys):
     argv = ["train", data, "--out", run, "--stage", "rgb", "--iters", "40", "--checkpoint-every", "5", "-q"]
     proc = kill_helpers.start(argv)
     ckpts = run / "checkpoints"
-    kill_helpers.wait_for(proc, lambda: _files(ckpts, "rgb_*.pt") and _files(ckpts, ".rgb_*.tmp*"),
-                          what="a checkpoint written and the next one being written")
+    kill_helpers.wait_for(
+        proc,
+        lambda: _files(ckpts, "rgb_*.pt") and _files(ckpts, ".rgb_*.tmp*"),
+        what="a checkpoint written and the next one being written",
+    )
     kill_helpers.kill(proc)
     assert not (run / "scene.ply").exists()
     done = _files(ckpts, "rgb_*.pt")
@@ -344,8 +412,11 @@ def test_kill_during_features_stage_then_resume(fresh, capsys):
     argv = ["train", data, "--out", run, "--stage", "features", "--feature-iters", "30", "-q"]
     proc = kill_helpers.start(argv)
     ckpts = run / "checkpoints"
-    kill_helpers.wait_for(proc, lambda: _files(ckpts, "features_*.pt") and _files(ckpts, ".features_*.tmp*"),
-                          what="a features checkpoint written and the next one being written")
+    kill_helpers.wait_for(
+        proc,
+        lambda: _files(ckpts, "features_*.pt") and _files(ckpts, ".features_*.tmp*"),
+        what="a features checkpoint written and the next one being written",
+    )
     kill_helpers.kill(proc)
     assert not (run / "features.pt").exists()
     capsys.readouterr()
@@ -363,8 +434,11 @@ def test_kill_during_masks_stage_then_resume(fresh, capsys):
     argv = ["masks", data, "--source", "watershed", "-q", "--json"]
     proc = kill_helpers.start(argv, delay=0.5)
     masks = data / "masks"
-    kill_helpers.wait_for(proc, lambda: _files(masks, "[!.]*.npz") and _files(masks, ".*.tmp*"),
-                          what="one view written and the next being written")
+    kill_helpers.wait_for(
+        proc,
+        lambda: _files(masks, "[!.]*.npz") and _files(masks, ".*.tmp*"),
+        what="one view written and the next being written",
+    )
     kill_helpers.kill(proc)
     store = MaskStore(masks)
     done = store.views()
@@ -385,8 +459,11 @@ def test_kill_during_export_then_again(fresh, capsys):
     out = run.parent / "exported"
     argv = ["export", run, "--out", out, "--format", "ply", "--format", "splat"]
     proc = kill_helpers.start(argv, delay=0.5)
-    kill_helpers.wait_for(proc, lambda: any(p.is_dir() and any(p.iterdir()) for p in run.parent.glob(".exported.tmp-*")),
-                          what="the export folder being written")
+    kill_helpers.wait_for(
+        proc,
+        lambda: any(p.is_dir() and any(p.iterdir()) for p in run.parent.glob(".exported.tmp-*")),
+        what="the export folder being written",
+    )
     kill_helpers.kill(proc)
     assert not out.exists()  # nothing half-written where the user looks
     capsys.readouterr()
@@ -454,9 +531,17 @@ def test_viewer_binds_localhost_and_serves_no_run_file(viewer_run):
         conn.request("GET", "/")
         resp = conn.getresponse()
         assert resp.status == 200 and b"<html" in resp.read().lower()
-        for path in ["/secret.txt", "/../secret.txt", "/%2e%2e/secret.txt", "/..%2f..%2fsecret.txt",
-                     "/" + "../" * 12 + "etc/passwd", "/%2e%2e/" * 12 + "etc/passwd",
-                     "/" + str(viewer_run.run / "secret.txt"), "/scene.ply", "/config.json"]:
+        for path in [
+            "/secret.txt",
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/..%2f..%2fsecret.txt",
+            "/" + "../" * 12 + "etc/passwd",
+            "/%2e%2e/" * 12 + "etc/passwd",
+            "/" + str(viewer_run.run / "secret.txt"),
+            "/scene.ply",
+            "/config.json",
+        ]:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -468,8 +553,9 @@ def test_viewer_binds_localhost_and_serves_no_run_file(viewer_run):
 
 
 def test_viewer_export_stays_in_its_folder(viewer_run, tmp_path):
-    from gsseg.viewer.server import ViewerApp, ViewerConfig, export_folder
     from viewer_fixtures import ray_to_object
+
+    from gsseg.viewer.server import ViewerApp, ViewerConfig, export_folder
 
     root = tmp_path / "exports"
     root.mkdir()
@@ -516,8 +602,10 @@ def _is_write(call: ast.Call) -> bool:
 def _atomic_with(node: ast.AST) -> bool:
     return isinstance(node, ast.With) and any(
         isinstance(i.context_expr, ast.Call)
-        and getattr(i.context_expr.func, "id", getattr(i.context_expr.func, "attr", "")) in ("atomic_path", "atomic_open")
-        for i in node.items)
+        and getattr(i.context_expr.func, "id", getattr(i.context_expr.func, "attr", ""))
+        in ("atomic_path", "atomic_open")
+        for i in node.items
+    )
 
 
 def test_atomic_writes_get_a_normal_files_mode(tmp_path):

@@ -39,8 +39,9 @@ def test_failed_build_warns_once_and_returns_none(monkeypatch):
 def test_meta_has_default_strategy_keys():
     scene = random_scene(50, seed=2).requires_grad_()
     cams = orbit_cameras(2, 20, 16)
-    out = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cams, sh_degree=2,
-                 features=scene.features)
+    out = render(
+        scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cams, sh_degree=2, features=scene.features
+    )
     meta = out.meta
     assert meta["means2d"].shape == (2, 50, 2) and meta["means2d"].requires_grad
     assert meta["radii"].shape == (2, 50, 2) and meta["radii"].dtype == torch.int32

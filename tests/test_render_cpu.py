@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -16,20 +15,42 @@ pytestmark = pytest.mark.skipif(load_cpu_extension() is None, reason="C++ CPU ex
 F64 = torch.float64
 
 
-def _render_and_grads(scene: GaussianScene, cams: Cameras, backend: str, sh_degree: int | None = 3,
-                      with_features: bool = True, backgrounds: torch.Tensor | None = None, seed: int = 1):
+def _render_and_grads(
+    scene: GaussianScene,
+    cams: Cameras,
+    backend: str,
+    sh_degree: int | None = 3,
+    with_features: bool = True,
+    backgrounds: torch.Tensor | None = None,
+    seed: int = 1,
+):
     scene = GaussianScene(*[t.detach().clone().requires_grad_(True) for t in scene.params()])
     colors = scene.sh if sh_degree is not None else scene.rgb
-    out = render(scene.means, scene.quats, scene.scales, scene.opacities, colors, cams,
-                 features=scene.features if with_features else None, sh_degree=sh_degree,
-                 backgrounds=backgrounds, backend=backend)
+    out = render(
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        colors,
+        cams,
+        features=scene.features if with_features else None,
+        sh_degree=sh_degree,
+        backgrounds=backgrounds,
+        backend=backend,
+    )
     assert out.meta["backend"] == backend
     out.meta["means2d"].retain_grad()
     g = torch.Generator().manual_seed(seed)
     maps = [out.rgb, out.alpha, out.depth] + ([out.features] if with_features else [])
     loss = sum((m * torch.randn(m.shape, generator=g, dtype=m.dtype)).sum() for m in maps)
-    params = [scene.means, scene.quats, scene.scales, scene.opacities, colors] + ([scene.features] if with_features else [])
-    grads = torch.autograd.grad(loss, params + [out.meta["means2d"]], allow_unused=True) if loss.requires_grad else [None] * 7
+    params = [scene.means, scene.quats, scene.scales, scene.opacities, colors] + (
+        [scene.features] if with_features else []
+    )
+    grads = (
+        torch.autograd.grad(loss, params + [out.meta["means2d"]], allow_unused=True)
+        if loss.requires_grad
+        else [None] * 7
+    )
     return out, grads
 
 
@@ -122,8 +143,17 @@ def test_edge_cases_behind_near_offscreen_degenerate_huge_zero_opacity():
 def test_empty_scene_and_fully_culled():
     cams = orbit_cameras(2, 20, 16)
     empty = random_scene(0, feature_dim=4, dtype=F64)
-    out = render(empty.means, empty.quats, empty.scales, empty.opacities, empty.rgb, cams,
-                 features=empty.features, backgrounds=torch.ones(2, 3, dtype=F64), backend="cpu")
+    out = render(
+        empty.means,
+        empty.quats,
+        empty.scales,
+        empty.opacities,
+        empty.rgb,
+        cams,
+        features=empty.features,
+        backgrounds=torch.ones(2, 3, dtype=F64),
+        backend="cpu",
+    )
     assert out.rgb.shape == (2, 16, 20, 3) and torch.equal(out.rgb, torch.ones_like(out.rgb))
     assert not out.alpha.any() and not out.depth.any() and out.features.shape == (2, 16, 20, 4)
     behind = random_scene(10, dtype=F64)
@@ -140,7 +170,10 @@ def test_gradcheck_float64_cpu_kernel():
         out = render(means, quats, scales, opacities, sh, cams, features=features, sh_degree=1, backend="cpu")
         return out.rgb, out.alpha, out.depth, out.features
 
-    inputs = [t.clone().requires_grad_(True) for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh[:, :4], scene.features)]
+    inputs = [
+        t.clone().requires_grad_(True)
+        for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh[:, :4], scene.features)
+    ]
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
 
@@ -176,8 +209,16 @@ def test_means2d_grad_drives_default_strategy():
     strategy = DefaultStrategy(refine_start_iter=0, refine_every=1, grow_grad2d=1e-9, verbose=False)
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale=1.0)
-    out = render(params["means"], params["quats"], torch.exp(params["scales"]), torch.sigmoid(params["opacities"]),
-                 torch.cat([params["sh0"], params["shN"]], 1), cams, sh_degree=3, backend="cpu")
+    out = render(
+        params["means"],
+        params["quats"],
+        torch.exp(params["scales"]),
+        torch.sigmoid(params["opacities"]),
+        torch.cat([params["sh0"], params["shN"]], 1),
+        cams,
+        sh_degree=3,
+        backend="cpu",
+    )
     strategy.step_pre_backward(params, optimizers, state, step=1, info=out.meta)
     (out.rgb.mean() + out.alpha.mean()).backward()
     assert out.meta["means2d"].grad is not None and out.meta["means2d"].grad.abs().sum() > 0

@@ -56,11 +56,16 @@ def _cuda_include() -> Path | None:
 
 def test_cuda_sources_present():
     names = {str(p.relative_to(CSRC)) for p in CU_FILES}
-    assert {"features/feature_forward.cu", "features/feature_backward.cu",
-            "contribution_table/contribution_table.cu"} <= names
+    assert {
+        "features/feature_forward.cu",
+        "features/feature_backward.cu",
+        "contribution_table/contribution_table.cu",
+    } <= names
     assert (CSRC / "utils" / "cuda_launch.h").exists()
     # one header per op declares its twins; the test harness stays out of the package
-    assert (CSRC / "features" / "features.h").exists() and (CSRC / "contribution_table" / "contribution_table.h").exists()
+    assert (CSRC / "features" / "features.h").exists() and (
+        CSRC / "contribution_table" / "contribution_table.h"
+    ).exists()
     assert not list(CSRC.rglob("host_emulation*")) and (TEST_CSRC / "host_emulation.cuh").exists()
 
 
@@ -153,8 +158,16 @@ def test_kernels_live_by_op_with_one_loader():
     from gsseg.render import cuda_extension, extensions
 
     ops = [d for d in CSRC.iterdir() if d.is_dir() and d.name != "utils"]
-    assert {"projection", "tiles", "rasterize", "contribution_table", "table_features", "features", "sh",
-            "pixel_knn"} <= {d.name for d in ops}
+    assert {
+        "projection",
+        "tiles",
+        "rasterize",
+        "contribution_table",
+        "table_features",
+        "features",
+        "sh",
+        "pixel_knn",
+    } <= {d.name for d in ops}
     for op in ops:
         assert [h.name for h in op.glob("*.h")] == [f"{op.name}.h"], op
         assert list(op.glob("*.cpp")) + list(op.glob("*.cu")), op
@@ -196,8 +209,9 @@ def _ptr(a: np.ndarray | None):
     return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
 
 
-def random_screen_gaussians(seed: int, n_images: int, n: int, width: int, height: int,
-                            opacity_range=(0.05, 0.99), scale_range=(0.6, 4.0)) -> dict:
+def random_screen_gaussians(
+    seed: int, n_images: int, n: int, width: int, height: int, opacity_range=(0.05, 0.99), scale_range=(0.6, 4.0)
+) -> dict:
     """Random projected Gaussians in gsplat's unpacked layout: means2d [C,N,2], conics [C,N,3],
     opacities [C,N], depths [C,N], radii [C,N,2] int32 (opacity-aware box, 0 = culled)."""
     rng = np.random.default_rng(seed)
@@ -251,8 +265,9 @@ def intersect_tiles(g: dict, tile_size: int) -> dict:
             "isect_offsets": offsets.reshape(n_images, th, tw), "tile_size": tile_size}  # fmt: skip
 
 
-def oracle_render(g: dict, isect: dict, features: torch.Tensor, means2d: torch.Tensor, conics: torch.Tensor,
-                  opacities: torch.Tensor):
+def oracle_render(
+    g: dict, isect: dict, features: torch.Tensor, means2d: torch.Tensor, conics: torch.Tensor, opacities: torch.Tensor
+):
     """Per-tile front-to-back compositing with the reference's ``composite_weights`` (autograd).
 
     Returns features [C,H,W,D], transmittance [C,H,W], last ids [C,H,W] (numpy, -1 = none) and
@@ -276,8 +291,11 @@ def oracle_render(g: dict, isect: dict, features: torch.Tensor, means2d: torch.T
                 t = (ci * th + ty) * tw + tx
                 start = int(offsets[t])
                 end = int(offsets[t + 1]) if t + 1 < len(offsets) else len(flat)
-                ys, xs = np.meshgrid(np.arange(ty * ts, min((ty + 1) * ts, height)),
-                                     np.arange(tx * ts, min((tx + 1) * ts, width)), indexing="ij")
+                ys, xs = np.meshgrid(
+                    np.arange(ty * ts, min((ty + 1) * ts, height)),
+                    np.arange(tx * ts, min((tx + 1) * ts, width)),
+                    indexing="ij",
+                )
                 px, py = xs.reshape(-1), ys.reshape(-1)
                 if end <= start:
                     for x, y in zip(px, py):
@@ -322,10 +340,12 @@ def emulated_backward(emu, g, isect, features, trans, last, v_out, geometry: boo
     v_m2 = np.zeros_like(g["means2d"]) if geometry else None
     v_con = np.zeros_like(g["conics"]) if geometry else None
     v_op = np.zeros_like(g["opacities"]) if geometry else None
+    # fmt: off
     code = emu.emu_feature_backward(n_images, n, w, h, isect["tile_size"], len(isect["flatten_ids"]),
                                     _ptr(isect["isect_offsets"]), _ptr(isect["flatten_ids"]), _ptr(g["means2d"]),
                                     _ptr(g["conics"]), _ptr(g["opacities"]), _ptr(features), d, _ptr(trans),
-                                    _ptr(last), _ptr(v_out), _ptr(v_feat), _ptr(v_m2), _ptr(v_con), _ptr(v_op))  # fmt: skip
+                                    _ptr(last), _ptr(v_out), _ptr(v_feat), _ptr(v_m2), _ptr(v_con), _ptr(v_op))
+    # fmt: on
     assert code == 0, emu.emu_error_string(code)
     return v_feat, v_m2, v_con, v_op
 
@@ -414,8 +434,23 @@ def test_emulated_empty_and_invalid(emu):
     v_feat, v_m2, _, _ = emulated_backward(emu, g, isect, features, trans, last, np.ones_like(out))
     assert not v_feat.any() and not v_m2.any()
     counts = np.full(16 * 8, 7, np.int32)
-    assert emu.emu_table_count(1, 10, 16, 8, 8, 0, _ptr(isect["isect_offsets"]), _ptr(isect["flatten_ids"]),
-                               _ptr(g["means2d"]), _ptr(g["conics"]), _ptr(g["opacities"]), _ptr(counts)) == 0
+    assert (
+        emu.emu_table_count(
+            1,
+            10,
+            16,
+            8,
+            8,
+            0,
+            _ptr(isect["isect_offsets"]),
+            _ptr(isect["flatten_ids"]),
+            _ptr(g["means2d"]),
+            _ptr(g["conics"]),
+            _ptr(g["opacities"]),
+            _ptr(counts),
+        )
+        == 0
+    )
     assert not counts.any()
     # 12x12 tiles are not a whole number of warps: the launcher refuses with a CUDA error code.
     bad = intersect_tiles(random_screen_gaussians(6, 1, 10, 24, 24), 12)
@@ -481,18 +516,41 @@ class EmulatedExtension:
              "height": height}  # fmt: skip
         return g, {"isect_offsets": arr(isect_offsets), "flatten_ids": arr(flatten_ids), "tile_size": tile_size}
 
-    def feature_forward(self, means2d, conics, opacities, features, isect_offsets, flatten_ids, width, height,
-                        tile_size):
+    def feature_forward(
+        self, means2d, conics, opacities, features, isect_offsets, flatten_ids, width, height, tile_size
+    ):
         g, isect = self._grid(means2d, conics, opacities, isect_offsets, flatten_ids, width, height, tile_size)
         out, trans, last = emulated_forward(self.dll, g, isect, np.ascontiguousarray(features.detach().numpy()))
         return torch.from_numpy(out), torch.from_numpy(trans), torch.from_numpy(last)
 
-    def feature_backward(self, means2d, conics, opacities, features, isect_offsets, flatten_ids, width, height,
-                         tile_size, transmittance, last_ids, v_out, compute_geometry):
+    def feature_backward(
+        self,
+        means2d,
+        conics,
+        opacities,
+        features,
+        isect_offsets,
+        flatten_ids,
+        width,
+        height,
+        tile_size,
+        transmittance,
+        last_ids,
+        v_out,
+        compute_geometry,
+    ):
         self.backward_calls.append(compute_geometry)
         g, isect = self._grid(means2d, conics, opacities, isect_offsets, flatten_ids, width, height, tile_size)
-        grads = emulated_backward(self.dll, g, isect, np.ascontiguousarray(features.detach().numpy()),
-                                  transmittance.numpy(), last_ids.numpy(), v_out.numpy(), compute_geometry)
+        grads = emulated_backward(
+            self.dll,
+            g,
+            isect,
+            np.ascontiguousarray(features.detach().numpy()),
+            transmittance.numpy(),
+            last_ids.numpy(),
+            v_out.numpy(),
+            compute_geometry,
+        )
         return tuple(torch.from_numpy(x) if x is not None else torch.empty(0) for x in grads)
 
 
@@ -602,8 +660,16 @@ def test_gpu_edge_cases_match_cpu_kernel():
     feats = torch.randn(64, 5, device="cuda")
     outs = []
     for device, backend in (("cpu", "cpu"), ("cuda", "cuda")):
-        out = render(means.to(device), quats.to(device), scales.to(device), opac.to(device), colors.to(device),
-                     cams.to(device), features=feats.to(device), backend=backend)
+        out = render(
+            means.to(device),
+            quats.to(device),
+            scales.to(device),
+            opac.to(device),
+            colors.to(device),
+            cams.to(device),
+            features=feats.to(device),
+            backend=backend,
+        )
         outs.append(out.features.cpu())
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-4)
     # Nothing visible: features are exactly zero.
@@ -622,7 +688,9 @@ def test_gpu_kernel_matches_gsplat_nd(d):
     v = torch.randn(2, 48, 64, d, device="cuda")
     results = []
     for fn in (rasterize_features_cuda, _rasterize_features_gsplat):
-        leaves = [t.detach().clone().requires_grad_(True) for t in (tiles.means2d, tiles.conics, tiles.opacities, feats)]
+        leaves = [
+            t.detach().clone().requires_grad_(True) for t in (tiles.means2d, tiles.conics, tiles.opacities, feats)
+        ]
         out, alpha = fn(*leaves, tiles.isect_offsets, tiles.flatten_ids, 64, 48, 16)
         (out * v).sum().backward()
         results.append((out.detach(), alpha.detach(), [t.grad for t in leaves]))
@@ -643,8 +711,9 @@ def test_gpu_render_matches_gsplat_rasterization():
     means, quats, scales, opac, colors, cams = _gpu_scene(300, seed=9)
     feats = torch.randn(300, 16, device="cuda")
     ours = render(means, quats, scales, opac, colors, cams, features=feats, backend="cuda")
-    ref, ref_alpha, _ = rasterization(means, quats, scales, opac, feats, cams.viewmats.cuda(), cams.Ks.cuda(), 64, 48,
-                                      sh_degree=None, packed=False)
+    ref, ref_alpha, _ = rasterization(
+        means, quats, scales, opac, feats, cams.viewmats.cuda(), cams.Ks.cuda(), 64, 48, sh_degree=None, packed=False
+    )
     torch.testing.assert_close(ours.features, ref, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(ours.alpha, ref_alpha, rtol=1e-4, atol=1e-5)
     assert ours.meta["means2d"].shape == (2, 300, 2) and ours.meta["radii"].shape == (2, 300, 2)

@@ -59,8 +59,13 @@ def test_single_gaussian_alpha_and_depth():
     cams = _one_camera()
     # centre exactly on pixel (8, 8)'s centre: mean2d = (8.5, 8.5) -> x = 0.5/16*2
     means = torch.tensor([[0.5 / 16 * 2, 0.5 / 16 * 2, 0.0]], dtype=F64)
-    out = _splat(means, torch.full((1, 3), 0.05, dtype=F64), torch.tensor([0.5], dtype=F64),
-                 torch.tensor([[1.0, 0.5, 0.25]], dtype=F64), cams)
+    out = _splat(
+        means,
+        torch.full((1, 3), 0.05, dtype=F64),
+        torch.tensor([0.5], dtype=F64),
+        torch.tensor([[1.0, 0.5, 0.25]], dtype=F64),
+        cams,
+    )
     assert out.alpha[0, 8, 8, 0].item() == pytest.approx(0.5, abs=1e-12)
     torch.testing.assert_close(out.rgb[0, 8, 8], torch.tensor([0.5, 0.25, 0.125], dtype=F64))
     assert out.depth[0, 8, 8, 0].item() == pytest.approx(2.0)
@@ -76,8 +81,9 @@ def test_alpha_cap_and_transmittance_stop_rule():
     assert out.alpha[0, 8, 8, 0].item() == pytest.approx(0.999, abs=1e-12)
     torch.testing.assert_close(out.rgb[0, 8, 8], torch.tensor([0.999, 0.0, 0.0], dtype=F64))
     bg = torch.tensor([[0.0, 0.0, 1.0]], dtype=F64)
-    out_bg = _splat(means, torch.full((2, 3), 0.05, dtype=F64), torch.tensor([0.6, 0.6], dtype=F64), colors, cams,
-                    backgrounds=bg)
+    out_bg = _splat(
+        means, torch.full((2, 3), 0.05, dtype=F64), torch.tensor([0.6, 0.6], dtype=F64), colors, cams, backgrounds=bg
+    )
     # 0.6 in front, 0.6 * 0.4 behind, background gets the remaining 0.16
     torch.testing.assert_close(out_bg.rgb[0, 8, 8], torch.tensor([0.6, 0.24, 0.16], dtype=F64))
 
@@ -96,11 +102,24 @@ def test_gradcheck_float64_reference():
     cams = orbit_cameras(1, 8, 6)
 
     def fn(means, quats, scales, opacities, sh, features):
-        out = render(means, quats, scales, opacities, sh, cams, features=features, sh_degree=1,
-                     backgrounds=torch.tensor([[0.3, 0.2, 0.1]], dtype=F64), backend="reference")
+        out = render(
+            means,
+            quats,
+            scales,
+            opacities,
+            sh,
+            cams,
+            features=features,
+            sh_degree=1,
+            backgrounds=torch.tensor([[0.3, 0.2, 0.1]], dtype=F64),
+            backend="reference",
+        )
         return out.rgb, out.alpha, out.depth, out.features
 
-    inputs = [t.clone().requires_grad_(True) for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh[:, :4], scene.features)]
+    inputs = [
+        t.clone().requires_grad_(True)
+        for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh[:, :4], scene.features)
+    ]
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
 
@@ -110,7 +129,16 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="colors must be"):
         render(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cams, backend="reference")
     with pytest.raises(ValueError, match="needs 16 coefficients|K >= 16|coefficients"):
-        render(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh[:, :4], cams, sh_degree=3, backend="reference")
+        render(
+            scene.means,
+            scene.quats,
+            scene.scales,
+            scene.opacities,
+            scene.sh[:, :4],
+            cams,
+            sh_degree=3,
+            backend="reference",
+        )
     with pytest.raises(ValueError, match="unknown render backend"):
         render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cams, backend="vulkan")
     with pytest.raises(ValueError, match="one image size"):

@@ -20,8 +20,16 @@ def test_table_render_equals_full_render(backend):
     table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities, cam, backend=backend)
     assert table.offsets.shape == (48 * 36 + 1,) and table.nnz == int(table.offsets[-1]) > 0
     assert table.gaussian_ids.dtype == torch.int32 and table.weights.dtype == torch.float32
-    full = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cam,
-                  features=scene.features, backend=backend)
+    full = render(
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        scene.rgb,
+        cam,
+        features=scene.features,
+        backend=backend,
+    )
     pixels = torch.randperm(48 * 36, generator=torch.Generator().manual_seed(0))[:500]
     feats = render_features_from_table(table, pixels, scene.features)
     expected = full.features[0].reshape(-1, 7)[pixels]
@@ -123,11 +131,16 @@ def test_table_cache_is_lazy_bounded_lru_and_supports_reduced_resolution():
     cache.get("view_002")  # evicts view_001 (least recently used)
     assert len(cache) == 2
     assert cache.get("view_000") is t0
-    low = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cams.scaled(0.5)[0],
-                 features=scene.features)
+    low = render(
+        scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cams.scaled(0.5)[0], features=scene.features
+    )
     pixels = torch.arange(16 * 12)
-    torch.testing.assert_close(render_features_from_table(t0, pixels, scene.features),
-                               low.features[0].reshape(-1, scene.features.shape[1]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        render_features_from_table(t0, pixels, scene.features),
+        low.features[0].reshape(-1, scene.features.shape[1]),
+        atol=1e-5,
+        rtol=1e-5,
+    )
     with pytest.raises(ValueError):
         cache.get("missing_view")
 

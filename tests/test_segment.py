@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from segment_fixtures import build_tiny_run, center_click
 
 from gsseg.cli.app import main
 from gsseg.errors import GssegError
@@ -30,7 +31,6 @@ from gsseg.segment import (
     segment_run,
 )
 from gsseg.segment.run import click_selection, parse_threshold_range
-from segment_fixtures import build_tiny_run, center_click
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,11 @@ def test_lower_threshold_selects_the_whole_object_and_negative_click_removes_a_p
     assert (selected & truth).sum() / selected.sum() > 0.95 and (selected & truth).sum() / truth.sum() > 0.95
     # a negative click on another visible part of the same object takes that part out
     gt = ds.gt("test_000", "part")
-    others = [int(p) for p in np.unique(gt) if p > 0 and p != part and objects[parts == p].size
-              and objects[parts == p][0] == obj and (gt == p).sum() >= 4]
+    others = [
+        int(p)
+        for p in np.unique(gt)
+        if p > 0 and p != part and objects[parts == p].size and objects[parts == p][0] == obj and (gt == p).sum() >= 4
+    ]
     assert others, "the test scene should show two parts of the clicked object"
     neg, other = center_click(ds, "test_000", max(others, key=lambda p: (gt == p).sum()))
     neg = Click(view=neg.view, x=neg.x, y=neg.y, positive=False)
@@ -136,8 +139,14 @@ def clusters_with_a_floater(seed: int = 0):
     """Three spatial clusters (200, 200, 150) with features e0, (e0+e1)/sqrt2, e2, and five
     Gaussians of feature e3 between the first two."""
     rng = np.random.default_rng(seed)
-    pts = np.concatenate([rng.normal(0, 0.1, (200, 3)), rng.normal(1, 0.1, (200, 3)),
-                          rng.normal(2, 0.1, (150, 3)), rng.normal(0.5, 0.02, (5, 3))])
+    pts = np.concatenate(
+        [
+            rng.normal(0, 0.1, (200, 3)),
+            rng.normal(1, 0.1, (200, 3)),
+            rng.normal(2, 0.1, (150, 3)),
+            rng.normal(0.5, 0.02, (5, 3)),
+        ]
+    )
     lab = np.repeat([0, 1, 2, 3], [200, 200, 150, 5])
     e = np.eye(8)[:4]
     e[1] = (e[0] + e[1]) / np.sqrt(2)
@@ -274,13 +283,16 @@ def test_cli_segment_json(emb_run, capsys):
     assert not list((emb_run / "segments").glob(".*tmp*"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--thresholds", "0.5:0.1:0.1"], "STEP > 0 and B >= A"),
-    (["--threshold", "1.5"], "out of range"),
-    (["--argmax"], "needs logit features"),
-    (["--views", "val"], "unknown views"),
-    (["--click", "test_000:5"], "expected STEM:X,Y"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--thresholds", "0.5:0.1:0.1"], "STEP > 0 and B >= A"),
+        (["--threshold", "1.5"], "out of range"),
+        (["--argmax"], "needs logit features"),
+        (["--views", "val"], "unknown views"),
+        (["--click", "test_000:5"], "expected STEM:X,Y"),
+    ],
+)
 def test_cli_segment_user_errors(emb_run, capsys, args, message):
     with pytest.raises(SystemExit) as e:
         main(["segment", str(emb_run), "-q", *args])
@@ -306,8 +318,9 @@ def test_label_map_kernel_dense_and_sparse_paths_agree_with_a_pixel_loop(n_label
     from gsseg.segment import labelmaps
 
     scene = random_scene(800, seed=n_labels)
-    table = build_contribution_table(scene.means, scene.quats, scene.scales, scene.opacities,
-                                     orbit_cameras(1, width=40, height=30))
+    table = build_contribution_table(
+        scene.means, scene.quats, scene.scales, scene.opacities, orbit_cameras(1, width=40, height=30)
+    )
     weights = table.weights.clone()
     weights[: weights.numel() // 10] = 0.0  # some pixels whose weights are all zero: smallest label present wins
     table = ContributionTable(table.offsets, table.gaussian_ids, weights, table.width, table.height)

@@ -88,4 +88,6 @@ def test_render_types_and_dispatch_sit_at_the_bottom():
     graph = import_graph()
     render = {m for m in graph if m.startswith("gsseg.render.")}
     for bottom in ("gsseg.render.types", "gsseg.render.dispatch", "gsseg.render.extensions"):
-        assert not (graph[bottom] & (render - {"gsseg.render.extensions"})), f"{bottom} imports {graph[bottom] & render}"
+        assert not (graph[bottom] & (render - {"gsseg.render.extensions"})), (
+            f"{bottom} imports {graph[bottom] & render}"
+        )

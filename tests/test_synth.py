@@ -133,7 +133,9 @@ def _project(c2w_gl: np.ndarray, meta: dict, pts: np.ndarray) -> tuple[np.ndarra
 
 
 def test_depth_agrees_with_cameras_across_views(tmp_path):
-    root = make_scene(tmp_path / "d", "tabletop", seed=2, width=96, height=72, views=8, test_views=1, show_progress=False)
+    root = make_scene(
+        tmp_path / "d", "tabletop", seed=2, width=96, height=72, views=8, test_views=1, show_progress=False
+    )
     meta, frames = _frames(root, "train")
     hw = (meta["h"], meta["w"])
     v, u = np.indices(hw)
@@ -182,8 +184,18 @@ def test_partners_are_test_views_rotated_10_degrees_about_world_up(scenes):
 
 @pytest.mark.parametrize("name", [n for n in SCENE_NAMES if n != "random"])
 def test_every_part_visible_in_several_training_views(tmp_path, name):
-    root = make_scene(tmp_path / name, name, seed=0, width=128, height=96, views=16, test_views=0, supersample=1,
-                      n_points=500, show_progress=False)
+    root = make_scene(
+        tmp_path / name,
+        name,
+        seed=0,
+        width=128,
+        height=96,
+        views=16,
+        test_views=0,
+        supersample=1,
+        n_points=500,
+        show_progress=False,
+    )
     counts = json.loads((root / "scene.json").read_text())["part_train_views"]
     n_parts = len(json.loads((root / "hierarchy.json").read_text())["parts"])
     assert len(counts) == n_parts
@@ -229,8 +241,14 @@ def test_refuses_foreign_folder_and_reruns_over_own_output(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"scene": "castle"}, "unknown scene"), ({"width": 4}, "too small"), ({"views": 0}, "views"), ({"test_views": -1}, "test-views"),
-     ({"supersample": 0}, "supersample"), ({"n_points": 0}, "points")],
+    [
+        ({"scene": "castle"}, "unknown scene"),
+        ({"width": 4}, "too small"),
+        ({"views": 0}, "views"),
+        ({"test_views": -1}, "test-views"),
+        ({"supersample": 0}, "supersample"),
+        ({"n_points": 0}, "points"),
+    ],
 )
 def test_bad_arguments_raise_user_errors(tmp_path, kwargs, message):
     with pytest.raises(GssegError, match=message):
@@ -245,7 +263,9 @@ def test_shadow_rays_darken_the_floor_under_an_object():
     from gsseg.synth.textures import Material
 
     mats = {"white": Material((1.0, 1.0, 1.0))}
-    roof = ObjectSpec("roof", [PartSpec("slab", prim.box((0, 0, 1.0), (1.0, 1.0, 0.1)), "white")], prim.pose((0, 0, 0)), "g")
+    roof = ObjectSpec(
+        "roof", [PartSpec("slab", prim.box((0, 0, 1.0), (1.0, 1.0, 0.1)), "white")], prim.pose((0, 0, 0)), "g"
+    )
     scene = assemble(SceneSpec("t", [roof], mats, "white", np.array([0.0, 0.0, 1.0])))
     rc = SceneRaycaster(scene, floor_extent=10.0)
     origins = np.array([[0.0, 0.0, 0.5], [3.0, 0.0, 0.5]])
@@ -264,8 +284,26 @@ def test_cli_writes_scene_and_reports_errors(tmp_path, capsys):
     assert [s.split()[0] for s in SCENES_HELP.split(", ")] == list(SCENE_NAMES)
     out = tmp_path / "cli"
     with pytest.raises(SystemExit) as ok:
-        main(["synth", str(out), "--scene", "toys", "--width", "32", "--height", "24", "--views", "4", "--test-views", "1",
-              "--supersample", "1", "--points", "300"])
+        main(
+            [
+                "synth",
+                str(out),
+                "--scene",
+                "toys",
+                "--width",
+                "32",
+                "--height",
+                "24",
+                "--views",
+                "4",
+                "--test-views",
+                "1",
+                "--supersample",
+                "1",
+                "--points",
+                "300",
+            ]
+        )
     assert ok.value.code == 0
     assert (out / "images" / "test_000_rot10.png").exists()
     assert PlyData.read(str(out / "points3d.ply"))["vertex"].count == 300

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from cli_fixtures import cli_exit_code
+
 from gsseg.data import load_dataset
 from gsseg.eval.psnr import psnr_per_view
 from gsseg.gaussians import init_from_points, read_ply
@@ -34,9 +34,14 @@ def small_init(ds, n: int = 400, seed: int = 0):
 
 
 def cfg_for_test(**kw) -> RGBConfig:
-    base = dict(iters=40, sh_degree=1, sh_degree_every=20, checkpoint_every=10, device="cpu",
-                densify=DensifyConfig(refine_start=5, refine_every=10, refine_stop=35, reset_every=30,
-                                      grow_grad2d=5e-5))
+    base = dict(
+        iters=40,
+        sh_degree=1,
+        sh_degree_every=20,
+        checkpoint_every=10,
+        device="cpu",
+        densify=DensifyConfig(refine_start=5, refine_every=10, refine_stop=35, reset_every=30, grow_grad2d=5e-5),
+    )
     base.update(kw)
     return RGBConfig(**base)
 
@@ -57,8 +62,12 @@ def recording(fn, log: list):
 
 
 def test_densification_grows_and_prunes(tiny, tmp_path):
-    cfg = cfg_for_test(iters=22, densify=DensifyConfig(refine_start=5, refine_every=10, refine_stop=100,
-                                                       reset_every=1000, grow_grad2d=1e-9, prune_opa=0.095))
+    cfg = cfg_for_test(
+        iters=22,
+        densify=DensifyConfig(
+            refine_start=5, refine_every=10, refine_stop=100, reset_every=1000, grow_grad2d=1e-9, prune_opa=0.095
+        ),
+    )
     trainer = RGBTrainer(tiny, cfg, RunDir(tmp_path / "run"), show_progress=False)
     trainer.start(small_init(tiny, 150))
     grown, pruned = [], []
@@ -78,20 +87,26 @@ def test_densification_grows_and_prunes(tiny, tmp_path):
 
 
 def test_opacity_reset(tiny, tmp_path):
-    cfg = cfg_for_test(iters=12, densify=DensifyConfig(refine_start=100, refine_every=100, refine_stop=100,
-                                                       reset_every=10, prune_opa=0.005))
+    cfg = cfg_for_test(
+        iters=12,
+        densify=DensifyConfig(refine_start=100, refine_every=100, refine_stop=100, reset_every=10, prune_opa=0.005),
+    )
     trainer = RGBTrainer(tiny, cfg, RunDir(tmp_path / "run"), show_progress=False)
     trainer.start(small_init(tiny, 200))
     max_opacity = {}
-    trainer.callbacks.append(lambda r: max_opacity.__setitem__(r.step, torch.sigmoid(trainer.params["opacities"]).max().item()))
+    trainer.callbacks.append(
+        lambda r: max_opacity.__setitem__(r.step, torch.sigmoid(trainer.params["opacities"]).max().item())
+    )
     trainer.train()
     assert max_opacity[10] > 0.05  # before the reset (after step index 9)
     assert max_opacity[11] <= 0.01 + 1e-6  # reset to 2 × prune_opa at step index 10
 
 
 def test_resume_after_kill(tiny, tmp_path):
-    cfg = cfg_for_test(iters=30, densify=DensifyConfig(refine_start=3, refine_every=5, refine_stop=28,
-                                                       reset_every=15, grow_grad2d=1e-4))
+    cfg = cfg_for_test(
+        iters=30,
+        densify=DensifyConfig(refine_start=3, refine_every=5, refine_stop=28, reset_every=15, grow_grad2d=1e-4),
+    )
     full = RGBTrainer(tiny, cfg, RunDir(tmp_path / "full"), show_progress=False)
     full.start(small_init(tiny, 200))
     full_result = full.train()
@@ -123,8 +138,12 @@ def test_resume_after_kill(tiny, tmp_path):
 
 def test_training_improves_test_psnr(tiny, tmp_path):
     init = small_init(tiny, 600)
-    cfg = cfg_for_test(iters=150, sh_degree=0, checkpoint_every=1000,
-                       densify=DensifyConfig(refine_start=30, refine_every=30, refine_stop=120, reset_every=0))
+    cfg = cfg_for_test(
+        iters=150,
+        sh_degree=0,
+        checkpoint_every=1000,
+        densify=DensifyConfig(refine_start=30, refine_every=30, refine_stop=120, reset_every=0),
+    )
     before = np.mean(list(psnr_per_view(init.with_sh_degree(0), tiny, "test").values()))
     trainer = RGBTrainer(tiny, cfg, RunDir(tmp_path / "run"), show_progress=False)
     trainer.start(init)

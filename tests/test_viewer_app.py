@@ -8,10 +8,10 @@ import socket
 
 import numpy as np
 import pytest
+from viewer_fixtures import make_viewer_run, ray_to_object, shared_root
 
 from gsseg.errors import GssegError
 from gsseg.viewer.server import ViewerApp, ViewerConfig
-from viewer_fixtures import make_viewer_run, ray_to_object, shared_root
 
 TABLE, LAMP, BALL = 1, 4, 6
 
@@ -168,7 +168,7 @@ def test_subsampled_display_draws_the_most_visible_and_selects_among_all(runs):
     cover = scene.opacities.numpy() * np.exp(np.sort(scene.log_scales.numpy(), axis=1)[:, 1:].sum(axis=1))
     assert cover[app.shown].min() >= np.delete(cover, app.shown).max()  # the most visible are drawn
     assert display_indices(scene, 0) is None and display_indices(scene, full.n) is None
-    server = app.start()
+    app.start()
     try:
         handle = app._splat_handle
         assert handle.buffer.shape == (m, 8)

@@ -20,14 +20,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from viewer_fixtures import make_viewer_run, shared_root
 
 CHROMIUM = "/usr/bin/chromium"
 LAMP = 4
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-gl=angle",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
 ]
 VIEWPORT = {"width": 800, "height": 560}
 
@@ -108,16 +114,24 @@ def test_click_in_browser_selects_the_lamp(tmp_path, tmp_path_factory):
     tx, ty = screen_target(vr, VIEWPORT["width"], VIEWPORT["height"])
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gsseg", "view", str(vr.run), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gsseg", "view", str(vr.run), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     shots = tmp_path / "shots"
     shots.mkdir()
     try:
         wait_http(f"http://127.0.0.1:{port}/", proc)
         with sync_api.sync_playwright() as pw:
             ctx = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-                viewport=VIEWPORT)
+                str(tmp_path / "chromium-profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport=VIEWPORT,
+            )
             try:
                 page = ctx.new_page()
                 page.goto(f"http://127.0.0.1:{port}/")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from viewer_fixtures import make_viewer_run, shared_root
 
 from gsseg.gaussians.scene import GaussianScene
 from gsseg.viewer.pick import RayPicker, precisions_from_scene
-from viewer_fixtures import make_viewer_run, shared_root
 
 
 def scene_of(means, scales, opacities, quats=None) -> GaussianScene:
@@ -16,8 +16,14 @@ def scene_of(means, scales, opacities, quats=None) -> GaussianScene:
     n = len(means)
     q = torch.tensor(quats, dtype=torch.float32) if quats is not None else torch.tensor([[1.0, 0, 0, 0]] * n)
     op = torch.tensor(opacities, dtype=torch.float32)
-    return GaussianScene(means, torch.log(torch.tensor(scales, dtype=torch.float32)), q, torch.logit(op),
-                         torch.zeros(n, 1, 3), torch.zeros(n, 0, 3))
+    return GaussianScene(
+        means,
+        torch.log(torch.tensor(scales, dtype=torch.float32)),
+        q,
+        torch.logit(op),
+        torch.zeros(n, 1, 3),
+        torch.zeros(n, 0, 3),
+    )
 
 
 def test_front_opaque_gaussian_is_picked():
@@ -38,7 +44,7 @@ def test_faint_front_gaussian_is_skipped_and_hidden_ones_are_not_pickable():
     opaque = RayPicker.from_scene(scene_of([[0, 0, 1], [0, 0, 2]], [[0.1] * 3] * 2, [0.9, 0.9]))
     assert opaque.pick([0, 0, 0], [0, 0, 1], visible=np.array([False, True])).index == 1
     assert opaque.pick([0, 0, 0], [0, 0, -1]) is None  # behind the camera
-    assert opaque.pick([5, 0, 0], [0, 0, 1]) is None   # misses
+    assert opaque.pick([5, 0, 0], [0, 0, 1]) is None  # misses
 
 
 def test_ray_alpha_matches_sampled_density_for_anisotropic_gaussians():
@@ -83,7 +89,7 @@ def test_pick_returns_the_gaussian_of_the_clicked_surface(built_run):
     picker = RayPicker.from_scene(scene)
     ds = load_dataset(built_run.data)
     cams = ds.cameras("test")
-    name = cams.names[0]                       # a view none of the Gaussians was made from
+    name = cams.names[0]  # a view none of the Gaussians was made from
     i = cams.index_of(name)
     gt = ds.gt(name, "object")
     depth = ds.depth(name).numpy()
@@ -94,13 +100,14 @@ def test_pick_returns_the_gaussian_of_the_clicked_surface(built_run):
     same = np.ones_like(gt, bool)
     for dy in range(5):
         for dx in range(5):
-            same &= pad[dy:dy + h, dx:dx + w] == gt
+            same &= pad[dy : dy + h, dx : dx + w] == gt
     ys, xs = np.nonzero(same & (depth > 0))
     c2w = torch.linalg.inv(cams.viewmats[i]).double().numpy()
     K = cams.Ks[i].double().numpy()
     origin = c2w[:3, 3]
-    dirs = (np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0], (ys + 0.5 - K[1, 2]) / K[1, 1], np.ones(len(xs))], 1)
-            @ c2w[:3, :3].T)
+    dirs = (
+        np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0], (ys + 0.5 - K[1, 2]) / K[1, 1], np.ones(len(xs))], 1) @ c2w[:3, :3].T
+    )
     surface = origin + depth[ys, xs][:, None] * dirs
     # keep surface points the training views saw (a Gaussian within two pixel footprints)
     from scipy.spatial import cKDTree
@@ -132,7 +139,7 @@ def test_small_gaussians_far_from_the_camera_are_still_hit():
     pick = picker.pick([0, 0, 0], [0, 0, 1])
     assert pick is not None and pick.index == 0
     assert pick.t == pytest.approx(800.0, rel=1e-6)
-    assert pick.weight == pytest.approx(0.9 * np.exp(-0.5 * 1.5 ** 2), rel=1e-3)
+    assert pick.weight == pytest.approx(0.9 * np.exp(-0.5 * 1.5**2), rel=1e-3)
 
 
 def test_surface_keeps_the_picked_gaussians_depth_neighbours_only():

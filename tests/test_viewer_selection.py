@@ -26,10 +26,10 @@ def test_objects_threshold_negative_undo_clear():
         sel.add_click(ClickRecord(0, False, neg))
     sel.add_click(ClickRecord(0, True, a))
     assert sel.owner().tolist() == [0, 0, -1, -1, -1, 0]
-    sel.add_click(ClickRecord(1, False, neg))          # removes Gaussian 1 (closer to the negative)
+    sel.add_click(ClickRecord(1, False, neg))  # removes Gaussian 1 (closer to the negative)
     assert sel.owner().tolist() == [0, -1, -1, -1, -1, 0]
     assert sel.new_object() is True
-    assert sel.new_object() is False                    # the new object is still empty
+    assert sel.new_object() is False  # the new object is still empty
     sel.add_click(ClickRecord(3, True, b))
     assert sel.owner().tolist() == [0, -1, 1, 1, -1, 0]
     assert sel.counts() == [2, 2]
@@ -39,11 +39,11 @@ def test_objects_threshold_negative_undo_clear():
     sel.set_threshold(0.92)
     assert sel.owner().tolist() == [-1, -1, -1, 1, -1, 0]
     sel.set_threshold(0.7)
-    assert sel.undo() and sel.counts() == [2, 0]        # the click on b is gone, its object is empty
-    assert sel.undo() and len(sel.objects) == 1         # the new object is gone
+    assert sel.undo() and sel.counts() == [2, 0]  # the click on b is gone, its object is empty
+    assert sel.undo() and len(sel.objects) == 1  # the new object is gone
     assert sel.undo() and sel.owner().tolist() == [0, 0, -1, -1, -1, 0]  # the negative click is gone
     assert sel.clear() and not sel.selected().any()
-    assert sel.undo() and sel.selected().sum() == 3     # clear is undoable
+    assert sel.undo() and sel.selected().sum() == 3  # clear is undoable
     assert sel.undo() and sel.undo() is False and not sel.objects
 
 
@@ -63,8 +63,9 @@ def test_feature_scorer_matches_segment_scores():
     ids, w = np.array([3, 7]), np.array([0.6, 0.2], np.float32)
     emb = FeatureScorer(feats, "embedding")
     q = torch.nn.functional.normalize(0.75 * feats[3] + 0.25 * feats[7], dim=0)
-    np.testing.assert_allclose(emb.scores(ids, w), similarity(feature_space(feats, "embedding"), q, "embedding").numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        emb.scores(ids, w), similarity(feature_space(feats, "embedding"), q, "embedding").numpy(), atol=1e-6
+    )
     logits = FeatureScorer(feats, "logits")
     probs = torch.softmax(feats, dim=1)
     cls = int(torch.argmax(0.75 * feats[3] + 0.25 * feats[7]))
@@ -81,8 +82,8 @@ def test_compose_rgba_highlight_isolate_hide():
     none = rgba_bytes(compose_rgba(base, op, np.full(3, -1), colors, DisplayOptions()))
     np.testing.assert_array_equal(none, rgba_bytes(pack_rgba(base, op)))
     hl = rgba_bytes(compose_rgba(base, op, owner, colors, DisplayOptions("highlight", tint=0.5, dim=0.3)))
-    np.testing.assert_array_equal(hl[0], [153, 51, 77, 204])   # half way to red
-    np.testing.assert_array_equal(hl[1], [77, 77, 77, 230])    # dimmed
+    np.testing.assert_array_equal(hl[0], [153, 51, 77, 204])  # half way to red
+    np.testing.assert_array_equal(hl[1], [77, 77, 77, 230])  # dimmed
     iso = rgba_bytes(compose_rgba(base, op, owner, colors, DisplayOptions("isolate selected")))
     assert iso[:, 3].tolist() == [204, 0, 0]
     hide = rgba_bytes(compose_rgba(base, op, owner, colors, DisplayOptions("hide selected")))
@@ -104,9 +105,14 @@ def test_splat_buffer_round_trips_through_viser_layout():
 
     g = torch.Generator().manual_seed(1)
     n = 20
-    scene = GaussianScene(torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g) * 0.3 - 2,
-                          torch.randn(n, 4, generator=g), torch.randn(n, generator=g), torch.randn(n, 1, 3, generator=g),
-                          torch.zeros(n, 0, 3))
+    scene = GaussianScene(
+        torch.randn(n, 3, generator=g),
+        torch.randn(n, 3, generator=g) * 0.3 - 2,
+        torch.randn(n, 4, generator=g),
+        torch.randn(n, generator=g),
+        torch.randn(n, 1, 3, generator=g),
+        torch.zeros(n, 0, 3),
+    )
     data = SplatData.from_scene(scene)
     buf = data.base_buffer()
     np.testing.assert_array_equal(buf[:, 0:3].view(np.float32), data.centers)

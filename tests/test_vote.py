@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from scipy.ndimage import maximum_filter, minimum_filter
+from test_objectives_obj_fixtures import surface_gaussians
 
 from gsseg.data import load_dataset
 from gsseg.errors import GssegError
@@ -14,7 +15,6 @@ from gsseg.objectives import FeatureContext, make_objective
 from gsseg.objectives.vote import accumulate_votes, vote_probabilities
 from gsseg.render.tables import ContributionTable, build_contribution_table
 from gsseg.segment.labelmaps import render_label_map
-from test_objectives_obj_fixtures import surface_gaussians
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,9 @@ def context(ds, store=None) -> FeatureContext:
     from gsseg.masks.store import MaskStore
 
     w, h = ds.size(ds.names("train")[0])
-    return FeatureContext(dataset=ds, store=store or MaskStore(ds.masks_dir), views=ds.names("train"), height=h, width=w)
+    return FeatureContext(
+        dataset=ds, store=store or MaskStore(ds.masks_dir), views=ds.names("train"), height=h, width=w
+    )
 
 
 def write_labels(folder, name: str, labels: np.ndarray) -> None:
@@ -49,8 +51,9 @@ def test_accumulate_votes_matches_a_loop():
     counts = torch.randint(0, 4, (h * w,), generator=g)
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
     nnz = int(offsets[-1])
-    table = ContributionTable(offsets, torch.randint(0, n, (nnz,), generator=g, dtype=torch.int32),
-                              torch.rand(nnz, generator=g), w, h)
+    table = ContributionTable(
+        offsets, torch.randint(0, n, (nnz,), generator=g, dtype=torch.int32), torch.rand(nnz, generator=g), w, h
+    )
     labels = torch.randint(-1, d, (h * w,), generator=g)
     hist = accumulate_votes(table, labels, torch.zeros(n, d, dtype=torch.float64))
     expect = np.zeros((n, d))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from feature_stage_fixtures import depth_splat_scene
 
 OBJECTIVES = {"embedding": "contrastive", "logits": "clustering"}
@@ -61,8 +60,16 @@ def shared_root(tmp_path_factory) -> Path:
     return root
 
 
-def make_viewer_run(root: Path, kind: str | None = "embedding", width: int = 80, height: int = 60, views: int = 3,
-                    stride: int = 1, with_cut: bool = True, run_name: str = "run") -> ViewerRun:
+def make_viewer_run(
+    root: Path,
+    kind: str | None = "embedding",
+    width: int = 80,
+    height: int = 60,
+    views: int = 3,
+    stride: int = 1,
+    with_cut: bool = True,
+    run_name: str = "run",
+) -> ViewerRun:
     """Synth dataset in ``root/data`` (reused when present) and a run in ``root/<run_name>``
     (scene.ply, config.json, and unless ``kind`` is None features.pt; ``with_cut`` also writes a
     ground-truth object cut ``gt_object``)."""
@@ -76,8 +83,9 @@ def make_viewer_run(root: Path, kind: str | None = "embedding", width: int = 80,
 
     data, run = root / "data", root / run_name
     if not (data / "transforms_train.json").is_file():
-        make_scene(data, scene="tabletop", seed=0, width=width, height=height, views=views, test_views=1,
-                   show_progress=False)
+        make_scene(
+            data, scene="tabletop", seed=0, width=width, height=height, views=views, test_views=1, show_progress=False
+        )
     ds = load_dataset(data)
     names = ds.names("train")
     scene = depth_splat_scene(ds, names, stride=stride, opacity=0.95, size=0.6)
@@ -89,8 +97,9 @@ def make_viewer_run(root: Path, kind: str | None = "embedding", width: int = 80,
     RunDir(run).write_config(TrainConfig(dataset=str(data.resolve())))
     if kind is not None:
         feats = gt_features(objects, kind)
-        save_features(run / "features.pt",
-                      FeatureRecord(feats, FeatureInfo(kind, OBJECTIVES[kind], feats.shape[1]), step=1))
+        save_features(
+            run / "features.pt", FeatureRecord(feats, FeatureInfo(kind, OBJECTIVES[kind], feats.shape[1]), step=1)
+        )
     if with_cut:
         write_gt_cut(run, objects)
     return ViewerRun(run, data, objects, parts)

@@ -9,8 +9,8 @@ import sys
 import typer
 from rich.console import Console
 
-from gsseg.errors import GssegError
 from gsseg.cli import commands
+from gsseg.errors import GssegError
 
 app = typer.Typer(
     name="gsseg",

@@ -41,7 +41,9 @@ class Cameras:
         self.names = list(self.names)
         c = self.viewmats.shape[0]
         if self.viewmats.shape != (c, 4, 4) or self.Ks.shape != (c, 3, 3):
-            raise ValueError(f"viewmats must be [C,4,4] and Ks [C,3,3], got {tuple(self.viewmats.shape)} and {tuple(self.Ks.shape)}")
+            raise ValueError(
+                f"viewmats must be [C,4,4] and Ks [C,3,3], got {tuple(self.viewmats.shape)} and {tuple(self.Ks.shape)}"
+            )
         if not (len(self.widths) == len(self.heights) == len(self.names) == c):
             raise ValueError("widths, heights and names must have one entry per camera")
 

@@ -70,10 +70,16 @@ def load_colmap(root: Path, test_every: int = 8, check_images: bool = True) -> P
         path = image_dir / im.name
         if check_images:
             if not path.is_file():
-                raise file_error(path, f"image file not found (listed in {images_file.relative_to(root).as_posix()} as '{im.name}')")
+                raise file_error(
+                    path, f"image file not found (listed in {images_file.relative_to(root).as_posix()} as '{im.name}')"
+                )
             aw, ah = image_size(path)
             if (aw, ah) != (cam.width, cam.height):
-                raise file_error(path, f"image is {aw}x{ah} but {cameras_file.name} says camera {im.camera_id} is {cam.width}x{cam.height}")
+                raise file_error(
+                    path,
+                    f"image is {aw}x{ah} but {cameras_file.name} says camera {im.camera_id} is "
+                    f"{cam.width}x{cam.height}",
+                )
         pose = im.cam_from_world() if callable(im.cam_from_world) else im.cam_from_world
         viewmat = np.eye(4)
         viewmat[:3, :] = np.asarray(pose.matrix(), dtype=np.float64)
@@ -89,7 +95,13 @@ def load_colmap(root: Path, test_every: int = 8, check_images: bool = True) -> P
         rgb = np.array([p.color for p in pts], dtype=np.float32).reshape(-1, 3) / 255.0
         points = (xyz, rgb)
     fallback = root / "points3d.ply"
-    return ParsedScene("colmap", model_dir, views, points=points, points_file=fallback if points is None and fallback.is_file() else None)
+    return ParsedScene(
+        "colmap",
+        model_dir,
+        views,
+        points=points,
+        points_file=fallback if points is None and fallback.is_file() else None,
+    )
 
 
 def write_colmap_model(
@@ -114,8 +126,11 @@ def write_colmap_model(
     for i in range(len(cameras)):
         K = cameras.Ks[i].double()
         cam = pycolmap.Camera(
-            model="PINHOLE", width=int(cameras.widths[i]), height=int(cameras.heights[i]),
-            params=[float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])], camera_id=i + 1,
+            model="PINHOLE",
+            width=int(cameras.widths[i]),
+            height=int(cameras.heights[i]),
+            params=[float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])],
+            camera_id=i + 1,
         )
         rec.add_camera_with_trivial_rig(cam)
         vm = cameras.viewmats[i].double().numpy()

@@ -16,11 +16,24 @@ from gsseg.errors import file_error
 
 # COLMAP camera model id -> (name, number of parameters), from colmap/sensor/models.h.
 CAMERA_MODELS = {
-    0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5), 4: ("OPENCV", 8),
-    5: ("OPENCV_FISHEYE", 8), 6: ("FULL_OPENCV", 12), 7: ("FOV", 5), 8: ("SIMPLE_RADIAL_FISHEYE", 4),
-    9: ("RADIAL_FISHEYE", 5), 10: ("THIN_PRISM_FISHEYE", 12), 11: ("RAD_TAN_THIN_PRISM_FISHEYE", 16),
-    12: ("SIMPLE_DIVISION", 4), 13: ("DIVISION", 5), 14: ("SIMPLE_FISHEYE", 3), 15: ("FISHEYE", 4),
-    16: ("EUCM", 6), 17: ("EQUIRECTANGULAR", 2),
+    0: ("SIMPLE_PINHOLE", 3),
+    1: ("PINHOLE", 4),
+    2: ("SIMPLE_RADIAL", 4),
+    3: ("RADIAL", 5),
+    4: ("OPENCV", 8),
+    5: ("OPENCV_FISHEYE", 8),
+    6: ("FULL_OPENCV", 12),
+    7: ("FOV", 5),
+    8: ("SIMPLE_RADIAL_FISHEYE", 4),
+    9: ("RADIAL_FISHEYE", 5),
+    10: ("THIN_PRISM_FISHEYE", 12),
+    11: ("RAD_TAN_THIN_PRISM_FISHEYE", 16),
+    12: ("SIMPLE_DIVISION", 4),
+    13: ("DIVISION", 5),
+    14: ("SIMPLE_FISHEYE", 3),
+    15: ("FISHEYE", 4),
+    16: ("EUCM", 6),
+    17: ("EQUIRECTANGULAR", 2),
 }
 PARAMS_BY_NAME = dict(CAMERA_MODELS.values())
 PARTS = ("cameras", "images", "points3D")
@@ -34,8 +47,9 @@ def check_colmap_model(model_dir: Path) -> None:
         binary, text = model_dir / f"{part}.bin", model_dir / f"{part}.txt"
         files[part] = binary if binary.is_file() else text
         if not files[part].is_file():
-            raise file_error(binary, f"file not found (nor {text.name}); a COLMAP model needs cameras, images "
-                                     "and points3D files")
+            raise file_error(
+                binary, f"file not found (nor {text.name}); a COLMAP model needs cameras, images and points3D files"
+            )
     cams = _check(files["cameras"], _cameras_bin, _cameras_txt)
     _check(files["images"], _images_bin, _images_txt, cams)
     _check(files["points3D"], _points_bin, _points_txt)
@@ -83,7 +97,7 @@ class _Reader:
         end = self.data.find(b"\0", self.pos)
         if end < 0:
             raise _Bad(f"unterminated image name at byte {self.pos} (truncated)")
-        name = self.data[self.pos:end].decode("utf-8", errors="replace")
+        name = self.data[self.pos : end].decode("utf-8", errors="replace")
         self.pos = end + 1
         return name
 
@@ -183,8 +197,10 @@ def _points_txt(lines: list[str]) -> None:
     for i, line in _data_lines(lines):
         tokens = line.split()
         if len(tokens) < 8 or (len(tokens) - 8) % 2:
-            raise _Bad(f"line {i}: expected POINT3D_ID X Y Z R G B ERROR TRACK[] as (IMAGE_ID, POINT2D_IDX) pairs, "
-                       f"got {len(tokens)} values")
+            raise _Bad(
+                f"line {i}: expected POINT3D_ID X Y Z R G B ERROR TRACK[] as (IMAGE_ID, POINT2D_IDX) pairs, "
+                f"got {len(tokens)} values"
+            )
         _numbers(tokens, i)
 
 

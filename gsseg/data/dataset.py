@@ -21,7 +21,9 @@ SPLITS = ("train", "test", "all")
 CANONICAL_LEVELS = ("part", "object", "group")
 
 
-def load_dataset(path: str | Path, downscale: float = 1, test_every: int = 8, check_images: bool = True) -> "SceneDataset":
+def load_dataset(
+    path: str | Path, downscale: float = 1, test_every: int = 8, check_images: bool = True
+) -> "SceneDataset":
     """Open a dataset folder: ``transforms_train.json`` / ``transforms.json`` or a COLMAP model.
 
     Args:
@@ -44,7 +46,8 @@ def load_dataset(path: str | Path, downscale: float = 1, test_every: int = 8, ch
         parsed = load_colmap(root, test_every=test_every, check_images=check_images)
     else:
         raise file_error(
-            root, "not a dataset: no transforms_train.json or transforms.json, and no COLMAP model in sparse/0 or sparse"
+            root,
+            "not a dataset: no transforms_train.json or transforms.json, and no COLMAP model in sparse/0 or sparse",
         )
     return SceneDataset(root, parsed, downscale)
 
@@ -60,7 +63,12 @@ class SceneDataset:
     """
 
     def __init__(self, root: Path, parsed: ParsedScene, downscale: float = 1) -> None:
-        if isinstance(downscale, bool) or not isinstance(downscale, (int, float)) or not math.isfinite(downscale) or downscale <= 0:
+        if (
+            isinstance(downscale, bool)
+            or not isinstance(downscale, (int, float))
+            or not math.isfinite(downscale)
+            or downscale <= 0
+        ):
             raise GssegError(f"downscale must be a positive number, got {downscale!r}")
         self.root = Path(root)
         self.format = parsed.format
@@ -72,10 +80,15 @@ class SceneDataset:
         self._split_names["all"] = self._split_names["train"] + self._split_names["test"]
         self._cameras = {s: self._build_cameras(names) for s, names in self._split_names.items()}
         all_cams = self._cameras["all"]
-        self._sizes = {n: (int(w), int(h)) for n, w, h in zip(all_cams.names, all_cams.widths.tolist(), all_cams.heights.tolist())}
+        self._sizes = {
+            n: (int(w), int(h)) for n, w, h in zip(all_cams.names, all_cams.widths.tolist(), all_cams.heights.tolist())
+        }
 
     def __repr__(self) -> str:
-        return f"SceneDataset({str(self.root)!r}, {self.format}, train={len(self.train)}, test={len(self.test)}, downscale={self.downscale:g})"
+        return (
+            f"SceneDataset({str(self.root)!r}, {self.format}, train={len(self.train)}, test={len(self.test)}, "
+            f"downscale={self.downscale:g})"
+        )
 
     # --- cameras -----------------------------------------------------------------------------
 
@@ -96,7 +109,7 @@ class SceneDataset:
         return list(self._split_names[self._check_split(split)])
 
     def split_of(self, name: str) -> str:
-        """"train" or "test"."""
+        """ "train" or "test"."""
         return self._view(name).split
 
     def size(self, name: str) -> tuple[int, int]:
@@ -156,7 +169,9 @@ class SceneDataset:
     def gt(self, name: str, level: str) -> np.ndarray | None:
         """Ground-truth labels int64 ``[H,W]`` (0 = background) at ``level``, or None if this view has none."""
         if level not in self.gt_levels:
-            raise GssegError(f"{self.root}: no ground-truth level '{level}' (available: {', '.join(self.gt_levels) or 'none'})")
+            raise GssegError(
+                f"{self.root}: no ground-truth level '{level}' (available: {', '.join(self.gt_levels) or 'none'})"
+            )
         rec = self._view(name)
         path = self.root / "gt" / level / f"{rec.name}.png"
         if not path.is_file():
@@ -196,7 +211,7 @@ class SceneDataset:
         if not path.is_file():
             return []
         data = read_json(path)
-        forms = "a list of [\"view\", \"partner\"] pairs or of {\"view\": ..., \"partner\": ...} objects"
+        forms = 'a list of ["view", "partner"] pairs or of {"view": ..., "partner": ...} objects'
         if not isinstance(data, list):
             raise file_error(path, f"must be {forms}")
         out = []

@@ -29,7 +29,10 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def read_image(
-    path: Path, size: tuple[int, int] | None = None, expected: tuple[int, int] | None = None, source: str = "the dataset"
+    path: Path,
+    size: tuple[int, int] | None = None,
+    expected: tuple[int, int] | None = None,
+    source: str = "the dataset",
 ) -> torch.Tensor:
     """RGB image as float32 ``[H,W,3]`` in [0,1], area-resampled to ``size = (width, height)``.
 
@@ -90,7 +93,9 @@ def read_labels(path: Path, native_size: tuple[int, int], size: tuple[int, int])
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise file_error(path, f"cannot read label image ({_reason(e)})") from None
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
-        raise file_error(path, f"label image must be single-channel integer (8/16-bit PNG), got shape {arr.shape} dtype {arr.dtype}")
+        raise file_error(
+            path, f"label image must be single-channel integer (8/16-bit PNG), got shape {arr.shape} dtype {arr.dtype}"
+        )
     _check_size(path, "label image", (arr.shape[1], arr.shape[0]), native_size, size)
     return np.ascontiguousarray(nearest_resize(arr.astype(np.int64), size))
 

@@ -55,7 +55,9 @@ def write_points_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None =
     rgb8 = np.clip(np.round(np.asarray(rgb, dtype=np.float64).reshape(-1, 3) * 255.0), 0, 255).astype(np.uint8)
     if len(rgb8) != len(xyz):
         raise ValueError(f"xyz has {len(xyz)} points but rgb has {len(rgb8)}")
-    data = np.empty(len(xyz), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    data = np.empty(
+        len(xyz), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    )
     for i, k in enumerate("xyz"):
         data[k] = xyz[:, i]
     for i, k in enumerate(("red", "green", "blue")):

@@ -84,7 +84,9 @@ def load_transforms(root: Path, test_every: int = 8, check_images: bool = True) 
     seen: dict[str, str] = {}
     for name, f in zip(names, frames):
         if name in seen:
-            what = "is listed twice" if seen[name] == f.rel_path else f"and '{seen[name]}' both map to view name '{name}'"
+            what = (
+                "is listed twice" if seen[name] == f.rel_path else f"and '{seen[name]}' both map to view name '{name}'"
+            )
             raise file_error(f.source, f"image '{f.rel_path}' {what}")
         seen[name] = f.rel_path
 
@@ -96,7 +98,17 @@ def load_transforms(root: Path, test_every: int = 8, check_images: bool = True) 
         names,
     )
     views = [
-        ViewRecord(name, f.image_path, f.width, f.height, f.K, cams.viewmats[i].double().numpy(), f.split, f.depth_path, f.depth_scale)
+        ViewRecord(
+            name,
+            f.image_path,
+            f.width,
+            f.height,
+            f.K,
+            cams.viewmats[i].double().numpy(),
+            f.split,
+            f.depth_path,
+            f.depth_scale,
+        )
         for i, (name, f) in enumerate(zip(names, frames))
     ]
     ply = top.get("ply_file_path")
@@ -114,8 +126,14 @@ def write_transforms(path: str | Path, cameras: Cameras, file_paths: list[str], 
         raise ValueError("one file path per camera is needed")
     c2w = cameras.to_opengl_c2w()
     intr = [
-        {"w": int(cameras.widths[i]), "h": int(cameras.heights[i]), "fl_x": float(cameras.Ks[i, 0, 0]),
-         "fl_y": float(cameras.Ks[i, 1, 1]), "cx": float(cameras.Ks[i, 0, 2]), "cy": float(cameras.Ks[i, 1, 2])}
+        {
+            "w": int(cameras.widths[i]),
+            "h": int(cameras.heights[i]),
+            "fl_x": float(cameras.Ks[i, 0, 0]),
+            "fl_y": float(cameras.Ks[i, 1, 1]),
+            "cx": float(cameras.Ks[i, 0, 2]),
+            "cy": float(cameras.Ks[i, 1, 2]),
+        }
         for i in range(len(cameras))
     ]
     shared = all(d == intr[0] for d in intr)
@@ -159,7 +177,10 @@ def _single_file_splitter(path: Path, top: dict[str, Any], test_every: int):
             return None
 
         return by_list
-    order = sorted(range(len(top["frames"])), key=lambda i: str(top["frames"][i].get("file_path", "")) if isinstance(top["frames"][i], dict) else "")
+    order = sorted(
+        range(len(top["frames"])),
+        key=lambda i: str(top["frames"][i].get("file_path", "")) if isinstance(top["frames"][i], dict) else "",
+    )
     rank = {i: r for r, i in enumerate(order)}
     if test_every < 0:
         raise GssegError(f"test_every must be >= 0, got {test_every}")
@@ -206,7 +227,11 @@ def _parse_frames(path: Path, top: dict[str, Any], split_of, check_images: bool)
         merged = {**top, **frame}
         width, height = _size(path, merged, image_path, where, check_images)
         K = _intrinsics(path, merged, width, height, where)
-        rel_to_root = image_path.relative_to(path.parent).as_posix() if image_path.is_relative_to(path.parent) else image_path.name
+        rel_to_root = (
+            image_path.relative_to(path.parent).as_posix()
+            if image_path.is_relative_to(path.parent)
+            else image_path.name
+        )
         depth_path, depth_scale = _depth(path, merged, where)
         out.append(_Frame(rel_to_root, image_path, width, height, K, c2w, split, depth_path, depth_scale, path))
     return out
@@ -254,7 +279,9 @@ def _matrix(path: Path, value: Any, where: str) -> np.ndarray:
         raise file_error(path, f"{where}: 'transform_matrix' must be a finite 4x4 matrix, but it contains NaN or Inf")
     R = m[:3, :3]
     if np.abs(R.T @ R - np.eye(3)).max() > 1e-2:
-        raise file_error(path, f"{where}: the rotation part of 'transform_matrix' is not orthonormal (a scaled camera matrix?)")
+        raise file_error(
+            path, f"{where}: the rotation part of 'transform_matrix' is not orthonormal (a scaled camera matrix?)"
+        )
     return m
 
 
@@ -285,17 +312,28 @@ def check_image_size(image_path: Path, expected: tuple[int, int], source_name: s
         return
     hint = ""
     if aw < w and w % aw == 0 and h % ah == 0 and w // aw == h // ah:
-        hint = f"; the image looks downscaled by {w // aw}: keep full-size images in the listed folder and pass a downscale factor instead"
+        hint = (
+            f"; the image looks downscaled by {w // aw}: keep full-size images in the listed folder and pass a "
+            "downscale factor instead"
+        )
     raise file_error(image_path, f"image is {aw}x{ah} but {source_name} says {w}x{h}{hint}")
 
 
 def _intrinsics(path: Path, d: dict[str, Any], w: int, h: int, where: str) -> np.ndarray:
     model = d.get("camera_model")
     if model not in PINHOLE_MODELS:
-        raise file_error(path, f"camera_model '{model}' is not a pinhole model; undistort the images first (e.g. `colmap image_undistorter`)")
+        raise file_error(
+            path,
+            f"camera_model '{model}' is not a pinhole model; undistort the images first "
+            "(e.g. `colmap image_undistorter`)",
+        )
     distortion = {k: d[k] for k in DISTORTION_KEYS if k in d and d[k] not in (0, 0.0, None)}
     if distortion:
-        raise file_error(path, f"{where}: lens distortion {distortion} is not supported; undistort the images first (e.g. `colmap image_undistorter`)")
+        raise file_error(
+            path,
+            f"{where}: lens distortion {distortion} is not supported; undistort the images first "
+            "(e.g. `colmap image_undistorter`)",
+        )
     if "fl_x" in d:
         fx = _number(path, d, "fl_x", where)
     elif "camera_angle_x" in d:

@@ -92,13 +92,26 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
 
     with _stage(result, f"scene: built-in '{cfg.scene}' {cfg.width}x{cfg.height}, {cfg.views} views", console):
         if not (data / "scene.json").is_file() or not _scene_complete(data):
-            make_scene(data, scene=cfg.scene, seed=cfg.seed, width=cfg.width, height=cfg.height, views=cfg.views,
-                       test_views=cfg.test_views, force=True, show_progress=cfg.show_progress)
+            make_scene(
+                data,
+                scene=cfg.scene,
+                seed=cfg.seed,
+                width=cfg.width,
+                height=cfg.height,
+                views=cfg.views,
+                test_views=cfg.test_views,
+                force=True,
+                show_progress=cfg.show_progress,
+            )
     ds = load_dataset(data)
 
     with _stage(result, f"masks: {cfg.mask_source} (weight-free)", console):
-        run_source(ds, make_source(cfg.mask_source, SourceOptions(seed=cfg.seed)), split="train",
-                   show_progress=cfg.show_progress)
+        run_source(
+            ds,
+            make_source(cfg.mask_source, SourceOptions(seed=cfg.seed)),
+            split="train",
+            show_progress=cfg.show_progress,
+        )
 
     with _stage(result, f"train: RGB stage + '{cfg.objective}' identity features", console):
         if run.has_config():
@@ -113,14 +126,17 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
             train_cfg.features.seed = cfg.seed
         # A finished stage is not re-entered: the RGB stage may have stopped at its time limit,
         # and continuing it would change the scene the features were trained on.
-        train_cfg.stages = [s for s, done in (("rgb", run.rgb_summary.is_file()),
-                                              ("features", run.features_pt.is_file())) if not done]
+        train_cfg.stages = [
+            s for s, done in (("rgb", run.rgb_summary.is_file()), ("features", run.features_pt.is_file())) if not done
+        ]
         if train_cfg.stages:
             run_training(train_cfg, run, StageOptions(resume=True, show_progress=cfg.show_progress), ds=ds)
 
     with _stage(result, "segment: automatic hierarchy cuts", console):
-        summary = segment_run(run.root, SegmentRequest(auto=True, auto_levels=cfg.auto_levels, views="test",
-                                                       show_progress=cfg.show_progress))
+        summary = segment_run(
+            run.root,
+            SegmentRequest(auto=True, auto_levels=cfg.auto_levels, views="test", show_progress=cfg.show_progress),
+        )
     result.metrics["cuts"] = summary.get("cuts")
 
     with _stage(result, "export: one PLY per object", console):
@@ -130,8 +146,13 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     with _stage(result, "evaluate: the papers' metrics on the test views", console):
         result.metrics.update(evaluate_run(run.root, show_progress=cfg.show_progress))
 
-    result.paths = {"data": data, "run": run.root, "objects": cfg.export_dir,
-                    "segments": run.root / "segments", "scene_ply": run.scene_ply}
+    result.paths = {
+        "data": data,
+        "run": run.root,
+        "objects": cfg.export_dir,
+        "segments": run.root / "segments",
+        "scene_ply": run.scene_ply,
+    }
     return result
 
 

@@ -8,4 +8,12 @@ from gsseg.eval.context import EvalContext, EvalSettings
 from gsseg.eval.psnr import psnr_per_view, render_view
 from gsseg.eval.run_eval import check_views, evaluate_run, metric_functions
 
-__all__ = ["EvalContext", "EvalSettings", "check_views", "evaluate_run", "metric_functions", "psnr_per_view", "render_view"]
+__all__ = [
+    "EvalContext",
+    "EvalSettings",
+    "check_views",
+    "evaluate_run",
+    "metric_functions",
+    "psnr_per_view",
+    "render_view",
+]

@@ -50,8 +50,9 @@ class EvalContext:
     """One evaluation: ``ds`` (SceneDataset), ``run`` (RunDir), ``scene`` (GaussianScene),
     ``record`` (FeatureRecord or None), renderer ``backend``, a rich ``progress`` or None."""
 
-    def __init__(self, ds, run: RunDir, scene, record, settings: EvalSettings, backend: str = "auto",
-                 progress=None) -> None:
+    def __init__(
+        self, ds, run: RunDir, scene, record, settings: EvalSettings, backend: str = "auto", progress=None
+    ) -> None:
         self.ds = ds
         self.run = run
         self.scene = scene
@@ -86,8 +87,9 @@ class EvalContext:
         from gsseg.render import TableCache
 
         s = self.scene
-        return TableCache(s.means, s.quats, s.scales, s.opacities, self.ds.cameras("all"), max_tables=4,
-                          backend=self.backend)
+        return TableCache(
+            s.means, s.quats, s.scales, s.opacities, self.ds.cameras("all"), max_tables=4, backend=self.backend
+        )
 
     def table(self, view: str):
         return self.tables.get(view)

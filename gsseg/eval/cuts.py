@@ -34,13 +34,19 @@ def computed_cuts(ctx) -> tuple[np.ndarray, list[str]]:
     """Horizontal cuts of the run's scene hierarchy: (labels [T,N] int32, names)."""
     from gsseg.segment import build_hierarchy
 
-    h = build_hierarchy(ctx.scene, ctx.record, k=ctx.settings.hierarchy_k, spatial_weight=ctx.settings.spatial_weight,
-                        linkage=ctx.settings.linkage)
+    h = build_hierarchy(
+        ctx.scene,
+        ctx.record,
+        k=ctx.settings.hierarchy_k,
+        spatial_weight=ctx.settings.spatial_weight,
+        linkage=ctx.settings.linkage,
+    )
     plats = [p for p in h.plateaus() if p.regions >= 1]
     if not plats:
         raise GssegError(f"{ctx.run.root}: the hierarchy of this run has no segment at any threshold")
-    keep = select_plateaus(np.array([p.regions for p in plats]), np.array([p.length for p in plats]),
-                           ctx.settings.max_cuts)
+    keep = select_plateaus(
+        np.array([p.regions for p in plats]), np.array([p.length for p in plats]), ctx.settings.max_cuts
+    )
     thresholds = [plats[i].middle for i in keep]
     labels = np.stack([h.cut_threshold(t) for t in thresholds]).astype(np.int32)
     return labels, [f"t{t:.4f}" for t in thresholds]
@@ -68,7 +74,9 @@ def hierarchy_cuts(ctx) -> tuple[np.ndarray, list[str], str]:
         if found is not None:
             return found[0], found[1], "segments"
         if mode == "segments":
-            raise GssegError(f"{ctx.run.root / 'segments'}: no hierarchy cuts; run `gsseg segment` or use --cuts computed")
+            raise GssegError(
+                f"{ctx.run.root / 'segments'}: no hierarchy cuts; run `gsseg segment` or use --cuts computed"
+            )
     labels, names = computed_cuts(ctx)
     return labels, names, "computed"
 

@@ -38,8 +38,9 @@ def query_levels(levels: list[str]) -> tuple[str, str] | None:
     return (levels[0], levels[1]) if len(levels) >= 2 else None
 
 
-def summarise_levels(prefix: str, per_level: dict[str, list[float]], out: dict, mean_key: str | None = None,
-                     suffix: str = "") -> None:
+def summarise_levels(
+    prefix: str, per_level: dict[str, list[float]], out: dict, mean_key: str | None = None, suffix: str = ""
+) -> None:
     """Write ``<prefix>_<level><suffix>`` (mean over views) and the mean over levels (key
     ``mean_key``, default ``<prefix>_mean<suffix>``) into ``out``; levels without a value are left out."""
     means = {}
@@ -59,8 +60,15 @@ def warp_for_pair(ds, view: str, partner: str, tolerance: float) -> np.ndarray |
         return None
     cams = ds.cameras("all")
     i1, i2 = cams.index_of(view), cams.index_of(partner)
-    return depth_warp(d1.numpy(), cams.Ks[i1].numpy(), cams.viewmats[i1].numpy(), d2.numpy(), cams.Ks[i2].numpy(),
-                      cams.viewmats[i2].numpy(), tolerance)
+    return depth_warp(
+        d1.numpy(),
+        cams.Ks[i1].numpy(),
+        cams.viewmats[i1].numpy(),
+        d2.numpy(),
+        cams.Ks[i2].numpy(),
+        cams.viewmats[i2].numpy(),
+        tolerance,
+    )
 
 
 def hierarchy_metrics(ctx) -> dict:
@@ -222,6 +230,7 @@ def _point_query_metrics(ctx, out: dict) -> None:
 
 # --- prompted objects -------------------------------------------------------------------------
 
+
 def _prompts(extras: dict) -> dict | None:
     p = extras.get("prompts")
     return p if isinstance(p, dict) and (p.get("clicks") or p.get("points")) else None
@@ -258,8 +267,10 @@ def prompted_objects(ctx, level: str = "object") -> dict[int, int]:
         if not c.get("positive", True):
             continue
         if c["view"] not in ds.names("all"):
-            raise GssegError(f"{ctx.run.features_pt}: prompt click in view {c['view']!r}, which {ds.root} does not have; "
-                             "the run was trained on another dataset")
+            raise GssegError(
+                f"{ctx.run.features_pt}: prompt click in view {c['view']!r}, which {ds.root} does not have; "
+                "the run was trained on another dataset"
+            )
         gt = ds.gt(c["view"], level)
         if gt is not None:
             h, w = gt.shape
@@ -303,11 +314,16 @@ def prompted_metrics(ctx) -> dict:
             scores[k].add(pred == k, gt == gt_id)
         ctx.advance(task, view)
     miou, macc = mean_object_scores(list(scores.values()))
-    return {"object_miou": miou, "object_acc": macc, "objects": len(objects),
-            "object_iou_per_object": {str(objects[k]): s.iou for k, s in scores.items()}}
+    return {
+        "object_miou": miou,
+        "object_acc": macc,
+        "objects": len(objects),
+        "object_iou_per_object": {str(objects[k]): s.iou for k, s in scores.items()},
+    }
 
 
 # --- flat segmentations -----------------------------------------------------------------------
+
 
 def panoptic_metrics(ctx) -> dict:
     """PQ^scene / RQ / SQ / matched mIoU of a flat logits run (per pixel: argmax of the
@@ -330,5 +346,13 @@ def panoptic_metrics(ctx) -> dict:
     if not gts:
         return {}
     r = panoptic_quality_scene(gts, preds, void=0, unassigned=0)
-    return {"pq_scene": r.pq, "rq_scene": r.rq, "sq_scene": r.sq, "miou": r.miou,
-            "pq_tp": r.tp, "pq_fp": r.fp, "pq_fn": r.fn, "pq_level": level}
+    return {
+        "pq_scene": r.pq,
+        "rq_scene": r.rq,
+        "sq_scene": r.sq,
+        "miou": r.miou,
+        "pq_tp": r.tp,
+        "pq_fp": r.fp,
+        "pq_fn": r.fn,
+        "pq_level": level,
+    }

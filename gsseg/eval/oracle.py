@@ -104,8 +104,13 @@ def oracle_metrics(ctx) -> dict:
             for gt, pred in zip(gts, preds):
                 for s, i in zip(scores, ids):
                     s.add(pred == i, gt == i)
-            out.update({"oracle_pq_scene": pq.pq, "oracle_object_miou": mean_object_scores(scores)[0],
-                        "oracle_object_acc": mean_object_scores(scores)[1]})
+            out.update(
+                {
+                    "oracle_pq_scene": pq.pq,
+                    "oracle_object_miou": mean_object_scores(scores)[0],
+                    "oracle_object_acc": mean_object_scores(scores)[1],
+                }
+            )
     return out
 
 
@@ -139,8 +144,9 @@ def oracle_tree_metrics(ctx) -> dict:
     labels = oracle_labels(ctx.scene, ds)
     seen = labels[ds.gt_levels[0]] > 0
     st = ctx.settings
-    h = hierarchy_from_features(ctx.scene.means, oracle_features(labels), "embedding", k=st.hierarchy_k,
-                                linkage=st.linkage, supervised=seen)
+    h = hierarchy_from_features(
+        ctx.scene.means, oracle_features(labels), "embedding", k=st.hierarchy_k, linkage=st.linkage, supervised=seen
+    )
     plats = [p for p in h.plateaus() if p.regions >= 1]
     keep = select_plateaus(np.array([p.regions for p in plats]), np.array([p.length for p in plats]), st.max_cuts)
     cuts = np.stack([h.cut_threshold(plats[i].middle) for i in keep]).astype(np.int32)

@@ -14,8 +14,13 @@ import numpy as np
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(1, 101) * 0.01, 2))
 
 
-def pixel_cut_stack(features: np.ndarray, alpha: np.ndarray, thresholds=DEFAULT_THRESHOLDS, min_alpha: float = 0.5,
-                    max_segments: int = 200) -> np.ndarray:
+def pixel_cut_stack(
+    features: np.ndarray,
+    alpha: np.ndarray,
+    thresholds=DEFAULT_THRESHOLDS,
+    min_alpha: float = 0.5,
+    max_segments: int = 200,
+) -> np.ndarray:
     """Label maps [T,H,W] int32 of the cuts of one view.
 
     features: [H,W,D] composited features (sum of w_i f_i); alpha: [H,W] accumulated opacity.

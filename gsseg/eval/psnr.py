@@ -10,20 +10,31 @@ from gsseg.train.metrics import psnr
 
 
 @torch.no_grad()
-def render_view(scene: GaussianScene, camera, background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                backend: str = "auto") -> Tensor:
+def render_view(
+    scene: GaussianScene, camera, background: tuple[float, float, float] = (0.0, 0.0, 0.0), backend: str = "auto"
+) -> Tensor:
     """RGB image [H,W,3] of ``scene`` seen from one camera (Cameras with C = 1), clamped to [0,1]."""
     from gsseg.render import render
 
     scene = scene.to(camera.device)
     bg = torch.tensor([background], dtype=torch.float32, device=camera.device)
-    out = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.colors, camera,
-                 sh_degree=scene.sh_degree, backgrounds=bg, backend=backend)
+    out = render(
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        scene.colors,
+        camera,
+        sh_degree=scene.sh_degree,
+        backgrounds=bg,
+        backend=backend,
+    )
     return out.rgb[0].clamp(0.0, 1.0)
 
 
-def psnr_per_view(scene: GaussianScene, ds, split: str = "test", background=(0.0, 0.0, 0.0),
-                  backend: str = "auto", progress=None) -> dict[str, float]:
+def psnr_per_view(
+    scene: GaussianScene, ds, split: str = "test", background=(0.0, 0.0, 0.0), backend: str = "auto", progress=None
+) -> dict[str, float]:
     """{view stem: PSNR in dB} over the views of ``split``."""
     cams = ds.cameras(split)
     result = {}

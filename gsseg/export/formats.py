@@ -1,11 +1,13 @@
 """Splat file formats an export can write, one writer per format.
 
-| format           | file                   | encoder                                   | keeps                         |
-|------------------|------------------------|-------------------------------------------|-------------------------------|
-| `ply`            | `<name>.ply`           | ours (plyfile), the INRIA layout          | everything, float32           |
-| `ply-compressed` | `<name>.compressed.ply`| gsplat's exporter (PlayCanvas layout)     | 256-splat chunks, quantised; Gaussians with opacity <= 1/255 dropped |
-| `spz`            | `<name>.spz`           | ours, from Niantic's spec (`spz.py`)      | SH up to degree 3, quantised  |
-| `splat`          | `<name>.splat`         | gsplat's exporter (antimatter15 layout)   | no SH beyond the base colour  |
+| format           | file                    | encoder                                 | keeps                         |
+|------------------|-------------------------|-----------------------------------------|-------------------------------|
+| `ply`            | `<name>.ply`            | ours (plyfile), the INRIA layout        | everything, float32           |
+| `ply-compressed` | `<name>.compressed.ply` | gsplat's exporter (PlayCanvas layout)   | 256-splat chunks, quantised * |
+| `spz`            | `<name>.spz`            | ours, from Niantic's spec (`spz.py`)    | SH up to degree 3, quantised  |
+| `splat`          | `<name>.splat`          | gsplat's exporter (antimatter15 layout) | no SH beyond the base colour  |
+
+(*) Gaussians with opacity <= 1/255 are dropped.
 
 gsplat's exporter is the maintained encoder of the compressed-PLY and .splat layouts (and a
 dependency already); SPZ has no installable Python encoder (see ``spz.py``).
@@ -49,8 +51,7 @@ def kept_count(scene: GaussianScene, fmt: str) -> int:
     return len(scene)
 
 
-def write_splats(path: str | Path, scene: GaussianScene, fmt: str,
-                 extra: dict[str, np.ndarray] | None = None) -> int:
+def write_splats(path: str | Path, scene: GaussianScene, fmt: str, extra: dict[str, np.ndarray] | None = None) -> int:
     """Write ``scene`` atomically as ``fmt`` at ``path``; returns the Gaussians written.
 
     Writes nothing and returns 0 when the file would hold no Gaussian (no empty files).
@@ -70,8 +71,15 @@ def write_splats(path: str | Path, scene: GaussianScene, fmt: str,
     else:
         from gsplat import export_splats
 
-        data = export_splats(scene.means, scene.log_scales, scene.quats, scene.logit_opacities, scene.sh0, scene.shN,
-                             format="ply_compressed" if fmt == "ply-compressed" else "splat")
+        data = export_splats(
+            scene.means,
+            scene.log_scales,
+            scene.quats,
+            scene.logit_opacities,
+            scene.sh0,
+            scene.shN,
+            format="ply_compressed" if fmt == "ply-compressed" else "splat",
+        )
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return n

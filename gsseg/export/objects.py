@@ -69,30 +69,44 @@ def group_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
     return {int(i): order[s:e] for i, s, e in zip(ids, starts, ends) if i > 0}
 
 
-def segment_summary(scene: GaussianScene, groups: dict[int, np.ndarray], parents: dict[int, int] | None,
-                    files: dict[int, dict[str, str]]) -> list[dict[str, Any]]:
+def segment_summary(
+    scene: GaussianScene,
+    groups: dict[int, np.ndarray],
+    parents: dict[int, int] | None,
+    files: dict[int, dict[str, str]],
+) -> list[dict[str, Any]]:
     """Manifest rows of every segment in ``groups`` (id -> Gaussian indices); ``files``: id -> format -> file."""
     means = scene.means.detach().cpu().numpy()
     rows = []
     for sid, idx in groups.items():
         pts = means[idx]
         written = files.get(sid, {})
-        rows.append({
-            "id": sid,
-            "parent": None if parents is None or sid not in parents else int(parents[sid]),
-            "gaussians": int(len(idx)),
-            "bbox": {"min": pts.min(0).astype(float).tolist(), "max": pts.max(0).astype(float).tolist()},
-            "color": segment_color(sid),
-            "file": next(iter(written.values()), None),
-            "files": written,
-        })
+        rows.append(
+            {
+                "id": sid,
+                "parent": None if parents is None or sid not in parents else int(parents[sid]),
+                "gaussians": int(len(idx)),
+                "bbox": {"min": pts.min(0).astype(float).tolist(), "max": pts.max(0).astype(float).tolist()},
+                "color": segment_color(sid),
+                "file": next(iter(written.values()), None),
+                "files": written,
+            }
+        )
     return rows
 
 
-def export_segments(scene: GaussianScene, labels: np.ndarray, out_dir: str | Path, selected: list[int] | None = None,
-                    parents: dict[int, int] | None = None, cut: str | None = None,
-                    source: dict[str, Any] | None = None, show_progress: bool = False,
-                    formats: list[str] | None = None, with_labels: bool = False) -> dict[str, Any]:
+def export_segments(
+    scene: GaussianScene,
+    labels: np.ndarray,
+    out_dir: str | Path,
+    selected: list[int] | None = None,
+    parents: dict[int, int] | None = None,
+    cut: str | None = None,
+    source: dict[str, Any] | None = None,
+    show_progress: bool = False,
+    formats: list[str] | None = None,
+    with_labels: bool = False,
+) -> dict[str, Any]:
     """Write the export of ``scene`` segmented by ``labels [N]`` into ``out_dir``; returns the manifest.
 
     selected: segment ids to write as objects (default: every id > 0; a cut without segments
@@ -148,12 +162,22 @@ def export_segments(scene: GaussianScene, labels: np.ndarray, out_dir: str | Pat
                 if bar:
                     bar.update(task, advance=1, info=LABELLED_FILE)
         manifest = {
-            "version": MANIFEST_VERSION, "cut": cut, "source": source or {}, "num_gaussians": int(len(scene)),
-            "labelled_gaussians": int((labels > 0).sum()), "selected": chosen,
-            "selected_gaussians": int(in_selection.sum()), "sh_degree": scene.sh_degree, "formats": formats,
-            "files": {"labels": LABELS_FILE, "scene_without_selected": rest_files,
-                      "scene_with_labels": LABELLED_FILE if with_labels else None},
-            "written": written, "notes": notes,
+            "version": MANIFEST_VERSION,
+            "cut": cut,
+            "source": source or {},
+            "num_gaussians": int(len(scene)),
+            "labelled_gaussians": int((labels > 0).sum()),
+            "selected": chosen,
+            "selected_gaussians": int(in_selection.sum()),
+            "sh_degree": scene.sh_degree,
+            "formats": formats,
+            "files": {
+                "labels": LABELS_FILE,
+                "scene_without_selected": rest_files,
+                "scene_with_labels": LABELLED_FILE if with_labels else None,
+            },
+            "written": written,
+            "notes": notes,
             "segments": segment_summary(scene, groups, parents, object_files),
         }
         with atomic_path(tmp / LABELS_FILE) as p:

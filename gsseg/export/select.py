@@ -43,8 +43,9 @@ def segment_at(click: Click, labels: np.ndarray, tables: TableCache, means: torc
     return int(render_label_map(table, labels)[y, x])
 
 
-def segments_under_clicks(clicks: list[Click], labels: np.ndarray, tables: TableCache,
-                          means: torch.Tensor) -> list[int]:
+def segments_under_clicks(
+    clicks: list[Click], labels: np.ndarray, tables: TableCache, means: torch.Tensor
+) -> list[int]:
     """Ids of the segments under the positive clicks minus those under the negative ones."""
     pos = {segment_at(c, labels, tables, means) for c in clicks if c.positive}
     neg = {segment_at(c, labels, tables, means) for c in clicks if not c.positive}

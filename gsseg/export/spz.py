@@ -31,10 +31,26 @@ FRACTIONAL_BITS = 12
 COLOR_SCALE = 0.15
 
 # Sign of each SH-rest coefficient (degrees 1..3, real SH basis order) under (x, y, z) -> (x, -y, -z).
-_SH_FLIP = np.array([-1, -1, 1,                      # degree 1: y, z, x
-                     -1, 1, 1, -1, 1,                # degree 2: xy, yz, z^2, xz, x^2-y^2
-                     -1, 1, -1, -1, 1, -1, 1],       # degree 3
-                    dtype=np.float32)
+_SH_FLIP = np.array(
+    [
+        -1,
+        -1,
+        1,  # degree 1: y, z, x
+        -1,
+        1,
+        1,
+        -1,
+        1,  # degree 2: xy, yz, z^2, xz, x^2-y^2
+        -1,
+        1,
+        -1,
+        -1,
+        1,
+        -1,
+        1,
+    ],  # degree 3
+    dtype=np.float32,
+)
 
 
 def _bytes(values: np.ndarray) -> np.ndarray:

@@ -31,8 +31,12 @@ MIN_COVERED_SHARE_OF_MEDIAN = 0.15
 MIN_COVERED_FRACTION = 0.5
 
 
-def mask_coverage(views: list[str], table_of: Callable[[str], ContributionTable], covered_of: Callable[[str], np.ndarray | None],
-                  num_gaussians: int) -> Tensor | None:
+def mask_coverage(
+    views: list[str],
+    table_of: Callable[[str], ContributionTable],
+    covered_of: Callable[[str], np.ndarray | None],
+    num_gaussians: int,
+) -> Tensor | None:
     """Per-Gaussian (covered weight, total weight) over ``views``: [N,2] float32, or None when
     no view has masks.
 
@@ -63,8 +67,12 @@ def covered_pixels(masks) -> np.ndarray:
     return masks.membership.any(axis=0)[masks.patch_index.reshape(-1)]
 
 
-def supervised_gaussians(coverage: Tensor | np.ndarray | None, num_gaussians: int,
-                         min_weight: float | None = None, min_fraction: float = MIN_COVERED_FRACTION) -> np.ndarray:
+def supervised_gaussians(
+    coverage: Tensor | np.ndarray | None,
+    num_gaussians: int,
+    min_weight: float | None = None,
+    min_fraction: float = MIN_COVERED_FRACTION,
+) -> np.ndarray:
     """[N] bool: Gaussians whose covered weight is at least ``min_weight`` (default
     ``MIN_COVERED_SHARE_OF_MEDIAN`` × the median total weight of the Gaussians seen at all) and
     at least ``min_fraction`` of their total weight. Every Gaussian without a coverage record;

@@ -84,11 +84,17 @@ def load_features(path: str | Path) -> FeatureRecord:
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL (\S+)", str(e))
         refused = found.group(1) if found else ""
-        raise file_error(path, "refused: the file holds Python objects other than tensors, numbers and strings"
-                               + (f" ({refused})" if refused else "") + "; it was not written by gsseg, or was "
-                               "tampered with") from None
+        raise file_error(
+            path,
+            "refused: the file holds Python objects other than tensors, numbers and strings"
+            + (f" ({refused})" if refused else "")
+            + "; it was not written by gsseg, or was "
+            "tampered with",
+        ) from None
     except Exception as e:  # torch.load raises many types (zip, EOF, ...) for a foreign file
-        raise file_error(path, f"not a readable gsseg features file ({e.__class__.__name__}: {_first_line(e)})") from None
+        raise file_error(
+            path, f"not a readable gsseg features file ({e.__class__.__name__}: {_first_line(e)})"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("features"), torch.Tensor):
         raise file_error(path, "not a gsseg features file (no 'features' tensor)")
     try:
@@ -158,7 +164,9 @@ def load_run_scene(run_root: str | Path, require_features: bool = True) -> tuple
     if not feats.is_file():
         if require_features:
             raise file_error(
-                root, "this run has no identity features: run `gsseg train DATA --out RUN --stage features --objective NAME` first"
+                root,
+                "this run has no identity features: run "
+                "`gsseg train DATA --out RUN --stage features --objective NAME` first",
             )
         return scene, None
     record = load_features(feats)

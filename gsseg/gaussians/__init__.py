@@ -5,6 +5,14 @@ from gsseg.gaussians.ply import read_ply, write_ply
 from gsseg.gaussians.scene import PARAM_KEYS, FeatureInfo, GaussianScene
 
 __all__ = [
-    "FeatureInfo", "GaussianScene", "PARAM_KEYS", "init_from_dataset", "init_from_ply", "init_from_points",
-    "read_ply", "rgb_to_sh", "sh_to_rgb", "write_ply",
+    "FeatureInfo",
+    "GaussianScene",
+    "PARAM_KEYS",
+    "init_from_dataset",
+    "init_from_ply",
+    "init_from_points",
+    "read_ply",
+    "rgb_to_sh",
+    "sh_to_rgb",
+    "write_ply",
 ]

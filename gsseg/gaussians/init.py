@@ -37,8 +37,9 @@ def knn_log_scales(points: np.ndarray, init_scale: float = 1.0) -> torch.Tensor:
     return torch.from_numpy(np.repeat(log_s[:, None], 3, axis=1))
 
 
-def init_from_points(points: np.ndarray, colors: np.ndarray, sh_degree: int = 3,
-                     init_opacity: float = 0.1, init_scale: float = 1.0) -> GaussianScene:
+def init_from_points(
+    points: np.ndarray, colors: np.ndarray, sh_degree: int = 3, init_opacity: float = 0.1, init_scale: float = 1.0
+) -> GaussianScene:
     """One Gaussian per point.
 
     points: [P,3] positions; colors: [P,3] RGB in [0,1]. Identity quaternions, opacity
@@ -117,10 +118,18 @@ def background_shell(ds, n: int, radius: float) -> tuple[np.ndarray, np.ndarray]
     return pts[seen].astype(np.float32), colors[seen].astype(np.float32)
 
 
-def init_from_dataset(ds, sh_degree: int = 3, init_opacity: float = 0.1, init_scale: float = 1.0,
-                      random_count: int = 20_000, random_extent: float = 1.0, seed: int = 0,
-                      force_random: bool = False, shell_points: int = 0,
-                      shell_radius: float = 5.0) -> tuple[GaussianScene, str]:
+def init_from_dataset(
+    ds,
+    sh_degree: int = 3,
+    init_opacity: float = 0.1,
+    init_scale: float = 1.0,
+    random_count: int = 20_000,
+    random_extent: float = 1.0,
+    seed: int = 0,
+    force_random: bool = False,
+    shell_points: int = 0,
+    shell_radius: float = 5.0,
+) -> tuple[GaussianScene, str]:
     """Initial scene for a dataset: its sparse points, else random points in the camera box.
 
     The random box is centred on the mean training camera centre with half-size
@@ -143,7 +152,8 @@ def init_from_dataset(ds, sh_degree: int = 3, init_opacity: float = 0.1, init_sc
             shell = init_from_points(spts, scols, sh_degree, init_opacity, init_scale)
             means, log_scales, quats, logit_opacities, sh0, sh_rest = (
                 torch.cat([getattr(scene, k), getattr(shell, k)])
-                for k in ("means", "log_scales", "quats", "logit_opacities", "sh0", "shN"))
+                for k in ("means", "log_scales", "quats", "logit_opacities", "sh0", "shN")
+            )
             scene = GaussianScene(means, log_scales, quats, logit_opacities, sh0, sh_rest)
             source += "+shell"
     return scene, source
@@ -169,8 +179,15 @@ class DepthSamples:
     xs: np.ndarray
 
 
-def init_from_depth(ds, views: list[str] | None = None, stride: int = 1, size: float = 0.5, opacity: float = 0.95,
-                    max_depth: float | None = None, sh_degree: int = 0) -> tuple[GaussianScene, DepthSamples]:
+def init_from_depth(
+    ds,
+    views: list[str] | None = None,
+    stride: int = 1,
+    size: float = 0.5,
+    opacity: float = 0.95,
+    max_depth: float | None = None,
+    sh_degree: int = 0,
+) -> tuple[GaussianScene, DepthSamples]:
     """Gaussians unprojected from depth maps (RGB-D initialisation): one isotropic Gaussian per
     ``stride``-th pixel with depth > 0 of each view, of standard deviation ``size`` × the pixel
     footprint × stride, coloured from the image.
@@ -188,7 +205,7 @@ def init_from_depth(ds, views: list[str] | None = None, stride: int = 1, size: f
         if depth is None:
             raise GssegError(f"{ds.root}: view {name} has no depth map (DATA/depth/{name}.npy)")
         depth = depth.double().numpy()
-        ys, xs = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
+        ys, xs = np.mgrid[0 : depth.shape[0] : stride, 0 : depth.shape[1] : stride]
         ys, xs = ys.reshape(-1), xs.reshape(-1)
         z = depth[ys, xs]
         keep = z > 0

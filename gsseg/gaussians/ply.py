@@ -20,8 +20,22 @@ from gsseg.errors import GssegError, file_error
 from gsseg.gaussians.scene import FeatureInfo, GaussianScene
 from gsseg.utils.atomic import atomic_path
 
-REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-            "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+REQUIRED = [
+    "x",
+    "y",
+    "z",
+    "f_dc_0",
+    "f_dc_1",
+    "f_dc_2",
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
+]
 FEATURE_COMMENT = "gsseg_features "
 _INDEXED = re.compile(r"^(f_rest|f_id)_(\d+)$")
 
@@ -56,8 +70,13 @@ def scene_to_arrays(scene: GaussianScene, with_features: bool = False) -> dict[s
     return cols
 
 
-def write_ply(path: str | Path, scene: GaussianScene, with_features: bool = False, text: bool = False,
-              extra: dict[str, np.ndarray] | None = None) -> Path:
+def write_ply(
+    path: str | Path,
+    scene: GaussianScene,
+    with_features: bool = False,
+    text: bool = False,
+    extra: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write ``scene`` atomically as an INRIA PLY; ``f_id_*`` columns only if ``with_features``.
 
     extra: more vertex properties, name -> [N] array (its dtype is kept, e.g. int32 ``object_id``).
@@ -112,8 +131,11 @@ def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
 
     missing = [p for p in REQUIRED if p not in props]
     if missing and "packed_position" in props:
-        raise file_error(path, "is a compressed PLY (PlayCanvas layout), not an INRIA 3DGS PLY; decompress it first, "
-                               f"e.g. `npx @playcanvas/splat-transform {path.name} {path.stem.split('.')[0]}.ply`")
+        raise file_error(
+            path,
+            "is a compressed PLY (PlayCanvas layout), not an INRIA 3DGS PLY; decompress it first, "
+            f"e.g. `npx @playcanvas/splat-transform {path.name} {path.stem.split('.')[0]}.ply`",
+        )
     if missing:
         raise file_error(path, f"not a 3DGS PLY: missing properties {', '.join(missing)}")
     rest_idx = _indexed(props, "f_rest")
@@ -122,8 +144,9 @@ def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
         raise file_error(path, f"f_rest_* properties are not numbered 0..{n_rest - 1}")
     k_rest = n_rest // 3
     if n_rest % 3 or round((k_rest + 1) ** 0.5) ** 2 != k_rest + 1:
-        raise file_error(path, f"{n_rest} f_rest_* properties is not 3*((d+1)^2-1) for any SH degree d "
-                               "(expected 0, 9, 24 or 45)")
+        raise file_error(
+            path, f"{n_rest} f_rest_* properties is not 3*((d+1)^2-1) for any SH degree d (expected 0, 9, 24 or 45)"
+        )
     id_idx = _indexed(props, "f_id")
     if id_idx != list(range(len(id_idx))):
         raise file_error(path, f"f_id_* properties are not numbered 0..{len(id_idx) - 1}")
@@ -132,9 +155,12 @@ def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
     col = lambda name: np.asarray(data[name], dtype=np.float32)  # noqa: E731
     stack = lambda names: np.stack([col(k) for k in names], axis=1) if names else np.zeros((n, 0), np.float32)  # noqa: E731
     columns = {
-        "means": ["x", "y", "z"], "sh0": ["f_dc_0", "f_dc_1", "f_dc_2"],
-        "shN": [f"f_rest_{i}" for i in range(n_rest)], "opacity": ["opacity"],
-        "scales": ["scale_0", "scale_1", "scale_2"], "quats": ["rot_0", "rot_1", "rot_2", "rot_3"],
+        "means": ["x", "y", "z"],
+        "sh0": ["f_dc_0", "f_dc_1", "f_dc_2"],
+        "shN": [f"f_rest_{i}" for i in range(n_rest)],
+        "opacity": ["opacity"],
+        "scales": ["scale_0", "scale_1", "scale_2"],
+        "quats": ["rot_0", "rot_1", "rot_2", "rot_3"],
         "features": [f"f_id_{i}" for i in id_idx],
     }
     arrays = {k: stack(v) for k, v in columns.items()}
@@ -151,8 +177,11 @@ def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
         if not drop_invalid:
             rows = np.flatnonzero(bad_rows)
             shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
-            raise file_error(path, f"{len(rows)} of {n} Gaussians have NaN/Inf values (rows {shown}; properties "
-                                   f"{', '.join(bad_props)}); use --drop-invalid (drop_invalid=True) to drop them")
+            raise file_error(
+                path,
+                f"{len(rows)} of {n} Gaussians have NaN/Inf values (rows {shown}; properties "
+                f"{', '.join(bad_props)}); use --drop-invalid (drop_invalid=True) to drop them",
+            )
         arrays = {k: v[~bad_rows] for k, v in arrays.items()}
         n = int((~bad_rows).sum())
 
@@ -163,9 +192,14 @@ def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
         features = t(arrays["features"])
         info = _feature_info(ply.comments, features.shape[1])
     return GaussianScene(
-        means=t(arrays["means"]), log_scales=t(arrays["scales"]), quats=t(arrays["quats"]),
-        logit_opacities=t(arrays["opacity"][:, 0]), sh0=t(arrays["sh0"].reshape(n, 1, 3)), shN=t(shN),
-        features=features, feature_info=info,
+        means=t(arrays["means"]),
+        log_scales=t(arrays["scales"]),
+        quats=t(arrays["quats"]),
+        logit_opacities=t(arrays["opacity"][:, 0]),
+        sh0=t(arrays["sh0"].reshape(n, 1, 3)),
+        shN=t(shN),
+        features=features,
+        feature_info=info,
     )
 
 
@@ -173,7 +207,7 @@ def _feature_info(comments: list[str], dim: int) -> FeatureInfo:
     for c in comments:
         if c.startswith(FEATURE_COMMENT):
             try:
-                d = json.loads(c[len(FEATURE_COMMENT):])
+                d = json.loads(c[len(FEATURE_COMMENT) :])
                 return FeatureInfo(kind=d["kind"], objective=d["objective"], dim=dim)
             except (ValueError, KeyError):
                 break

@@ -100,7 +100,9 @@ class GaussianScene:
             if self.feature_info is None:
                 raise ValueError("features given without feature_info")
             if self.feature_info.dim != self.features.shape[1]:
-                raise ValueError(f"feature_info.dim={self.feature_info.dim} but features have D={self.features.shape[1]}")
+                raise ValueError(
+                    f"feature_info.dim={self.feature_info.dim} but features have D={self.features.shape[1]}"
+                )
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -145,55 +147,98 @@ class GaussianScene:
         else:
             pad = torch.zeros(len(self), k_rest - cur, 3, dtype=self.shN.dtype, device=self.shN.device)
             shN = torch.cat([self.shN, pad], dim=1)
-        return GaussianScene(self.means, self.log_scales, self.quats, self.logit_opacities, self.sh0, shN,
-                             self.features, self.feature_info)
+        return GaussianScene(
+            self.means,
+            self.log_scales,
+            self.quats,
+            self.logit_opacities,
+            self.sh0,
+            shN,
+            self.features,
+            self.feature_info,
+        )
 
     def to(self, device: torch.device | str) -> "GaussianScene":
         f = None if self.features is None else self.features.to(device)
-        return GaussianScene(self.means.to(device), self.log_scales.to(device), self.quats.to(device),
-                             self.logit_opacities.to(device), self.sh0.to(device), self.shN.to(device),
-                             f, self.feature_info)
+        return GaussianScene(
+            self.means.to(device),
+            self.log_scales.to(device),
+            self.quats.to(device),
+            self.logit_opacities.to(device),
+            self.sh0.to(device),
+            self.shN.to(device),
+            f,
+            self.feature_info,
+        )
 
     def detach(self) -> "GaussianScene":
         """A copy with detached, cloned tensors."""
         f = None if self.features is None else self.features.detach().clone()
-        return GaussianScene(self.means.detach().clone(), self.log_scales.detach().clone(),
-                             self.quats.detach().clone(), self.logit_opacities.detach().clone(),
-                             self.sh0.detach().clone(), self.shN.detach().clone(), f, self.feature_info)
+        return GaussianScene(
+            self.means.detach().clone(),
+            self.log_scales.detach().clone(),
+            self.quats.detach().clone(),
+            self.logit_opacities.detach().clone(),
+            self.sh0.detach().clone(),
+            self.shN.detach().clone(),
+            f,
+            self.feature_info,
+        )
 
     def subset(self, index: Tensor) -> "GaussianScene":
         """Gaussians selected by a bool mask [N] or an index tensor."""
         f = None if self.features is None else self.features[index]
-        return GaussianScene(self.means[index], self.log_scales[index], self.quats[index],
-                             self.logit_opacities[index], self.sh0[index], self.shN[index], f, self.feature_info)
+        return GaussianScene(
+            self.means[index],
+            self.log_scales[index],
+            self.quats[index],
+            self.logit_opacities[index],
+            self.sh0[index],
+            self.shN[index],
+            f,
+            self.feature_info,
+        )
 
     def with_features(self, features: Tensor | None, info: FeatureInfo | None) -> "GaussianScene":
-        return GaussianScene(self.means, self.log_scales, self.quats, self.logit_opacities, self.sh0, self.shN,
-                             features, info)
+        return GaussianScene(
+            self.means, self.log_scales, self.quats, self.logit_opacities, self.sh0, self.shN, features, info
+        )
 
     # ------------------------------------------------------------------ parameter dicts
     def to_param_dict(self, requires_grad: bool = True) -> torch.nn.ParameterDict:
         """ParameterDict with gsplat's keys (means, scales, quats, opacities, sh0, shN); raw values."""
         raw = {
-            "means": self.means, "scales": self.log_scales, "quats": self.quats,
-            "opacities": self.logit_opacities, "sh0": self.sh0, "shN": self.shN,
+            "means": self.means,
+            "scales": self.log_scales,
+            "quats": self.quats,
+            "opacities": self.logit_opacities,
+            "sh0": self.sh0,
+            "shN": self.shN,
         }
         return torch.nn.ParameterDict(
             [(k, torch.nn.Parameter(raw[k].detach().clone().float(), requires_grad=requires_grad)) for k in PARAM_KEYS]
         )
 
     @staticmethod
-    def from_param_dict(params: dict[str, Tensor], features: Tensor | None = None,
-                        feature_info: FeatureInfo | None = None) -> "GaussianScene":
+    def from_param_dict(
+        params: dict[str, Tensor], features: Tensor | None = None, feature_info: FeatureInfo | None = None
+    ) -> "GaussianScene":
         """Detached scene from a dict with gsplat's keys (see ``to_param_dict``)."""
         d = {k: params[k].detach().clone() for k in PARAM_KEYS}
-        return GaussianScene(d["means"], d["scales"], d["quats"], d["opacities"], d["sh0"], d["shN"],
-                             features, feature_info)
+        return GaussianScene(
+            d["means"], d["scales"], d["quats"], d["opacities"], d["sh0"], d["shN"], features, feature_info
+        )
 
     def invalid_rows(self) -> Tensor:
         """[N] bool, True where any parameter (or feature) is NaN or Inf."""
-        parts = [self.means, self.log_scales, self.quats, self.logit_opacities[:, None],
-                 self.sh0.flatten(1), self.shN.flatten(1)]
+        parts = [
+            self.means,
+            self.log_scales,
+            self.quats,
+            self.logit_opacities[:, None],
+            self.sh0.flatten(1),
+            self.shN.flatten(1),
+        ]
         if self.features is not None:
             parts.append(self.features)
         return ~torch.isfinite(torch.cat(parts, dim=1)).all(dim=1)

@@ -63,7 +63,9 @@ def inclusion_matrix(membership: np.ndarray, counts: np.ndarray, p_in: float = 0
     return inside
 
 
-def suppress_duplicates(membership: np.ndarray, counts: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.9) -> np.ndarray:
+def suppress_duplicates(
+    membership: np.ndarray, counts: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.9
+) -> np.ndarray:
     """Greedy by decreasing score: keep a mask unless its IoU with a kept one exceeds the
     threshold. Returns the kept indices [K] int64, ascending."""
     iou = iou_matrix(membership, counts)

@@ -43,7 +43,9 @@ def make_source(name: str, options: SourceOptions | None = None) -> MaskSource:
         from gsseg.masks.sources.watershed import ATTRIBUTES, WatershedSettings, WatershedSource
 
         if options.watershed_attribute not in ATTRIBUTES:
-            raise GssegError(f"unknown watershed attribute {options.watershed_attribute!r}; use one of {', '.join(ATTRIBUTES)}")
+            raise GssegError(
+                f"unknown watershed attribute {options.watershed_attribute!r}; use one of {', '.join(ATTRIBUTES)}"
+            )
         if not options.region_counts or min(options.region_counts) < 1:
             raise GssegError(f"--levels needs positive region counts, got {options.region_counts}")
         return WatershedSource(
@@ -84,7 +86,9 @@ class RunReport:
         }
 
 
-def run_source(dataset: Any, source: MaskSource, split: str = "all", force: bool = False, show_progress: bool = True) -> RunReport:
+def run_source(
+    dataset: Any, source: MaskSource, split: str = "all", force: bool = False, show_progress: bool = True
+) -> RunReport:
     """Write ``dataset.masks_dir/<stem>.npz`` for every view of ``split`` with ``source``.
 
     Raises ``GssegError`` when no view at all had input for the source, or when another process
@@ -102,7 +106,9 @@ def run_source(dataset: Any, source: MaskSource, split: str = "all", force: bool
         return _run(dataset, source, store, names, force, show_progress)
 
 
-def _run(dataset: Any, source: MaskSource, store: MaskStore, names: list[str], force: bool, show_progress: bool) -> RunReport:
+def _run(
+    dataset: Any, source: MaskSource, store: MaskStore, names: list[str], force: bool, show_progress: bool
+) -> RunReport:
     """The body of :func:`run_source`, run while holding the mask store's lock."""
     report = RunReport()
     todo: list[str] = []
@@ -124,5 +130,7 @@ def _run(dataset: Any, source: MaskSource, store: MaskStore, names: list[str], f
             progress.update(task, advance=1, info=info)
     if todo and not report.written and len(report.no_input) == len(todo):
         first = next(iter(report.no_input.items()))
-        raise GssegError(f"{dataset.root}: the {source.name} source found no input for any view (e.g. {first[0]}: {first[1]})")
+        raise GssegError(
+            f"{dataset.root}: the {source.name} source found no input for any view (e.g. {first[0]}: {first[1]})"
+        )
     return report

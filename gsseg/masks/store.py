@@ -15,13 +15,24 @@ from typing import Any, cast
 
 import numpy as np
 
-from gsseg.errors import file_error
 import gsseg.masks.derive as derive
+from gsseg.errors import file_error
 from gsseg.masks.patches import compact_patches, patches_from_label_maps, patches_from_masks
 from gsseg.utils.atomic import save_npz
 
 FORMAT_VERSION = 1
-_KEYS = ("version", "patch_index", "membership", "n_patches", "scores", "areas", "source", "no_mask_patch", "image_size", "info")
+_KEYS = (
+    "version",
+    "patch_index",
+    "membership",
+    "n_patches",
+    "scores",
+    "areas",
+    "source",
+    "no_mask_patch",
+    "image_size",
+    "info",
+)
 
 
 def _no_mask_patch(patch_index: np.ndarray, membership: np.ndarray) -> int | None:
@@ -198,7 +209,9 @@ class ViewMasks:
         keep = derive.suppress_duplicates(self.membership, self.patch_counts(), self.scores, iou_threshold)
         return self.subset(keep)
 
-    def label_map(self, granularity: derive.Granularity = "finest", tree: derive.InclusionTree | None = None) -> np.ndarray:
+    def label_map(
+        self, granularity: derive.Granularity = "finest", tree: derive.InclusionTree | None = None
+    ) -> np.ndarray:
         """Flat label map: [H,W] int32, mask index + 1, 0 = no mask (see ``derive.patch_labels``)."""
         labels = derive.patch_labels(self.membership, self.patch_counts(), granularity, tree)
         return (labels + 1).astype(np.int32)[self.patch_index]
@@ -264,7 +277,9 @@ class ViewMasks:
                     areas=data["areas"],
                     source=str(data["source"]),
                     no_mask_patch=None if no_mask < 0 else no_mask,
-                    image_size=cast("tuple[int, int]", tuple(int(v) for v in data["image_size"])),  # [2] as written by save
+                    image_size=cast(
+                        "tuple[int, int]", tuple(int(v) for v in data["image_size"])
+                    ),  # [2] as written by save
                     info=json.loads(str(data["info"])),
                 )
         except (OSError, ValueError, zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError) as e:

@@ -47,8 +47,13 @@ def surface_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.stack([x, y, depth], axis=-1)
 
 
-def is_connected(mask: np.ndarray, points: np.ndarray, footprint: np.ndarray, clicks: np.ndarray | None = None,
-                 settings: ConnectivitySettings | None = None) -> bool:
+def is_connected(
+    mask: np.ndarray,
+    points: np.ndarray,
+    footprint: np.ndarray,
+    clicks: np.ndarray | None = None,
+    settings: ConnectivitySettings | None = None,
+) -> bool:
     """Whether the surface of ``mask [H,W]`` is one piece around the ``clicks [A,2]`` (x, y) pixels
     (module doc; without clicks: its largest component).
 
@@ -66,8 +71,8 @@ def is_connected(mask: np.ndarray, points: np.ndarray, footprint: np.ndarray, cl
     pts, foot = points[mask], footprint[mask]
     src, dst = [], []
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):  # each 8-neighbour pair once: (y, x) -> (y + dy, x + dx)
-        a = index[: h - dy, max(0, -dx): w - max(0, dx)]
-        b = index[dy:, max(0, dx): w + min(0, dx)]
+        a = index[: h - dy, max(0, -dx) : w - max(0, dx)]
+        b = index[dy:, max(0, dx) : w + min(0, dx)]
         ok = (a >= 0) & (b >= 0)
         a, b = a[ok], b[ok]
         pa, pb = pts[a], pts[b]
@@ -89,8 +94,14 @@ def is_connected(mask: np.ndarray, points: np.ndarray, footprint: np.ndarray, cl
     return bool(share >= settings.min_share * n)
 
 
-def object_mask(vm, candidates: np.ndarray, depth: np.ndarray, K: np.ndarray, clicks: np.ndarray | None = None,
-                settings: ConnectivitySettings | None = None) -> int:
+def object_mask(
+    vm,
+    candidates: np.ndarray,
+    depth: np.ndarray,
+    K: np.ndarray,
+    clicks: np.ndarray | None = None,
+    settings: ConnectivitySettings | None = None,
+) -> int:
     """The object among candidate masks of one view (module doc): the index in ``vm`` of the
     largest candidate whose surface is connected, else the smallest candidate.
 

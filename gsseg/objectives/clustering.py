@@ -82,8 +82,14 @@ class ClusteringWeights:
     cross_view: float
 
 
-def clustering_loss(opacity: Tensor, labels: Tensor, w: ClusteringWeights, mode: str = "instance",
-                    fgbg: bool = True, memory: dict[int, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
+def clustering_loss(
+    opacity: Tensor,
+    labels: Tensor,
+    w: ClusteringWeights,
+    mode: str = "instance",
+    fgbg: bool = True,
+    memory: dict[int, Tensor] | None = None,
+) -> tuple[Tensor, dict[str, float]]:
     """The ClusteringSDF loss of one frame's rays.
 
     opacity: [R,K] composited object opacities O in [0,1]; labels: [R] int64 (0 = background;
@@ -232,9 +238,12 @@ class ClusteringObjective(Objective):
         return torch.sigmoid(features)
 
     def extras(self) -> dict[str, Any]:
-        return {"composited": "sigmoid", "keyframes": list(self.keyframes),
-                "max_labels_per_frame": max(self.label_counts.values(), default=0),
-                "cross_view": self.weights.cross_view > 0}
+        return {
+            "composited": "sigmoid",
+            "keyframes": list(self.keyframes),
+            "max_labels_per_frame": max(self.label_counts.values(), default=0),
+            "cross_view": self.weights.cross_view > 0,
+        }
 
     # ------------------------------------------------------------------ labels
     def frame_labels(self, view: str, ctx: FeatureContext) -> np.ndarray | None:
@@ -280,16 +289,22 @@ class ClusteringObjective(Objective):
             fg = ids[ids != 0]
             self.label_counts[view] = len(fg)
             if self.cfg.mode == "instance" and len(fg) >= k:
-                raise GssegError(f"clustering: view {view} has {len(fg)} labels but only {k} channels "
-                                 f"(channel 0 is background); use more channels (--feature-dim > {len(fg)}) "
-                                 "or a coarser --set granularity=...")
+                raise GssegError(
+                    f"clustering: view {view} has {len(fg)} labels but only {k} channels "
+                    f"(channel 0 is background); use more channels (--feature-dim > {len(fg)}) "
+                    "or a coarser --set granularity=..."
+                )
             if self.cfg.mode == "semantic" and len(fg) and (fg.min() < 0 or fg.max() > k - 2):
-                raise GssegError(f"clustering: view {view} has class ids up to {int(fg.max())} but semantic mode "
-                                 f"needs ids in 1..{k - 2} with {k} channels (channel {k - 1} is background); "
-                                 "use more channels")
+                raise GssegError(
+                    f"clustering: view {view} has class ids up to {int(fg.max())} but semantic mode "
+                    f"needs ids in 1..{k - 2} with {k} channels (channel {k - 1} is background); "
+                    "use more channels"
+                )
         if not self.label_counts:
-            raise GssegError(f"{ctx.dataset.masks_dir}: clustering found no labels for any training view "
-                             "(run `gsseg masks DATA` or give labels_dir)")
+            raise GssegError(
+                f"{ctx.dataset.masks_dir}: clustering found no labels for any training view "
+                "(run `gsseg masks DATA` or give labels_dir)"
+            )
         ranked = sorted(self.label_counts, key=lambda v: (-self.label_counts[v], v))
         self.keyframes = [v for v in ranked[: self.cfg.keyframes] if self.label_counts[v] > 0]
         self._ctx = ctx

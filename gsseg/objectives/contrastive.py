@@ -70,12 +70,34 @@ class ContrastiveSettings:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "paper": {"level_decay": 0.5, "normalize": True, "norm_loss": "pixel", "norm_weight": 500.0, "lambda_sam": 5e-4,
-              "sliver_px": 0},
-    "omniseg3d-gs": {"level_decay": 0.2, "phi_min": 0.5, "min_pixnum": 20, "normalize": True,
-                     "norm_loss": "gaussian", "norm_weight": 100.0, "lambda_sam": 1e-3, "sliver_px": 0},
-    "omniseg3d-nerf": {"level_decay": 0.5, "phi_min": 0.1, "min_pixnum": 2, "normalize": False,
-                       "norm_loss": "pixel", "norm_weight": 100.0, "lambda_sam": 5e-4, "sliver_px": 0},
+    "paper": {
+        "level_decay": 0.5,
+        "normalize": True,
+        "norm_loss": "pixel",
+        "norm_weight": 500.0,
+        "lambda_sam": 5e-4,
+        "sliver_px": 0,
+    },
+    "omniseg3d-gs": {
+        "level_decay": 0.2,
+        "phi_min": 0.5,
+        "min_pixnum": 20,
+        "normalize": True,
+        "norm_loss": "gaussian",
+        "norm_weight": 100.0,
+        "lambda_sam": 1e-3,
+        "sliver_px": 0,
+    },
+    "omniseg3d-nerf": {
+        "level_decay": 0.5,
+        "phi_min": 0.1,
+        "min_pixnum": 2,
+        "normalize": False,
+        "norm_loss": "pixel",
+        "norm_weight": 100.0,
+        "lambda_sam": 5e-4,
+        "sliver_px": 0,
+    },
 }
 
 
@@ -83,8 +105,9 @@ def make_settings(**settings: Any) -> ContrastiveSettings:
     """Settings from a preset name (``preset=``) overridden by explicit values; GssegError on bad values."""
     cfg = settings_from_preset(ContrastiveSettings, "contrastive", PRESETS, settings)
     if cfg.dim < 1 or cfg.pixels < 2 or cfg.min_pixnum < 0 or cfg.cache_views < 1 or cfg.sliver_px < 0:
-        raise GssegError("contrastive: dim >= 1, pixels >= 2, min_pixnum >= 0, cache_views >= 1 and sliver_px >= 0 "
-                         "are required")
+        raise GssegError(
+            "contrastive: dim >= 1, pixels >= 2, min_pixnum >= 0, cache_views >= 1 and sliver_px >= 0 are required"
+        )
     if not (0 < cfg.phi_min <= 1):
         raise GssegError(f"contrastive: phi_min must lie in (0, 1], got {cfg.phi_min}")
     if cfg.level_decay <= 0:
@@ -157,7 +180,9 @@ def proto_nce(
         phi = (10.0 * phi / (n * torch.log(n + 10.0))).clamp(phi_min, 1.0)
 
     logits = (f @ protos.T) / phi[None, :]
-    log_z = torch.logaddexp(torch.logsumexp(logits, dim=1), torch.tensor(math.log(1e-6), dtype=f.dtype, device=f.device))
+    log_z = torch.logaddexp(
+        torch.logsumexp(logits, dim=1), torch.tensor(math.log(1e-6), dtype=f.dtype, device=f.device)
+    )
     nll = log_z[:, None] - logits  # [P',K] = -log(D / (sum D + 1e-6))
 
     ids = uniq[valid]
@@ -176,8 +201,9 @@ def proto_nce(
         lv_safe = lv_pix.clamp_min(0)
         used = lv_pix >= 0
         level_max = torch.full((p_count, n_levels), float("-inf"), dtype=f.dtype, device=f.device)
-        level_max = level_max.scatter_reduce(1, lv_safe, torch.where(used, nll, torch.full_like(nll, float("-inf"))),
-                                             reduce="amax", include_self=True)
+        level_max = level_max.scatter_reduce(
+            1, lv_safe, torch.where(used, nll, torch.full_like(nll, float("-inf"))), reduce="amax", include_self=True
+        )
         running = torch.cummax(level_max, dim=1).values
         floor = torch.cat([torch.full_like(running[:, :1], float("-inf")), running[:, :-1]], dim=1)
         cur = torch.where(used, torch.maximum(nll, torch.gather(floor, 1, lv_safe)), torch.zeros_like(nll))
@@ -248,14 +274,24 @@ class ContrastiveObjective(Objective):
         if data is None:
             return None
         pixel_ids = uniform_pixels(self.cfg.pixels, ctx.height, ctx.width, generator)
-        return PixelBatch(view, pixel_ids, {"patch": data.patch[pixel_ids], "correlation": data.correlation, "ignore": data.ignore})
+        return PixelBatch(
+            view, pixel_ids, {"patch": data.patch[pixel_ids], "correlation": data.correlation, "ignore": data.ignore}
+        )
 
     def loss(self, batch: PixelBatch, rendered: dict[str, Tensor], features: Tensor) -> tuple[Tensor, dict[str, float]]:
         c = self.cfg
         f = rendered["features"]
         nce, stats = proto_nce(
-            f, batch.targets["patch"], batch.targets["correlation"], batch.targets["ignore"],
-            c.min_pixnum, c.phi_min, c.level_decay, self.hierarchical, c.normalize, c.reduction,
+            f,
+            batch.targets["patch"],
+            batch.targets["correlation"],
+            batch.targets["ignore"],
+            c.min_pixnum,
+            c.phi_min,
+            c.level_decay,
+            self.hierarchical,
+            c.normalize,
+            c.reduction,
         )
         total = c.lambda_sam * nce
         terms = {"nce": float(nce.detach()), **stats}

@@ -55,8 +55,9 @@ def ray_error(logits: Tensor, labels: Tensor, sharpness: float = 10.0) -> Tensor
     return exp_cos_distance(p, F.one_hot(labels, p.shape[-1]).to(p), sharpness)
 
 
-def ray_pair_loss(logits: Tensor, rgb: Tensor, refs: list[Tensor], threshold: float,
-                  sharpness: float = 10.0, soft: bool = False) -> Tensor:
+def ray_pair_loss(
+    logits: Tensor, rgb: Tensor, refs: list[Tensor], threshold: float, sharpness: float = 10.0, soft: bool = False
+) -> Tensor:
     """Ray-pair RGB loss over local patches.
 
     logits: [B,S,C] composited logits of B patches of S rays; rgb: [B,S,3] rendered colours;
@@ -155,12 +156,14 @@ class ObjectFieldObjective(Objective):
         self.set_labels(prompts.labels, ctx.height, ctx.width, ctx.device)
         self._summary = {"prompts": prompts.summary()}
 
-    def set_labels(self, labels: dict[str, np.ndarray], height: int, width: int,
-                   device: torch.device | str = "cpu") -> None:
+    def set_labels(
+        self, labels: dict[str, np.ndarray], height: int, width: int, device: torch.device | str = "cpu"
+    ) -> None:
         """Per-view labels [H,W] (-1 ignore, 0 background, k object) and fresh error maps."""
         self.size = (height, width)
-        self.labels = {v: torch.as_tensor(np.asarray(lab, dtype=np.int64).reshape(-1), device=device)
-                       for v, lab in labels.items()}
+        self.labels = {
+            v: torch.as_tensor(np.asarray(lab, dtype=np.int64).reshape(-1), device=device) for v, lab in labels.items()
+        }
         ch, cw = min(self.cfg.error_cells, height), min(self.cfg.error_cells, width)
         self.error_maps = {v: torch.ones(ch, cw, device=device) for v in labels}
         self.refreshed = set()
@@ -254,9 +257,14 @@ class ObjectFieldObjective(Objective):
         if "patches" in batch.targets:
             start, n_p, s = batch.targets["patches"]
             sl = slice(start, start + n_p * s)
-            pair = ray_pair_loss(logits[sl].reshape(n_p, s, -1), rendered["rgb"][sl].reshape(n_p, s, 3),
-                                 batch.targets["refs"], self.cfg.rgb_threshold, self.cfg.sharpness,
-                                 self.cfg.soft_reference)
+            pair = ray_pair_loss(
+                logits[sl].reshape(n_p, s, -1),
+                rendered["rgb"][sl].reshape(n_p, s, 3),
+                batch.targets["refs"],
+                self.cfg.rgb_threshold,
+                self.cfg.sharpness,
+                self.cfg.soft_reference,
+            )
             loss = loss + self.cfg.pair_weight * pair
             terms["pair"] = float(pair.detach())
         return loss, terms

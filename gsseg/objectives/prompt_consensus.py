@@ -46,8 +46,9 @@ def accumulate_votes(table, labels: Tensor, hist: Tensor) -> Tensor:
     return hist
 
 
-def consensus_members(found: dict[str, dict[int, np.ndarray]], table_of: Callable[[str], object],
-                      num_gaussians: int, n_objects: int) -> tuple[np.ndarray, np.ndarray]:
+def consensus_members(
+    found: dict[str, dict[int, np.ndarray]], table_of: Callable[[str], object], num_gaussians: int, n_objects: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Object of every Gaussian in the consensus of per-view object masks.
 
     found: view -> {object k: mask [H,W] bool} (the views where k was found). Per object, a
@@ -86,10 +87,16 @@ def silhouette(table, member: np.ndarray, min_alpha: float = 0.5) -> np.ndarray:
     return sil.reshape(table.height, table.width).numpy()
 
 
-def consensus_view_labels(masks, table, members: np.ndarray, known: np.ndarray, n_objects: int,
-                          fallback: dict[int, np.ndarray] | None = None, min_pixels: int = 10,
-                          min_iou: float = MIN_MATCH_IOU
-                          ) -> tuple[np.ndarray | None, list[int], dict[int, np.ndarray]]:
+def consensus_view_labels(
+    masks,
+    table,
+    members: np.ndarray,
+    known: np.ndarray,
+    n_objects: int,
+    fallback: dict[int, np.ndarray] | None = None,
+    min_pixels: int = 10,
+    min_iou: float = MIN_MATCH_IOU,
+) -> tuple[np.ndarray | None, list[int], dict[int, np.ndarray]]:
     """Labels [H,W] int64 of one view (-1 ignore, 0 background, k object) from the consensus.
 
     Object k's consensus (``members == k``) is rendered into the view; the mask of ``masks``

@@ -48,8 +48,9 @@ def sliver_patches(patch_index: np.ndarray, radius: int, n_patches: int = 0) -> 
     from scipy import ndimage
 
     size = 2 * radius + 1
-    interior = (ndimage.maximum_filter(patch_index, size=size, mode="nearest")
-                == ndimage.minimum_filter(patch_index, size=size, mode="nearest"))
+    interior = ndimage.maximum_filter(patch_index, size=size, mode="nearest") == ndimage.minimum_filter(
+        patch_index, size=size, mode="nearest"
+    )
     n = max(int(patch_index.max()) + 1, n_patches)
     present = np.bincount(patch_index.ravel(), minlength=n) > 0
     survives = np.bincount(patch_index[interior], minlength=n) > 0
@@ -65,8 +66,12 @@ def seam_patches(patch_index: np.ndarray, membership: np.ndarray, radius: int) -
     thin = sliver_patches(patch_index, radius, q)
     if not thin.any():
         return thin
-    pairs = np.concatenate([np.stack([patch_index[:, :-1].ravel(), patch_index[:, 1:].ravel()], 1),
-                            np.stack([patch_index[:-1].ravel(), patch_index[1:].ravel()], 1)])
+    pairs = np.concatenate(
+        [
+            np.stack([patch_index[:, :-1].ravel(), patch_index[:, 1:].ravel()], 1),
+            np.stack([patch_index[:-1].ravel(), patch_index[1:].ravel()], 1),
+        ]
+    )
     pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & (thin[pairs[:, 0]] | thin[pairs[:, 1]])]
     pairs = np.unique(np.sort(pairs, axis=1), axis=0)
     cols = membership.astype(bool)

@@ -155,7 +155,9 @@ def pixel_knn_graph(pixel_ids: np.ndarray, width: int, height: int, k: int) -> t
     return np.concatenate([src, b_src]), np.concatenate([dst, b_dst]), len(b_src)
 
 
-def merge_edges(n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def merge_edges(
+    n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> np.ndarray:
     """Index of the merge edge of every pair (u, v) in the single-linkage hierarchy of the graph
     ``(src, dst, weights)`` on ``n`` nodes: [K] int64, -1 where u == v.
 
@@ -176,7 +178,9 @@ def merge_edges(n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, u
     return out
 
 
-def ultrametric_distance(n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def ultrametric_distance(
+    n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> np.ndarray:
     """Minimax path distance of every pair through the single-linkage tree: [K] float64 (0 for u == v)."""
     e = merge_edges(n, src, dst, weights, u, v)
     return np.where(e >= 0, np.asarray(weights, np.float64)[np.maximum(e, 0)], 0.0)
@@ -202,8 +206,9 @@ class _ViewUnits:
     patch_index: np.ndarray
 
 
-def build_units(membership: np.ndarray, parent: np.ndarray, hierarchical: bool
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def build_units(
+    membership: np.ndarray, parent: np.ndarray, hierarchical: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sampling units of one view from its masks ``membership [M,Q]`` and inclusion tree ``parent [M]``.
 
     Each unit is (positive pair sets A×B, negative pair sets A'×B') over patches, owned by a mask:
@@ -243,11 +248,19 @@ def build_units(membership: np.ndarray, parent: np.ndarray, hierarchical: bool
         empty = np.zeros((0, q), dtype=bool)
         return empty, empty, empty, empty, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     pos_a, pos_b, neg_a, neg_b, owner, region = zip(*units)
-    return (np.stack(pos_a), np.stack(pos_b), np.stack(neg_a), np.stack(neg_b), np.asarray(owner, dtype=np.int64),
-            np.asarray(region, dtype=bool))
+    return (
+        np.stack(pos_a),
+        np.stack(pos_b),
+        np.stack(neg_a),
+        np.stack(neg_b),
+        np.asarray(owner, dtype=np.int64),
+        np.asarray(region, dtype=bool),
+    )
 
 
-def sample_from_patch_sets(sets: Tensor, sample_patch: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def sample_from_patch_sets(
+    sets: Tensor, sample_patch: Tensor, n: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """``n`` uniform draws (with replacement) from the samples whose patch lies in each set.
 
     sets: [S,Q] bool over patches; sample_patch: [P] patch of every sample. A draw picks a patch
@@ -269,8 +282,9 @@ def sample_from_patch_sets(sets: Tensor, sample_patch: Tensor, n: int, generator
     return order[pos], counts
 
 
-def sample_pairs(units: _ViewUnits, sample_patch: Tensor, cfg: UltrametricSettings, generator: torch.Generator
-                 ) -> tuple[Tensor, Tensor, Tensor]:
+def sample_pairs(
+    units: _ViewUnits, sample_patch: Tensor, cfg: UltrametricSettings, generator: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
     """Positive pairs [R,2] and negative pairs [R,r,2] (indices into the samples) of the units
     whose owner mask holds more than ``min_mask_samples`` samples and misses as many, plus the
     kept masks [M] bool."""
@@ -296,8 +310,9 @@ def sample_pairs(units: _ViewUnits, sample_patch: Tensor, cfg: UltrametricSettin
     return pos, neg, kept
 
 
-def depth_tuples(patch_index: np.ndarray, membership: np.ndarray, leaves: np.ndarray, per_leaf: int,
-                 rng: np.random.Generator) -> np.ndarray:
+def depth_tuples(
+    patch_index: np.ndarray, membership: np.ndarray, leaves: np.ndarray, per_leaf: int, rng: np.random.Generator
+) -> np.ndarray:
     """Collinear pixel 4-tuples (p−1, p, p+1, p+2), horizontal or vertical, inside leaf masks: [T,4] pixel ids."""
     h, w = patch_index.shape
     out = []
@@ -333,18 +348,30 @@ def pair_dot(f: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return (f.index_select(0, a) * f.index_select(0, b)).sum(1)
 
 
-def ultrametric_similarity(f: Tensor, src: Tensor, dst: Tensor, weights: np.ndarray, u: Tensor, v: Tensor, bridge: Tensor) -> Tensor:
+def ultrametric_similarity(
+    f: Tensor, src: Tensor, dst: Tensor, weights: np.ndarray, u: Tensor, v: Tensor, bridge: Tensor
+) -> Tensor:
     """s_{e*}(u,v) = f[src[e*]]·f[dst[e*]] of the merge edge of every pair: [K] (1 where u == v,
     −1 where e* is a bridge edge between kNN components)."""
-    e = torch.from_numpy(merge_edges(len(f), src.cpu().numpy(), dst.cpu().numpy(), weights, u.cpu().numpy(), v.cpu().numpy()))
+    e = torch.from_numpy(
+        merge_edges(len(f), src.cpu().numpy(), dst.cpu().numpy(), weights, u.cpu().numpy(), v.cpu().numpy())
+    )
     e_safe = e.clamp_min(0).to(f.device)
     s = pair_dot(f, src.to(f.device)[e_safe], dst.to(f.device)[e_safe])
     s = torch.where(bridge.to(f.device)[e_safe], torch.full_like(s, -1.0), s)
     return torch.where((e < 0).to(f.device), torch.ones_like(s), s)
 
 
-def uff_loss(f_raw: Tensor, src: Tensor, dst: Tensor, boundary: Tensor, bridge: Tensor, pos: Tensor, neg: Tensor,
-             cfg: UltrametricSettings) -> tuple[Tensor, dict[str, float]]:
+def uff_loss(
+    f_raw: Tensor,
+    src: Tensor,
+    dst: Tensor,
+    boundary: Tensor,
+    bridge: Tensor,
+    pos: Tensor,
+    neg: Tensor,
+    cfg: UltrametricSettings,
+) -> tuple[Tensor, dict[str, float]]:
     """Ultrametric + Euclidean pair contrastive loss and the norm loss on rendered features ``f_raw [P,D]``.
 
     src, dst [E]: graph edges (bridges included, flagged by ``bridge [E]``); boundary [E] bool:
@@ -414,8 +441,12 @@ class UltrametricObjective(Objective):
         self._cache = ViewCache(self._build_view, self.cfg.cache_views)
 
     def begin_step(self, step: int, total_steps: int) -> None:
-        self._depth_on = self._ctx is not None and self._ctx.joint and self.cfg.depth_weight > 0 \
+        self._depth_on = (
+            self._ctx is not None
+            and self._ctx.joint
+            and self.cfg.depth_weight > 0
             and step >= self.cfg.depth_start * total_steps
+        )
 
     def _build_view(self, view: str) -> _ViewUnits | None:
         assert self._ctx is not None, "prepare() must run before sample()"
@@ -434,9 +465,16 @@ class UltrametricObjective(Objective):
         has_child[tree.parent[tree.parent >= 0]] = True
         t = torch.from_numpy
         return _ViewUnits(
-            patch=t(vm.patch_index.reshape(-1).astype(np.int64)), membership=t(vm.membership),
-            pos_a=t(pos_a), pos_b=t(pos_b), neg_a=t(neg_a), neg_b=t(neg_b), owner=t(owner), region=t(region),
-            leaves=np.flatnonzero(~has_child), patch_index=vm.patch_index,
+            patch=t(vm.patch_index.reshape(-1).astype(np.int64)),
+            membership=t(vm.membership),
+            pos_a=t(pos_a),
+            pos_b=t(pos_b),
+            neg_a=t(neg_a),
+            neg_b=t(neg_b),
+            owner=t(owner),
+            region=t(region),
+            leaves=np.flatnonzero(~has_child),
+            patch_index=vm.patch_index,
         )
 
     def sample(self, view: str, ctx: FeatureContext, generator: torch.Generator) -> PixelBatch | None:
@@ -454,17 +492,25 @@ class UltrametricObjective(Objective):
         src, dst, n_bridges = pixel_knn_graph(pixel_ids.numpy(), ctx.width, ctx.height, c.knn)
         src_t, dst_t = torch.from_numpy(src), torch.from_numpy(dst)
         bridge = torch.zeros(len(src_t), dtype=torch.bool)
-        bridge[len(src_t) - n_bridges:] = True
+        bridge[len(src_t) - n_bridges :] = True
         # samples differ in a kept mask iff their patches have different kept-membership columns
         _, signature = torch.unique(units.membership[kept].T, dim=0, return_inverse=True)
         key = signature.reshape(-1)[sample_patch]
         boundary = key[src_t] != key[dst_t]
-        targets = {"src": src_t, "dst": dst_t, "boundary": boundary, "bridge": bridge, "pos": pos, "neg": neg,
-                   "n_samples": c.pixels}
+        targets = {
+            "src": src_t,
+            "dst": dst_t,
+            "boundary": boundary,
+            "bridge": bridge,
+            "pos": pos,
+            "neg": neg,
+            "n_samples": c.pixels,
+        }
         if self._depth_on:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-            tuples = depth_tuples(units.patch_index, units.membership.numpy(), units.leaves, c.depth_samples,
-                                  np.random.default_rng(seed))
+            tuples = depth_tuples(
+                units.patch_index, units.membership.numpy(), units.leaves, c.depth_samples, np.random.default_rng(seed)
+            )
             targets["depth_tuples"] = len(tuples)
             pixel_ids = torch.cat([pixel_ids, torch.from_numpy(tuples.reshape(-1))])
         return PixelBatch(view, pixel_ids, targets)
@@ -474,8 +520,16 @@ class UltrametricObjective(Objective):
         n = t["n_samples"]
         f = rendered["features"]
         dev = f.device
-        total, terms = uff_loss(f[:n], t["src"].to(dev), t["dst"].to(dev), t["boundary"].to(dev), t["bridge"].to(dev),
-                                t["pos"].to(dev), t["neg"].to(dev), self.cfg)
+        total, terms = uff_loss(
+            f[:n],
+            t["src"].to(dev),
+            t["dst"].to(dev),
+            t["boundary"].to(dev),
+            t["bridge"].to(dev),
+            t["pos"].to(dev),
+            t["neg"].to(dev),
+            self.cfg,
+        )
         n_tuples = t.get("depth_tuples", 0)
         if n_tuples and "depth" in rendered:
             d = rendered["depth"][n:].reshape(n_tuples, 4)

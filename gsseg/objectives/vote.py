@@ -118,8 +118,12 @@ class VoteObjective(Objective):
         return {**d, **prompt}
 
     def extras(self) -> dict[str, Any]:
-        return {"source": self.source, "channel_labels": list(self.channel_values),
-                "values": "log of the normalised vote histogram", **self._extras}
+        return {
+            "source": self.source,
+            "channel_labels": list(self.channel_values),
+            "values": "log of the normalised vote histogram",
+            **self._extras,
+        }
 
     # ------------------------------------------------------------------ labels
     def prepare(self, ctx: FeatureContext) -> None:
@@ -140,6 +144,7 @@ class VoteObjective(Objective):
             self._labels_of = lambda v: read_label_dir(folder, v, ctx.height, ctx.width)
             self.source = f"labels_dir:{folder}"
         else:
+
             def from_store(v: str) -> np.ndarray | None:
                 vm = ctx.masks(v)
                 return None if vm is None else store_label_map(vm, cfg.store_map)
@@ -155,8 +160,10 @@ class VoteObjective(Objective):
                 seen += 1
         if seen == 0:
             where = cfg.labels_dir or f"{ctx.dataset.masks_dir} (needs `gsseg masks DATA --source labels`)"
-            raise GssegError(f"{where}: vote found no cross-view-consistent labels for any training view; give "
-                             "--click/--prompts, --vote-labels DIR, or import consistent labels")
+            raise GssegError(
+                f"{where}: vote found no cross-view-consistent labels for any training view; give "
+                "--click/--prompts, --vote-labels DIR, or import consistent labels"
+            )
         self.channel_values = sorted(v for v in values if v >= 0)
         self._extras = {"classes": ["background" if v == 0 else f"label_{v}" for v in self.channel_values]}
 

@@ -25,8 +25,16 @@ class SurfaceProbe:
     at any resolution (tables are built lazily per view, LRU-bounded).
     """
 
-    def __init__(self, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
-                 max_tables: int = 4, backend: str = "auto") -> None:
+    def __init__(
+        self,
+        means: Tensor,
+        quats: Tensor,
+        scales: Tensor,
+        opacities: Tensor,
+        cameras: Cameras,
+        max_tables: int = 4,
+        backend: str = "auto",
+    ) -> None:
         from gsseg.render.tables import TableCache
 
         self.means = means.detach()
@@ -36,7 +44,9 @@ class SurfaceProbe:
     @classmethod
     def from_scene(cls, scene, cameras: Cameras, **kw) -> "SurfaceProbe":
         """From a :class:`gsseg.gaussians.GaussianScene`."""
-        return cls(scene.means.float(), scene.quats.float(), scene.scales.float(), scene.opacities.float(), cameras, **kw)
+        return cls(
+            scene.means.float(), scene.quats.float(), scene.scales.float(), scene.opacities.float(), cameras, **kw
+        )
 
     def size(self, view: str) -> tuple[int, int]:
         """(width, height) of ``view`` in the probe's cameras."""
@@ -126,7 +136,9 @@ def lift_clicks(clicks: list[Click], probe: SurfaceProbe, min_alpha: float = 0.5
         for a, j in zip(alpha, idx):
             if a < min_alpha:
                 c = clicks[j]
-                raise GssegError(f"click {c.view}:{c.x:g},{c.y:g} hits no surface (rendered opacity {a:.2f}); click on an object")
+                raise GssegError(
+                    f"click {c.view}:{c.x:g},{c.y:g} hits no surface (rendered opacity {a:.2f}); click on an object"
+                )
         i = probe.cameras.index_of(view)
         K = probe.cameras.Ks[i].double().numpy()
         cam = np.stack([(xs + 0.5 - K[0, 2]) / K[0, 0] * depth, (ys + 0.5 - K[1, 2]) / K[1, 1] * depth, depth], 1)

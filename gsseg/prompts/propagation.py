@@ -31,8 +31,9 @@ class ProjectedPrompts:
     visible: np.ndarray
 
 
-def project_prompts(points: np.ndarray, probe: SurfaceProbe, view: str, tolerance: float,
-                    min_alpha: float = 0.5) -> ProjectedPrompts:
+def project_prompts(
+    points: np.ndarray, probe: SurfaceProbe, view: str, tolerance: float, min_alpha: float = 0.5
+) -> ProjectedPrompts:
     """Project ``points [M,3]`` into ``view`` with a depth-occlusion test.
 
     A point is visible when its pixel is on screen, its camera depth z > 0, the rendered
@@ -150,8 +151,11 @@ def view_labels(
             cols = np.minimum(((np.arange(w) + 0.5) * iw / w).astype(np.int64), iw - 1)
             mask = full[rows[:, None], cols[None, :]]
         elif masks is not None:
-            best = best_store_mask(masks, pos, neg) if choose is None else \
-                choose(k, store_candidates(masks, pos, neg), pos)
+            best = (
+                best_store_mask(masks, pos, neg)
+                if choose is None
+                else choose(k, store_candidates(masks, pos, neg), pos)
+            )
             if best is None:
                 continue
             mask = masks.mask(best)
@@ -193,8 +197,12 @@ def propagate(
     clicks = spec.clicks
     lifted = lift_clicks(clicks, lift_probe or probe, settings.min_alpha) if clicks else np.zeros((0, 3))
     points = np.concatenate([np.asarray(spec.points, dtype=np.float64).reshape(-1, 3), lifted])
-    objects = np.concatenate([np.asarray(spec.point_objects, dtype=np.int64).reshape(-1),
-                              np.asarray([c.obj if c.positive else 0 for c in clicks], dtype=np.int64)])
+    objects = np.concatenate(
+        [
+            np.asarray(spec.point_objects, dtype=np.int64).reshape(-1),
+            np.asarray([c.obj if c.positive else 0 for c in clicks], dtype=np.int64),
+        ]
+    )
     tol = settings.tolerance * scene_scale
     projected = {view: project_prompts(points, probe, view, tol, settings.min_alpha) for view in views}
 
@@ -207,8 +215,20 @@ def propagate(
                 continue
             image = image_of(view) if sam is not None else None
             choose = chooser_of(view, masks) if masks is not None else None
-            out.append(view_labels(view, projected[view], objects, spec.n_objects, probe.size(view), settings, masks,
-                                   sam, image, choose))
+            out.append(
+                view_labels(
+                    view,
+                    projected[view],
+                    objects,
+                    spec.n_objects,
+                    probe.size(view),
+                    settings,
+                    masks,
+                    sam,
+                    image,
+                    choose,
+                )
+            )
         return out
 
     results = label_views(lambda view, masks: connected_chooser(masks, probe.depth_map(view), probe.intrinsics(view)))
@@ -226,8 +246,18 @@ def propagate(
                 if masks is None:
                     results.append(PromptView(view, None, [0] * spec.n_objects, "no masks for this view"))
                     continue
-                lab, shown, chosen = consensus_view_labels(masks, probe.tables.get(view), members, known,
-                                                           spec.n_objects, found.get(view), settings.min_mask_pixels)
-                results.append(PromptView(view, lab, shown, "" if lab is not None else "no prompted object shows here",
-                                          found=chosen))
+                lab, shown, chosen = consensus_view_labels(
+                    masks,
+                    probe.tables.get(view),
+                    members,
+                    known,
+                    spec.n_objects,
+                    found.get(view),
+                    settings.min_mask_pixels,
+                )
+                results.append(
+                    PromptView(
+                        view, lab, shown, "" if lab is not None else "no prompted object shows here", found=chosen
+                    )
+                )
     return points, objects, results

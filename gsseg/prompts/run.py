@@ -36,9 +36,13 @@ class RunPrompts:
     skipped: dict[str, str]
 
     def summary(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "lifted_points": self.points.tolist(),
-                "lifted_objects": self.point_objects.tolist(), "views": sorted(self.labels),
-                "skipped": dict(self.skipped)}
+        return {
+            **self.spec.to_dict(),
+            "lifted_points": self.points.tolist(),
+            "lifted_objects": self.point_objects.tolist(),
+            "views": sorted(self.labels),
+            "skipped": dict(self.skipped),
+        }
 
 
 def load_run_geometry(run_root: Path | None):
@@ -49,7 +53,9 @@ def load_run_geometry(run_root: Path | None):
         raise GssegError("prompted objectives need a run directory with a trained scene (RUN/scene.ply)")
     ply = Path(run_root) / "scene.ply"
     if not ply.is_file():
-        raise file_error(ply, "not found: prompts are lifted with the rendered depth of the trained scene; run the rgb stage first")
+        raise file_error(
+            ply, "not found: prompts are lifted with the rendered depth of the trained scene; run the rgb stage first"
+        )
     return read_ply(ply)
 
 
@@ -77,8 +83,9 @@ def _photo_uint8(ds, view: str) -> np.ndarray:
 def propagate_for_run(ctx, options: PromptOptions, scene=None) -> RunPrompts:
     """Lift and propagate ``options``' prompts to every view of ``ctx`` (a FeatureContext).
 
-    Clicks (in any view, train or test) are lifted at the dataset's image resolution; masks are built at the table resolution
-    (``ctx.height`` x ``ctx.width``) from SAM (when a checkpoint is given) or ``ctx.masks(view)``.
+    Clicks (in any view, train or test) are lifted at the dataset's image resolution; masks are built
+    at the table resolution (``ctx.height`` x ``ctx.width``) from SAM (when a checkpoint is given) or
+    ``ctx.masks(view)``.
     ``scene`` defaults to ``RUN/scene.ply``.
     """
     spec = options.spec()
@@ -99,11 +106,22 @@ def propagate_for_run(ctx, options: PromptOptions, scene=None) -> RunPrompts:
 
     elif ctx.store is None or not any(ctx.store.has(v) for v in ctx.views):
         raise GssegError(f"{ds.masks_dir}: prompted objectives need masks (run `gsseg masks DATA`) or --sam-checkpoint")
-    points, objects, results = propagate(spec, probe, list(ctx.views), float(ds.scene_scale), options.propagation(),
-                                         masks_of=ctx.masks, sam=sam, image_of=image_of, lift_probe=lift_probe)
+    points, objects, results = propagate(
+        spec,
+        probe,
+        list(ctx.views),
+        float(ds.scene_scale),
+        options.propagation(),
+        masks_of=ctx.masks,
+        sam=sam,
+        image_of=image_of,
+        lift_probe=lift_probe,
+    )
     labels = {r.view: r.labels for r in results if r.labels is not None}
     skipped = {r.view: r.reason for r in results if r.labels is None}
     if not labels:
-        raise GssegError("no training view sees enough of the prompts to build an object mask "
-                         f"({len(skipped)} views skipped); click on a visible object or lower --set min_visible")
+        raise GssegError(
+            "no training view sees enough of the prompts to build an object mask "
+            f"({len(skipped)} views skipped); click on a visible object or lower --set min_visible"
+        )
     return RunPrompts(spec, points, objects, labels, skipped)

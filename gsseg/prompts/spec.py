@@ -82,7 +82,9 @@ class PromptSpec:
             "names": self.object_names(),
             "points": np.asarray(self.points, dtype=np.float64).tolist(),
             "point_objects": np.asarray(self.point_objects, dtype=np.int64).tolist(),
-            "clicks": [{"view": c.view, "x": c.x, "y": c.y, "positive": c.positive, "object": c.obj} for c in self.clicks],
+            "clicks": [
+                {"view": c.view, "x": c.x, "y": c.y, "positive": c.positive, "object": c.obj} for c in self.clicks
+            ],
         }
 
     def validate(self, source: str = "prompts") -> None:
@@ -111,7 +113,7 @@ def _parse_entry(entry: Any, path: Path, obj: int, positive: bool) -> tuple[np.n
                 return p, None
         except (TypeError, ValueError):
             pass
-    raise file_error(path, f"bad prompt {entry!r}: use [x,y,z], \"STEM:X,Y\" or {{\"view\", \"x\", \"y\"}}")
+    raise file_error(path, f'bad prompt {entry!r}: use [x,y,z], "STEM:X,Y" or {{"view", "x", "y"}}')
 
 
 def load_prompt_file(path: str | Path) -> PromptSpec:
@@ -136,7 +138,11 @@ def load_prompt_file(path: str | Path) -> PromptSpec:
     points, objects = [], []
     groups: list[tuple[int, Any, bool]] = []
     for k, o in enumerate(data["objects"], start=1):
-        if not isinstance(o, dict) or not isinstance(o.get("positive", []), list) or not isinstance(o.get("negative", []), list):
+        if (
+            not isinstance(o, dict)
+            or not isinstance(o.get("positive", []), list)
+            or not isinstance(o.get("negative", []), list)
+        ):
             raise file_error(path, f'object {k} must be {{"name", "positive": [...], "negative": [...]}}')
         spec.names.append(str(o.get("name", f"object_{k}")))
         groups += [(k, e, True) for e in o.get("positive", [])] + [(0, e, False) for e in o.get("negative", [])]
@@ -211,8 +217,12 @@ class PromptOptions:
         return spec_from_options(list(self.clicks), list(self.negative_clicks), self.prompts)
 
     def propagation(self) -> PropagationSettings:
-        return PropagationSettings(tolerance=self.tolerance, min_visible=self.min_visible,
-                                   min_mask_pixels=self.min_mask_pixels, consensus_rounds=self.consensus_rounds)
+        return PropagationSettings(
+            tolerance=self.tolerance,
+            min_visible=self.min_visible,
+            min_mask_pixels=self.min_mask_pixels,
+            consensus_rounds=self.consensus_rounds,
+        )
 
 
 def split_prompt_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], PromptOptions]:

@@ -17,8 +17,16 @@ from gsseg.render.types import RenderOutput, image_size
 
 __all__ = ["BACKENDS", "RenderOutput", "image_size", "render", "resolve_backend"]
 
-def _check_inputs(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
-                  features: Tensor | None, sh_degree: int | None) -> None:
+
+def _check_inputs(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    features: Tensor | None,
+    sh_degree: int | None,
+) -> None:
     n = means.shape[0]
     if means.shape != (n, 3) or quats.shape != (n, 4) or scales.shape != (n, 3) or opacities.shape != (n,):
         raise ValueError(
@@ -28,9 +36,14 @@ def _check_inputs(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tenso
     if sh_degree is None and colors.shape != (n, 3):
         raise ValueError(f"with sh_degree=None colors must be [N,3] RGB, got {tuple(colors.shape)}")
     if sh_degree is not None and (colors.dim() != 3 or colors.shape[0] != n or colors.shape[2] != 3):
-        raise ValueError(f"with sh_degree={sh_degree} colors must be [N,K,3] SH coefficients, got {tuple(colors.shape)}")
+        raise ValueError(
+            f"with sh_degree={sh_degree} colors must be [N,K,3] SH coefficients, got {tuple(colors.shape)}"
+        )
     if sh_degree is not None and not (0 <= sh_degree <= 3 and colors.shape[1] >= (sh_degree + 1) ** 2):
-        raise ValueError(f"sh_degree must be in 0..3 and needs (sh_degree+1)^2 coefficients, got {sh_degree} with K={colors.shape[1]}")
+        raise ValueError(
+            f"sh_degree must be in 0..3 and needs (sh_degree+1)^2 coefficients, got {sh_degree} "
+            f"with K={colors.shape[1]}"
+        )
     if features is not None and (features.dim() != 2 or features.shape[0] != n):
         raise ValueError(f"features must be [N,D], got {tuple(features.shape)}")
 
@@ -73,7 +86,9 @@ def render(
     n_cams = viewmats.shape[0]
     project, rasterize = (project_cpu, rasterize_cpu) if which == "cpu" else (project_reference, rasterize_reference)
 
-    proj: Projection = project(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane)
+    proj: Projection = project(
+        means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane
+    )
     campos = torch.linalg.inv(viewmats)[:, :3, 3]
     if which == "cpu" and sh_degree is not None:
         rgb_colors = sh_colors_cpu(colors, sh_degree, means, campos)  # [C,N,3]

@@ -105,10 +105,14 @@ def project_cpu(
 
 def isect_cpu(proj: Projection, width: int, height: int) -> tuple[Tensor, Tensor]:
     """Tile offsets [C*tiles+1] int64 and depth-sorted flatten ids [n_isect] int32."""
-    return _ext().isect_tiles(_c(proj.means2d.detach()), _c(proj.radii), _c(proj.depths.detach()), width, height, TILE_SIZE)
+    return _ext().isect_tiles(
+        _c(proj.means2d.detach()), _c(proj.radii), _c(proj.depths.detach()), width, height, TILE_SIZE
+    )
 
 
-def rasterize_cpu(proj: Projection, opacities: Tensor, channels: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
+def rasterize_cpu(
+    proj: Projection, opacities: Tensor, channels: Tensor, width: int, height: int
+) -> tuple[Tensor, Tensor]:
     """C++ version of :func:`gsseg.render.reference.rasterize_reference`: ``channels [C,N,K]`` ->
     (out [C,H,W,K], alpha [C,H,W,1])."""
     tile_offsets, flatten_ids = isect_cpu(proj, width, height)

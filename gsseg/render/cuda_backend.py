@@ -54,9 +54,20 @@ class TileData:
     tile_size: int
 
 
-def gsplat_tiles(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, viewmats: Tensor, Ks: Tensor,
-                 width: int, height: int, eps2d: float = EPS2D, near_plane: float = NEAR_PLANE,
-                 far_plane: float = FAR_PLANE, tile_size: int = TILE_SIZE) -> TileData:
+def gsplat_tiles(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    eps2d: float = EPS2D,
+    near_plane: float = NEAR_PLANE,
+    far_plane: float = FAR_PLANE,
+    tile_size: int = TILE_SIZE,
+) -> TileData:
     """Project ``means [N,3]`` etc. into ``viewmats [C,4,4]`` / ``Ks [C,3,3]`` and intersect
     tiles with gsplat, exactly as ``gsplat.rasterization(packed=False)`` does."""
     from gsplat import fully_fused_projection, isect_offset_encode, isect_tiles
@@ -68,8 +79,9 @@ def gsplat_tiles(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor
     )  # fmt: skip
     tile_w = math.ceil(width / tile_size)
     tile_h = math.ceil(height / tile_size)
-    _, isect_ids, flatten_ids = isect_tiles(means2d, radii, depths, tile_size, tile_w, tile_h, packed=False,
-                                            n_images=n_cams)
+    _, isect_ids, flatten_ids = isect_tiles(
+        means2d, radii, depths, tile_size, tile_w, tile_h, packed=False, n_images=n_cams
+    )
     isect_offsets = isect_offset_encode(isect_ids, n_cams, tile_w, tile_h).reshape(n_cams, tile_h, tile_w)
     opac = opacities[None].expand(n_cams, -1)
     return TileData(means2d, conics, opac, depths, radii, isect_offsets, flatten_ids, width, height, tile_size)
@@ -110,9 +122,17 @@ class _FeatureRasterize(torch.autograd.Function):
         )  # fmt: skip
 
 
-def rasterize_features_cuda(means2d: Tensor, conics: Tensor, opacities: Tensor, features: Tensor,
-                            isect_offsets: Tensor, flatten_ids: Tensor, width: int, height: int,
-                            tile_size: int = TILE_SIZE) -> tuple[Tensor, Tensor]:
+def rasterize_features_cuda(
+    means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
+    features: Tensor,
+    isect_offsets: Tensor,
+    flatten_ids: Tensor,
+    width: int,
+    height: int,
+    tile_size: int = TILE_SIZE,
+) -> tuple[Tensor, Tensor]:
     """Composite per-Gaussian ``features [N,D]`` (no background) over gsplat's tile data.
 
     means2d [C,N,2], conics [C,N,3], opacities [C,N], isect_offsets [C,th,tw] int32,
@@ -128,20 +148,32 @@ def rasterize_features_cuda(means2d: Tensor, conics: Tensor, opacities: Tensor, 
             isect_offsets.contiguous(), flatten_ids.contiguous(), width, height, tile_size, ext,
         )  # fmt: skip
         return out, (1.0 - trans)[..., None]
-    return _rasterize_features_gsplat(means2d, conics, opacities, features, isect_offsets, flatten_ids, width,
-                                      height, tile_size)
+    return _rasterize_features_gsplat(
+        means2d, conics, opacities, features, isect_offsets, flatten_ids, width, height, tile_size
+    )
 
 
-def _rasterize_features_gsplat(means2d, conics, opacities, features, isect_offsets, flatten_ids, width, height,
-                               tile_size):
+def _rasterize_features_gsplat(
+    means2d, conics, opacities, features, isect_offsets, flatten_ids, width, height, tile_size
+):
     from gsplat import rasterize_to_pixels
 
     n_cams = means2d.shape[0]
     chunks, alpha = [], None
     for start in range(0, features.shape[1], GSPLAT_CHANNEL_CHUNK):
         colors = features[None, :, start : start + GSPLAT_CHANNEL_CHUNK].expand(n_cams, -1, -1).contiguous()
-        out, a = rasterize_to_pixels(means2d, conics, colors, opacities.contiguous(), width, height, tile_size,
-                                     isect_offsets, flatten_ids, packed=False)
+        out, a = rasterize_to_pixels(
+            means2d,
+            conics,
+            colors,
+            opacities.contiguous(),
+            width,
+            height,
+            tile_size,
+            isect_offsets,
+            flatten_ids,
+            packed=False,
+        )
         chunks.append(out)
         alpha = a if alpha is None else alpha
     return torch.cat(chunks, dim=-1), alpha
@@ -219,8 +251,9 @@ def build_table_cuda(
         raise RuntimeError("gsseg's CUDA kernels are not built; use build_contribution_table, which falls back")
     viewmats = camera.viewmats.to(device=means.device, dtype=torch.float32)
     Ks = camera.Ks.to(device=means.device, dtype=torch.float32)
-    tiles = gsplat_tiles(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane,
-                         tile_size)
+    tiles = gsplat_tiles(
+        means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane, far_plane, tile_size
+    )
     offsets, gaussian_ids, weights = ext.build_table(
         tiles.means2d.contiguous(), tiles.conics.contiguous(), tiles.opacities.contiguous(),
         tiles.isect_offsets.contiguous(), tiles.flatten_ids.contiguous(), width, height, tile_size,

@@ -49,17 +49,29 @@ def _build(verbose: bool) -> ModuleType | None:
     sources = cuda_sources()
     missing = missing_sources(sources)
     if missing:
-        warnings.warn(f"gsseg CUDA kernels unavailable (missing sources: {', '.join(missing)}); "
-                      "falling back to gsplat / the CPU kernel", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"gsseg CUDA kernels unavailable (missing sources: {', '.join(missing)}); "
+            "falling back to gsplat / the CPU kernel",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     try:
-        return load_extension(EXTENSION_NAME, sources, extra_cflags=["-O3"], extra_cuda_cflags=["-O3", "-lineinfo"],
-                              verbose=verbose or bool(os.environ.get("GSSEG_VERBOSE_BUILD")))
+        return load_extension(
+            EXTENSION_NAME,
+            sources,
+            extra_cflags=["-O3"],
+            extra_cuda_cflags=["-O3", "-lineinfo"],
+            verbose=verbose or bool(os.environ.get("GSSEG_VERBOSE_BUILD")),
+        )
     except Exception as exc:  # a missing compiler or a failed build must never crash a render
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        warnings.warn(f"gsseg CUDA kernels failed to build ({first_line}); falling back to "
-                      "gsplat / the CPU kernel. Set GSSEG_VERBOSE_BUILD=1 to see the compiler output.",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"gsseg CUDA kernels failed to build ({first_line}); falling back to "
+            "gsplat / the CPU kernel. Set GSSEG_VERBOSE_BUILD=1 to see the compiler output.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
 
 

@@ -56,9 +56,16 @@ def missing_sources(sources: list[Path]) -> list[str]:
     return [str(p) for p in [*sources, *kernel_include_dirs()] if not p.exists()]
 
 
-def load_extension(name: str, sources: list[Path], *, extra_cflags: list[str], extra_cuda_cflags: list[str] | None = None,
-                   extra_ldflags: list[str] | None = None, with_cuda: bool | None = None,
-                   verbose: bool = False) -> ModuleType:
+def load_extension(
+    name: str,
+    sources: list[Path],
+    *,
+    extra_cflags: list[str],
+    extra_cuda_cflags: list[str] | None = None,
+    extra_ldflags: list[str] | None = None,
+    with_cuda: bool | None = None,
+    verbose: bool = False,
+) -> ModuleType:
     """Compile (or reuse from torch's cache) and import the extension ``name`` from ``sources``
     with gsseg's include path. Raises on a failed build; callers decide how to fall back."""
     from torch.utils.cpp_extension import load
@@ -121,8 +128,14 @@ def _build(verbose: bool) -> ModuleType | None:
         _fallback("no C++ compiler found")
         return None
     try:
-        module = load_extension(EXTENSION_NAME, sources, extra_cflags=cpu_compile_flags(), extra_ldflags=["-fopenmp"],
-                                with_cuda=False, verbose=verbose)
+        module = load_extension(
+            EXTENSION_NAME,
+            sources,
+            extra_cflags=cpu_compile_flags(),
+            extra_ldflags=["-fopenmp"],
+            with_cuda=False,
+            verbose=verbose,
+        )
     except Exception as exc:  # a missing compiler or a failed build must never crash a render
         text = str(exc).strip()
         _fallback(text.splitlines()[0] if text else type(exc).__name__)

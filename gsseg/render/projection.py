@@ -94,9 +94,9 @@ def project_reference(
     tx = z_safe * torch.minimum(lim_x_pos, torch.maximum(-lim_x_neg, x * rz))
     ty = z_safe * torch.minimum(lim_y_pos, torch.maximum(-lim_y_neg, y * rz))
     zero = torch.zeros_like(z)
-    J = torch.stack(
-        [fx * rz, zero, -fx * tx * rz * rz, zero, fy * rz, -fy * ty * rz * rz], dim=-1
-    ).reshape(*z.shape, 2, 3)
+    J = torch.stack([fx * rz, zero, -fx * tx * rz * rz, zero, fy * rz, -fy * ty * rz * rz], dim=-1).reshape(
+        *z.shape, 2, 3
+    )
     cov2d = J @ cov_c @ J.transpose(-1, -2)  # [C,N,2,2]
     eye = torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)
     cov2d = cov2d + eps2d * eye

@@ -85,10 +85,19 @@ def build_contribution_table(
     which = resolve_backend(backend, means.device)
     if which == "cuda":
         if load_cuda_extension() is not None:
-            return build_table_cuda(means, quats, scales, opacities, camera, eps2d=eps2d, near_plane=near_plane,
-                                    far_plane=far_plane)
-        table = build_contribution_table(means.cpu(), quats.cpu(), scales.cpu(), opacities.cpu(), camera.to("cpu"),
-                                         eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
+            return build_table_cuda(
+                means, quats, scales, opacities, camera, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane
+            )
+        table = build_contribution_table(
+            means.cpu(),
+            quats.cpu(),
+            scales.cpu(),
+            opacities.cpu(),
+            camera.to("cpu"),
+            eps2d=eps2d,
+            near_plane=near_plane,
+            far_plane=far_plane,
+        )
         return table.to(means.device)  # without gsseg's CUDA kernels: built on the CPU
     viewmats = camera.viewmats.to(means)
     Ks = camera.Ks.to(means)
@@ -151,13 +160,24 @@ SCALE_STEP = 1 / 64
 FIT_SHARE = 0.9  # of the budget the probed mean table size times the views may take
 
 
-def mean_table_bytes(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
-                     scale: float, probes: int = 3, backend: str = "auto") -> float:
+def mean_table_bytes(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    cameras: Cameras,
+    scale: float,
+    probes: int = 3,
+    backend: str = "auto",
+) -> float:
     """Mean bytes of the tables, at ``scale``, of ``probes`` evenly spaced views of ``cameras``."""
     picks = sorted({round(i * (len(cameras) - 1) / max(probes - 1, 1)) for i in range(min(probes, len(cameras)))})
-    sizes = [build_contribution_table(means, quats, scales, opacities,
-                                      cameras[i].scaled(scale) if scale != 1.0 else cameras[i], backend=backend).nbytes
-             for i in picks]
+    sizes = [
+        build_contribution_table(
+            means, quats, scales, opacities, cameras[i].scaled(scale) if scale != 1.0 else cameras[i], backend=backend
+        ).nbytes
+        for i in picks
+    ]
     return sum(sizes) / len(sizes)
 
 
@@ -170,8 +190,16 @@ def fitting_table_scale(table_bytes: float, views: int, max_bytes: int) -> float
     return max(SCALE_STEP, math.floor(fit / SCALE_STEP) * SCALE_STEP)
 
 
-def auto_table_scale(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
-                     max_bytes: int, probes: int = 3, backend: str = "auto") -> float:
+def auto_table_scale(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    cameras: Cameras,
+    max_bytes: int,
+    probes: int = 3,
+    backend: str = "auto",
+) -> float:
     """Largest table scale at which the tables of every view of ``cameras`` fit in ``max_bytes``.
 
     A first guess comes from tables of ``probes`` views at <= ``PROBE_PIXELS`` pixels (size ∝
@@ -204,8 +232,18 @@ class TableCache:
     are held by reference; call ``clear()`` if they change.
     """
 
-    def __init__(self, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, cameras: Cameras,
-                 max_tables: int = 8, scale: float = 1.0, backend: str = "auto", max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        means: Tensor,
+        quats: Tensor,
+        scales: Tensor,
+        opacities: Tensor,
+        cameras: Cameras,
+        max_tables: int = 8,
+        scale: float = 1.0,
+        backend: str = "auto",
+        max_bytes: int | None = None,
+    ) -> None:
         self.geometry = (means.detach(), quats.detach(), scales.detach(), opacities.detach())
         self.cameras = cameras.scaled(scale) if scale != 1.0 else cameras
         self.backend = backend
@@ -230,8 +268,10 @@ class TableCache:
     def get(self, view: str | int) -> ContributionTable:
         """Table of a view given by image stem or camera index."""
         index = self.cameras.index_of(view) if isinstance(view, str) else int(view)
-        return self._cache.get(self.cameras.names[index], lambda: build_contribution_table(
-            *self.geometry, self.cameras[index], backend=self.backend))
+        return self._cache.get(
+            self.cameras.names[index],
+            lambda: build_contribution_table(*self.geometry, self.cameras[index], backend=self.backend),
+        )
 
     def clear(self) -> None:
         self._cache.clear()

@@ -80,5 +80,10 @@ def orbit_cameras(
         vm[:3, 3] = torch.tensor([0.0, 0.0, distance], dtype=torch.float64)
         viewmats.append(vm)
         Ks.append(torch.tensor([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=torch.float64))
-    return Cameras(torch.stack(viewmats), torch.stack(Ks), torch.as_tensor([width] * n, dtype=torch.int64),
-                   torch.as_tensor([height] * n, dtype=torch.int64), [f"view_{i:03d}" for i in range(n)])
+    return Cameras(
+        torch.stack(viewmats),
+        torch.stack(Ks),
+        torch.as_tensor([width] * n, dtype=torch.int64),
+        torch.as_tensor([height] * n, dtype=torch.int64),
+        [f"view_{i:03d}" for i in range(n)],
+    )

@@ -134,8 +134,16 @@ def _default_permissions(folder: Path) -> None:
 
 
 def cut_entry(cut: Cut, views: list[str]) -> dict[str, Any]:
-    return {"name": cut.name, "kind": cut.kind, "value": cut.value, "threshold": cut.threshold,
-            "segments": cut.num_segments, "parent": cut.parent, "views": list(views), **cut.info}
+    return {
+        "name": cut.name,
+        "kind": cut.kind,
+        "value": cut.value,
+        "threshold": cut.threshold,
+        "segments": cut.num_segments,
+        "parent": cut.parent,
+        "views": list(views),
+        **cut.info,
+    }
 
 
 def write_cut_files(folder: Path, cut: Cut, views: list[str], parents: dict[int, int]) -> None:
@@ -212,8 +220,11 @@ class SegmentsDir:
         except (OSError, ValueError) as e:
             raise file_error(path, f"unreadable labels ({e}); re-run `gsseg segment`") from None
         if labels.ndim != 1 or (num_gaussians is not None and len(labels) != num_gaussians):
-            raise file_error(path, f"has {labels.shape} labels but the scene has {num_gaussians} Gaussians; "
-                                   "the scene changed since: re-run `gsseg segment`")
+            raise file_error(
+                path,
+                f"has {labels.shape} labels but the scene has {num_gaussians} Gaussians; "
+                "the scene changed since: re-run `gsseg segment`",
+            )
         return labels
 
     def default_cut(self) -> str:
@@ -226,4 +237,4 @@ class SegmentsDir:
         last = [by_name[n] for n in index.get("last", []) if n in by_name] or index["cuts"]
         autos = [c for c in last if c["kind"] == "auto"]
         pool = autos or last
-        return min(pool, key=lambda c: (c["segments"] if c["segments"] > 0 else float("inf")))["name"]
+        return min(pool, key=lambda c: c["segments"] if c["segments"] > 0 else float("inf"))["name"]

@@ -52,14 +52,14 @@ def feature_distance(space: Tensor, a: np.ndarray, b: np.ndarray, kind: str, chu
     """Distances in [0,1] between feature-space rows ``space[a]`` and ``space[b]`` -> [E] float64."""
     out = np.empty(len(a), np.float64)
     for s in range(0, len(a), chunk):
-        ia = torch.from_numpy(a[s:s + chunk])
-        ib = torch.from_numpy(b[s:s + chunk])
+        ia = torch.from_numpy(a[s : s + chunk])
+        ib = torch.from_numpy(b[s : s + chunk])
         fa, fb = space[ia], space[ib]
         if kind == "embedding":
             d = (1.0 - (fa * fb).sum(1)) * 0.5
         else:
             d = (fa - fb).abs().sum(1) * 0.5
-        out[s:s + chunk] = d.clamp(0.0, 1.0).double().cpu().numpy()
+        out[s : s + chunk] = d.clamp(0.0, 1.0).double().cpu().numpy()
     return out
 
 

@@ -61,9 +61,16 @@ class SceneHierarchy:
     Gaussians that are no leaf are unassigned in every cut.
     """
 
-    def __init__(self, parents: np.ndarray, altitudes: np.ndarray, num_leaves: int, min_size: int = 1,
-                 small: str = "merge", leaf_gaussians: np.ndarray | None = None,
-                 num_gaussians: int | None = None) -> None:
+    def __init__(
+        self,
+        parents: np.ndarray,
+        altitudes: np.ndarray,
+        num_leaves: int,
+        min_size: int = 1,
+        small: str = "merge",
+        leaf_gaussians: np.ndarray | None = None,
+        num_gaussians: int | None = None,
+    ) -> None:
         if small not in SMALL_POLICIES:
             raise ValueError(f"small must be one of {SMALL_POLICIES}, got {small!r}")
         self.leaf_gaussians = None if leaf_gaussians is None else np.asarray(leaf_gaussians, np.int64)
@@ -116,7 +123,7 @@ class SceneHierarchy:
     # ------------------------------------------------------------------ counting
     def candidate_thresholds(self) -> np.ndarray:
         """Sorted distinct thresholds at which the cut changes (0 and every merge altitude)."""
-        return np.unique(np.concatenate([[0.0], self.altitudes[self.num_leaves:]]))
+        return np.unique(np.concatenate([[0.0], self.altitudes[self.num_leaves :]]))
 
     def count_regions(self, thresholds: np.ndarray) -> np.ndarray:
         """Number of segments (regions of at least ``min_size`` Gaussians) of the cut at each threshold."""
@@ -179,7 +186,9 @@ class SceneHierarchy:
         dst = region[self.heavy_leaf[self.sibling[top[has_parent]]]]
         nodes = np.unique(np.concatenate([small, dst]))
         m = len(nodes)
-        graph = coo_matrix((np.ones(len(src)), (np.searchsorted(nodes, src), np.searchsorted(nodes, dst))), shape=(m, m))
+        graph = coo_matrix(
+            (np.ones(len(src)), (np.searchsorted(nodes, src), np.searchsorted(nodes, dst))), shape=(m, m)
+        )
         n_comp, comp = connected_components(graph, directed=False)
         comp_label = np.zeros(n_comp, np.int64)
         is_big = node_label[nodes] > 0
@@ -225,11 +234,19 @@ def hierarchy_from_graph(graph: KnnGraph, min_size: int = 1, small: str = "merge
 LINKAGES = ("average", "single")
 
 
-def hierarchy_from_features(means: Tensor, features: Tensor, kind: str, k: int = 10, spatial_weight: float = 0.0,
-                            min_size: int | None = None, small: str = "merge", linkage: str = "average",
-                            supervised: np.ndarray | None = None,
-                            atom_threshold: float = DEFAULT_ATOM_THRESHOLD,
-                            max_atoms: int = DEFAULT_MAX_ATOMS) -> SceneHierarchy:
+def hierarchy_from_features(
+    means: Tensor,
+    features: Tensor,
+    kind: str,
+    k: int = 10,
+    spatial_weight: float = 0.0,
+    min_size: int | None = None,
+    small: str = "merge",
+    linkage: str = "average",
+    supervised: np.ndarray | None = None,
+    atom_threshold: float = DEFAULT_ATOM_THRESHOLD,
+    max_atoms: int = DEFAULT_MAX_ATOMS,
+) -> SceneHierarchy:
     """Hierarchy of Gaussians at ``means [N,3]`` with identity ``features [N,D]`` of ``kind``
     (embeddings compared by cosine, logits by their softmax probabilities).
 
@@ -260,19 +277,36 @@ def hierarchy_from_features(means: Tensor, features: Tensor, kind: str, k: int =
         tree, altitudes = hg.bpt_canonical(g, graph.weights)
         parents = np.asarray(tree.parents())
         if linkage == "average":
-            parents, altitudes, _ = average_linkage_above_atoms(tree, np.asarray(altitudes), space.double().cpu().numpy(),
-                                                                kind, atom_threshold, max_atoms)
+            parents, altitudes, _ = average_linkage_above_atoms(
+                tree, np.asarray(altitudes), space.double().cpu().numpy(), kind, atom_threshold, max_atoms
+            )
     return SceneHierarchy(parents, np.asarray(altitudes), n, size, small, leaf_gaussians=leaves, num_gaussians=n_all)
 
 
-def build_hierarchy(scene, record, k: int = 10, spatial_weight: float = 0.0, min_size: int | None = None,
-                    small: str = "merge", linkage: str = "average", all_gaussians: bool = False) -> SceneHierarchy:
+def build_hierarchy(
+    scene,
+    record,
+    k: int = 10,
+    spatial_weight: float = 0.0,
+    min_size: int | None = None,
+    small: str = "merge",
+    linkage: str = "average",
+    all_gaussians: bool = False,
+) -> SceneHierarchy:
     """Hierarchy of a ``GaussianScene``'s Gaussians from its ``FeatureRecord`` (see
     ``hierarchy_from_features``), on the Gaussians the record's mask coverage marks as supervised
     (all of them with ``all_gaussians`` or when the record has no coverage)."""
     from gsseg.features.coverage import supervised_gaussians
 
     supervised = None if all_gaussians else supervised_gaussians(record.coverage, len(scene))
-    return hierarchy_from_features(scene.means, record.features.to(scene.means.device), record.info.kind, k=k,
-                                   spatial_weight=spatial_weight, min_size=min_size, small=small, linkage=linkage,
-                                   supervised=supervised)
+    return hierarchy_from_features(
+        scene.means,
+        record.features.to(scene.means.device),
+        record.info.kind,
+        k=k,
+        spatial_weight=spatial_weight,
+        min_size=min_size,
+        small=small,
+        linkage=linkage,
+        supervised=supervised,
+    )

@@ -37,8 +37,9 @@ def render_label_map(table: ContributionTable, labels: np.ndarray | torch.Tensor
     ext = load_cpu_extension()
     pix = None
     if ext is not None:
-        best = ext.table_label_argmax(offsets.contiguous(), gids_t.contiguous(), weights_t.contiguous(),
-                                      torch.from_numpy(labels))
+        best = ext.table_label_argmax(
+            offsets.contiguous(), gids_t.contiguous(), weights_t.contiguous(), torch.from_numpy(labels)
+        )
         out[:] = best.numpy()
     else:
         pix = np.repeat(np.arange(h * w, dtype=np.int64), np.diff(offsets.numpy()))

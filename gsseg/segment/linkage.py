@@ -31,8 +31,9 @@ DEFAULT_ATOM_THRESHOLD = 0.002
 DEFAULT_MAX_ATOMS = 8000  # the dense linkage holds atoms²/2 float64 distances (256 MB at 8000)
 
 
-def atom_threshold_for(altitudes: np.ndarray, parents: np.ndarray, num_leaves: int, threshold: float,
-                       max_atoms: int) -> float:
+def atom_threshold_for(
+    altitudes: np.ndarray, parents: np.ndarray, num_leaves: int, threshold: float, max_atoms: int
+) -> float:
     """The smallest threshold >= ``threshold`` at which the single-linkage tree has at most
     ``max_atoms`` components (a binary tree has num_leaves − m components after m merges)."""
     merges = np.sort(altitudes[num_leaves:])
@@ -77,9 +78,14 @@ def atom_centroids(space: np.ndarray, leaf_atom: np.ndarray, n_atoms: int, kind:
     return cent
 
 
-def average_linkage_above_atoms(tree: hg.Tree, altitudes: np.ndarray, space: np.ndarray, kind: str,
-                                atom_threshold: float = DEFAULT_ATOM_THRESHOLD,
-                                max_atoms: int = DEFAULT_MAX_ATOMS) -> tuple[np.ndarray, np.ndarray, int]:
+def average_linkage_above_atoms(
+    tree: hg.Tree,
+    altitudes: np.ndarray,
+    space: np.ndarray,
+    kind: str,
+    atom_threshold: float = DEFAULT_ATOM_THRESHOLD,
+    max_atoms: int = DEFAULT_MAX_ATOMS,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """The two-stage tree of ``tree`` (single linkage over n leaves, ``altitudes [V]``) and the
     leaves' feature-space vectors ``space [n,D]``.
 

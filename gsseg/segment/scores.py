@@ -35,8 +35,9 @@ def feature_space(features: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown feature kind {kind!r}")
 
 
-def pixel_features(table: ContributionTable, xs: Tensor, ys: Tensor, features: Tensor, kind: str,
-                   supervised: Tensor | None = None) -> Tensor:
+def pixel_features(
+    table: ContributionTable, xs: Tensor, ys: Tensor, features: Tensor, kind: str, supervised: Tensor | None = None
+) -> Tensor:
     """Features of pixels ``xs, ys [P]`` rendered through ``table`` (composite / alpha), mapped to
     the feature space -> [P,D]; rows of pixels no Gaussian covers are NaN. With ``supervised
     [N] bool`` only those Gaussians are composited (the others' vectors are untrained noise)."""
@@ -51,8 +52,16 @@ def pixel_features(table: ContributionTable, xs: Tensor, ys: Tensor, features: T
     return out
 
 
-def query_vector(click: Click, features: Tensor, kind: str, tables: TableCache, means: Tensor,
-                 opacities: Tensor, k_nearest: int = 8, supervised: Tensor | None = None) -> Tensor:
+def query_vector(
+    click: Click,
+    features: Tensor,
+    kind: str,
+    tables: TableCache,
+    means: Tensor,
+    opacities: Tensor,
+    k_nearest: int = 8,
+    supervised: Tensor | None = None,
+) -> Tensor:
     """The query [D] in the feature space for one click.
 
     A pixel click renders the features at that pixel; a 3D point averages the feature-space
@@ -104,8 +113,16 @@ def combine_scores(positive: list[Tensor], negative: list[Tensor], margin: float
     return (pos * keep).clamp(0.0, 1.0)
 
 
-def scores_from_features(features: Tensor, kind: str, clicks: list[Click], tables: TableCache, means: Tensor,
-                         opacities: Tensor, k_nearest: int = 8, supervised: Tensor | np.ndarray | None = None) -> Tensor:
+def scores_from_features(
+    features: Tensor,
+    kind: str,
+    clicks: list[Click],
+    tables: TableCache,
+    means: Tensor,
+    opacities: Tensor,
+    k_nearest: int = 8,
+    supervised: Tensor | np.ndarray | None = None,
+) -> Tensor:
     """Per-Gaussian scores [N] in [0,1] for ``clicks``.
 
     features: [N,D] raw identity features of ``kind``; tables: contribution tables of the views
@@ -131,8 +148,9 @@ def scores_from_clicks(scene, record, clicks: list[Click], tables: TableCache, k
 
     features = record.features.to(scene.means.device)
     supervised = supervised_gaussians(record.coverage, len(scene))
-    return scores_from_features(features, record.info.kind, clicks, tables, scene.means, scene.opacities, k_nearest,
-                                supervised)
+    return scores_from_features(
+        features, record.info.kind, clicks, tables, scene.means, scene.opacities, k_nearest, supervised
+    )
 
 
 def render_score_map(table: ContributionTable, scores: Tensor) -> np.ndarray:

@@ -36,8 +36,16 @@ def focal_length(width: int, fov_x_deg: float) -> float:
     return width / 2.0 / np.tan(np.deg2rad(fov_x_deg) / 2.0)
 
 
-def fit_distance(center: np.ndarray, c2w_rot: np.ndarray, vertices: np.ndarray, fx: float, fy: float,
-                 width: int, height: int, margin: float) -> float:
+def fit_distance(
+    center: np.ndarray,
+    c2w_rot: np.ndarray,
+    vertices: np.ndarray,
+    fx: float,
+    fy: float,
+    width: int,
+    height: int,
+    margin: float,
+) -> float:
     """Smallest distance along the viewing axis at which every vertex [V,3] projects inside
     ``margin`` times the half image (closed form: moving the camera along its own axis only
     changes the camera-space z of every point by the same amount).
@@ -109,8 +117,17 @@ def test_angles(n: int, cfg: OrbitConfig, rng: np.random.Generator, n_train: int
     return out
 
 
-def framed_camera(center: np.ndarray, azimuth_deg: float, elevation_deg: float, vertices: np.ndarray, fx: float, fy: float,
-                  width: int, height: int, margin: float) -> np.ndarray:
+def framed_camera(
+    center: np.ndarray,
+    azimuth_deg: float,
+    elevation_deg: float,
+    vertices: np.ndarray,
+    fx: float,
+    fy: float,
+    width: int,
+    height: int,
+    margin: float,
+) -> np.ndarray:
     """[4,4] OpenGL c2w looking at ``center`` from the given direction, as close as framing allows."""
     direction = spherical_eye(np.zeros(3), 1.0, azimuth_deg, elevation_deg)
     rot = look_at(direction, np.zeros(3))[:3, :3]

@@ -123,7 +123,9 @@ def torus(center, radius: float, tube_radius: float, axis: str = "z", resolution
 def quad(center, size_x: float, size_y: float) -> Mesh:
     """Horizontal rectangle (two triangles, normal +z), e.g. a floor."""
     hx, hy = size_x / 2, size_y / 2
-    v = np.array([[-hx, -hy, 0.0], [hx, -hy, 0.0], [hx, hy, 0.0], [-hx, hy, 0.0]]) + np.asarray(center, dtype=np.float64)
+    v = np.array([[-hx, -hy, 0.0], [hx, -hy, 0.0], [hx, hy, 0.0], [-hx, hy, 0.0]]) + np.asarray(
+        center, dtype=np.float64
+    )
     return Mesh(v, np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int32))
 
 

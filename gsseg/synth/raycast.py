@@ -40,14 +40,17 @@ class SceneRaycaster:
 
     def __init__(self, scene: SynthScene, floor_extent: float):
         self._scene = o3d.t.geometry.RaycastingScene()
-        surfaces: list[tuple[int, Mesh]] = [(0, quad((scene.center[0], scene.center[1], 0.0), 2 * floor_extent, 2 * floor_extent))]
+        surfaces: list[tuple[int, Mesh]] = [
+            (0, quad((scene.center[0], scene.center[1], 0.0), 2 * floor_extent, 2 * floor_extent))
+        ]
         surfaces += [(p.part_id, p.mesh) for p in scene.parts]
         ids = []
         corner_normals = []
         for surface, mesh in surfaces:
             # open3d's stubs make Tensor's dtype and device required; at runtime they default to the array's / CPU
             gid = self._scene.add_triangles(
-                o3d.core.Tensor(mesh.vertices.astype(np.float32)), o3d.core.Tensor(mesh.triangles.astype(np.uint32))  # type: ignore[call-overload]
+                o3d.core.Tensor(mesh.vertices.astype(np.float32)),  # type: ignore[call-overload]
+                o3d.core.Tensor(mesh.triangles.astype(np.uint32)),  # type: ignore[call-overload]
             )
             ids.append((gid, surface, len(mesh.triangles)))
             corner_normals.append(mesh.corner_normals())
@@ -89,8 +92,16 @@ class SceneRaycaster:
         return self._scene.test_occlusions(rays).numpy().astype(bool)
 
 
-def pixel_rays(c2w_gl: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
-               offsets: tuple[float, float] = (0.5, 0.5)) -> tuple[np.ndarray, np.ndarray]:
+def pixel_rays(
+    c2w_gl: np.ndarray,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    width: int,
+    height: int,
+    offsets: tuple[float, float] = (0.5, 0.5),
+) -> tuple[np.ndarray, np.ndarray]:
     """Rays through pixel (u, v) at image point (u + ox, v + oy), row-major.
 
     Returns origins [H*W,3] and directions [H*W,3] scaled so that their component along the

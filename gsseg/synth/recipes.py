@@ -73,8 +73,15 @@ def livingroom(rng: np.random.Generator) -> SceneSpec:
 def toys(rng: np.random.Generator) -> SceneSpec:
     """Stacking toys, a snowman, and a car with its ball."""
     objs = [
-        ObjectSpec("ring_stacker", ob.ring_stacker("wood", "wood", ["red_check", "orange", "yellow_stripes", "green"]), pose((-0.6, 0.45, 0)), "stacking"),
-        ObjectSpec("block_tower", ob.block_tower(["blue", "red_check", "orange"]), pose((0.1, 0.75, 0), 10), "stacking"),
+        ObjectSpec(
+            "ring_stacker",
+            ob.ring_stacker("wood", "wood", ["red_check", "orange", "yellow_stripes", "green"]),
+            pose((-0.6, 0.45, 0)),
+            "stacking",
+        ),
+        ObjectSpec(
+            "block_tower", ob.block_tower(["blue", "red_check", "orange"]), pose((0.1, 0.75, 0), 10), "stacking"
+        ),
         ObjectSpec("snowman", ob.snowman("cream", "cream", "black"), pose((0.75, 0.05, 0)), "snowman"),
         ObjectSpec("car", ob.car("red_check", "blue", "black"), pose((-0.45, -0.55, 0), 25), "vehicles"),
         ObjectSpec("ball", ob.ball("orange", 0.16), pose((0.35, -0.7, 0)), "vehicles"),
@@ -103,8 +110,17 @@ def _random_object(kind: str, rng: np.random.Generator) -> list:
 
 
 RANDOM_KINDS = ("table", "chair", "lamp", "plant", "snowman", "ring_stacker", "block_tower", "car", "ball")
-_FOOTPRINT = {"table": 0.85, "chair": 0.45, "lamp": 0.3, "plant": 0.4, "snowman": 0.35, "ring_stacker": 0.35,
-              "block_tower": 0.3, "car": 0.55, "ball": 0.3}
+_FOOTPRINT = {
+    "table": 0.85,
+    "chair": 0.45,
+    "lamp": 0.3,
+    "plant": 0.4,
+    "snowman": 0.35,
+    "ring_stacker": 0.35,
+    "block_tower": 0.3,
+    "car": 0.55,
+    "ball": 0.3,
+}
 
 
 def random(rng: np.random.Generator) -> SceneSpec:
@@ -126,7 +142,8 @@ def random(rng: np.random.Generator) -> SceneSpec:
             radius = _FOOTPRINT[kind]
             candidates = c + rng.uniform(-1.0, 1.0, size=(96, 2))
             free = [
-                xy for xy in candidates
+                xy
+                for xy in candidates
                 if all(np.linalg.norm(xy - p) > radius + r + (0.08 if g == gi else 0.35) for p, r, g in placed)
             ]
             if not free:

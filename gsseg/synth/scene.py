@@ -88,12 +88,25 @@ class SynthScene:
             }
         groups = {}
         for gid, name in enumerate(self.group_names, start=1):
-            groups[str(gid)] = {"name": name, "objects": [o for o, g in enumerate(self.object_groups, start=1) if g == gid]}
+            groups[str(gid)] = {
+                "name": name,
+                "objects": [o for o, g in enumerate(self.object_groups, start=1) if g == gid],
+            }
         parts = {
-            str(p.part_id): {"object": p.object_id, "group": p.group_id, "name": f"{self.object_names[p.object_id - 1]}/{p.name}"}
+            str(p.part_id): {
+                "object": p.object_id,
+                "group": p.group_id,
+                "name": f"{self.object_names[p.object_id - 1]}/{p.name}",
+            }
             for p in self.parts
         }
-        return {"levels": ["part", "object", "group"], "background": 0, "parts": parts, "objects": objects, "groups": groups}
+        return {
+            "levels": ["part", "object", "group"],
+            "background": 0,
+            "parts": parts,
+            "objects": objects,
+            "groups": groups,
+        }
 
     def level_lookup(self) -> dict[str, np.ndarray]:
         """Per level, an int64 array [P+1] mapping a part id (0 = background) to that level's id."""

@@ -75,7 +75,9 @@ def sky(directions: np.ndarray, lighting: Lighting) -> np.ndarray:
     return (1 - t) * np.asarray(lighting.sky_horizon) + t * np.asarray(lighting.sky_zenith)
 
 
-def shade(scene: SynthScene, raycaster: SceneRaycaster, hits: Hits, directions: np.ndarray, lighting: Lighting) -> np.ndarray:
+def shade(
+    scene: SynthScene, raycaster: SceneRaycaster, hits: Hits, directions: np.ndarray, lighting: Lighting
+) -> np.ndarray:
     """[N,3] colour of each ray: shaded surface or sky."""
     rgb = sky(directions, lighting)
     hit = hits.hit
@@ -97,8 +99,19 @@ def shade(scene: SynthScene, raycaster: SceneRaycaster, hits: Hits, directions: 
     return np.clip(rgb, 0.0, 1.0)
 
 
-def render_view(scene: SynthScene, raycaster: SceneRaycaster, c2w_gl: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                width: int, height: int, lighting: Lighting, supersample: int = 2) -> ViewRender:
+def render_view(
+    scene: SynthScene,
+    raycaster: SceneRaycaster,
+    c2w_gl: np.ndarray,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    width: int,
+    height: int,
+    lighting: Lighting,
+    supersample: int = 2,
+) -> ViewRender:
     """Render one camera: RGB averaged over ``supersample``^2 sub-pixel rays, labels and depth
     from the single ray through each pixel centre (so they stay exact)."""
     origins, dirs = pixel_rays(c2w_gl, fx, fy, cx, cy, width, height)

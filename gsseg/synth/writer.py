@@ -18,7 +18,15 @@ from PIL import Image
 from plyfile import PlyData, PlyElement
 
 from gsseg.errors import GssegError, file_error
-from gsseg.synth.cameras import WORLD_UP, OrbitConfig, focal_length, framed_camera, rotate_about_vertical, test_angles, train_angles
+from gsseg.synth.cameras import (
+    WORLD_UP,
+    OrbitConfig,
+    focal_length,
+    framed_camera,
+    rotate_about_vertical,
+    test_angles,
+    train_angles,
+)
 from gsseg.synth.raycast import SceneRaycaster
 from gsseg.synth.recipes import DEFAULT_SCENE, RECIPES, SCENE_NAMES
 from gsseg.synth.scene import assemble
@@ -40,8 +48,18 @@ def is_synth_output(out_dir: Path) -> bool:
     return isinstance(meta, dict) and meta.get("generator") == GENERATOR
 
 
-def _check_args(out: Path, scene: str, seed: int, width: int, height: int, views: int, test_views: int, force: bool,
-                supersample: int, n_points: int) -> None:
+def _check_args(
+    out: Path,
+    scene: str,
+    seed: int,
+    width: int,
+    height: int,
+    views: int,
+    test_views: int,
+    force: bool,
+    supersample: int,
+    n_points: int,
+) -> None:
     if scene not in RECIPES:
         raise GssegError(f"unknown scene {scene!r}; choose one of: {', '.join(SCENE_NAMES)}")
     if width < 8 or height < 8:
@@ -80,7 +98,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def _transforms(names: list[str], c2ws: list[np.ndarray], width: int, height: int, fx: float, fy: float, cx: float, cy: float) -> dict:
+def _transforms(
+    names: list[str], c2ws: list[np.ndarray], width: int, height: int, fx: float, fy: float, cx: float, cy: float
+) -> dict:
     frames = [
         {"file_path": f"images/{n}.png", "depth_file_path": f"depth/{n}.npy", "transform_matrix": c.tolist()}
         for n, c in zip(names, c2ws)
@@ -88,21 +108,30 @@ def _transforms(names: list[str], c2ws: list[np.ndarray], width: int, height: in
     return {
         "camera_model": "OPENCV",
         "camera_angle_x": float(2 * np.arctan(width / 2 / fx)),
-        "w": width, "h": height, "fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy,
+        "w": width,
+        "h": height,
+        "fl_x": fx,
+        "fl_y": fy,
+        "cx": cx,
+        "cy": cy,
         "frames": frames,
     }
 
 
 def _write_points(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
     """points3d.ply: x, y, z float32 and red, green, blue uchar (binary little-endian)."""
-    v = np.zeros(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    v = np.zeros(
+        len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    )
     v["x"], v["y"], v["z"] = points[:, 0], points[:, 1], points[:, 2]
     v["red"], v["green"], v["blue"] = colors[:, 0], colors[:, 1], colors[:, 2]
     with atomic_path(path) as tmp:
         PlyData([PlyElement.describe(v, "vertex")], text=False, byte_order="<").write(str(tmp))
 
 
-def _sample_points(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _sample_points(
+    samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_points: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n_points`` surface points: half on objects, half on the floor.
 
     Candidates are the training views' pixel hits, so floor points spread like an SfM
@@ -113,10 +142,12 @@ def _sample_points(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_p
     obj_idx, floor_idx = np.flatnonzero(is_obj), np.flatnonzero(~is_obj)
     n_obj = min(len(obj_idx), n_points // 2)
     n_floor = min(len(floor_idx), n_points - n_obj)
-    chosen = np.concatenate([
-        rng.choice(obj_idx, size=n_obj, replace=False) if n_obj else np.zeros(0, dtype=np.int64),
-        rng.choice(floor_idx, size=n_floor, replace=False) if n_floor else np.zeros(0, dtype=np.int64),
-    ])
+    chosen = np.concatenate(
+        [
+            rng.choice(obj_idx, size=n_obj, replace=False) if n_obj else np.zeros(0, dtype=np.int64),
+            rng.choice(floor_idx, size=n_floor, replace=False) if n_floor else np.zeros(0, dtype=np.int64),
+        ]
+    )
     chosen.sort()
     return pts[chosen], cols[chosen]
 
@@ -127,9 +158,20 @@ def _view_samples(view: ViewRender, rgb8: np.ndarray) -> tuple[np.ndarray, np.nd
     return view.points[keep], rgb8[keep], view.part[keep] > 0
 
 
-def make_scene(out_dir: str | Path, scene: str = DEFAULT_SCENE, seed: int = 0, width: int = 128, height: int = 96,
-               views: int = 32, test_views: int = 8, force: bool = False, *, supersample: int = 2,
-               n_points: int = 4000, show_progress: bool = True) -> Path:
+def make_scene(
+    out_dir: str | Path,
+    scene: str = DEFAULT_SCENE,
+    seed: int = 0,
+    width: int = 128,
+    height: int = 96,
+    views: int = 32,
+    test_views: int = 8,
+    force: bool = False,
+    *,
+    supersample: int = 2,
+    n_points: int = 4000,
+    show_progress: bool = True,
+) -> Path:
     """Render recipe ``scene`` and write a dataset to ``out_dir``; returns ``out_dir`` as a Path.
 
     The output is a pure function of the arguments (same bytes for the same call). Raises
@@ -159,12 +201,25 @@ def make_scene(out_dir: str | Path, scene: str = DEFAULT_SCENE, seed: int = 0, w
     all_c2w = train_c2w + test_c2w + partner_c2w
 
     meta = {
-        "generator": GENERATOR, "format_version": 1, "complete": False,
-        "recipe": scene, "seed": seed, "width": width, "height": height, "views": views, "test_views": test_views,
-        "supersample": supersample, "up": WORLD_UP.tolist(), "center": syn.center.tolist(), "radius": syn.radius,
-        "fov_x_deg": cfg.fov_x_deg, "partner_deg": cfg.partner_deg,
+        "generator": GENERATOR,
+        "format_version": 1,
+        "complete": False,
+        "recipe": scene,
+        "seed": seed,
+        "width": width,
+        "height": height,
+        "views": views,
+        "test_views": test_views,
+        "supersample": supersample,
+        "up": WORLD_UP.tolist(),
+        "center": syn.center.tolist(),
+        "radius": syn.radius,
+        "fov_x_deg": cfg.fov_x_deg,
+        "partner_deg": cfg.partner_deg,
         "light_direction": syn.light_direction.tolist(),
-        "n_parts": len(syn.parts), "n_objects": len(syn.object_names), "n_groups": len(syn.group_names),
+        "n_parts": len(syn.parts),
+        "n_objects": len(syn.object_names),
+        "n_groups": len(syn.group_names),
     }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "scene.json", meta)
@@ -195,7 +250,10 @@ def make_scene(out_dir: str | Path, scene: str = DEFAULT_SCENE, seed: int = 0, w
     points, colors = _sample_points(samples, n_points, np.random.default_rng([seed, 2]))
     _write_points(out / "points3d.ply", points, colors)
     write_json(out / "transforms_train.json", _transforms(train_names, train_c2w, width, height, fx, fy, cx, cy))
-    write_json(out / "transforms_test.json", _transforms(test_names + partner_names, test_c2w + partner_c2w, width, height, fx, fy, cx, cy))
+    write_json(
+        out / "transforms_test.json",
+        _transforms(test_names + partner_names, test_c2w + partner_c2w, width, height, fx, fy, cx, cy),
+    )
     write_json(out / "hierarchy.json", syn.hierarchy())
     write_json(out / "pairs.json", [{"view": v, "partner": p} for v, p in zip(test_names, partner_names)])
     meta["complete"] = True

@@ -27,5 +27,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for corrupt archives
-        raise file_error(path, f"unreadable checkpoint ({type(e).__name__}: {e}); "
-                               "delete it or pass --restart") from None
+        raise file_error(
+            path, f"unreadable checkpoint ({type(e).__name__}: {e}); delete it or pass --restart"
+        ) from None

@@ -89,9 +89,17 @@ class FeatureTrainer:
     :class:`Objective`; callbacks: ``cb(FeatureStepReport)`` after each step.
     """
 
-    def __init__(self, ds, scene: GaussianScene, cfg: FeatureStageConfig, run: RunDir, objective: Objective,
-                 background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 callbacks: list[Callable[[FeatureStepReport], None]] | None = None, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        ds,
+        scene: GaussianScene,
+        cfg: FeatureStageConfig,
+        run: RunDir,
+        objective: Objective,
+        background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        callbacks: list[Callable[[FeatureStepReport], None]] | None = None,
+        show_progress: bool = True,
+    ) -> None:
         from gsseg.masks.store import MaskStore
         from gsseg.render.tables import TableCache
         from gsseg.train.rgb import resolve_device
@@ -126,12 +134,27 @@ class FeatureTrainer:
         if cfg.joint:
             self.params = self.scene.to_param_dict(requires_grad=True).to(self.device)
         geo = self.scene
-        self.tables = TableCache(geo.means, geo.quats, geo.scales, geo.opacities, cams.to(self.device),
-                                 max_tables=len(self.views), scale=self.table_scale, backend=cfg.backend,
-                                 max_bytes=budget)
+        self.tables = TableCache(
+            geo.means,
+            geo.quats,
+            geo.scales,
+            geo.opacities,
+            cams.to(self.device),
+            max_tables=len(self.views),
+            scale=self.table_scale,
+            backend=cfg.backend,
+            max_bytes=budget,
+        )
         self.ctx = FeatureContext(
-            dataset=ds, store=MaskStore(ds.masks_dir), views=self.views, height=self.height, width=self.width,
-            device=self.device, generator=step_generator(cfg.seed, -1), run_root=run.root, joint=cfg.joint,
+            dataset=ds,
+            store=MaskStore(ds.masks_dir),
+            views=self.views,
+            height=self.height,
+            width=self.width,
+            device=self.device,
+            generator=step_generator(cfg.seed, -1),
+            run_root=run.root,
+            joint=cfg.joint,
         )
         self.objective.prepare(self.ctx)
         self.features: torch.nn.Parameter | None = None
@@ -139,13 +162,15 @@ class FeatureTrainer:
         self.step = 0
         self.resumed_from: int | None = None
         self.initial_signature = self.signature
-        self._images: BoundedLRU[Tensor] = BoundedLRU(lambda t: t.numel() * t.element_size(),
-                                                      max_bytes=auto_budget_bytes() // 2)  # joint mode's photos
+        self._images: BoundedLRU[Tensor] = BoundedLRU(
+            lambda t: t.numel() * t.element_size(), max_bytes=auto_budget_bytes() // 2
+        )  # joint mode's photos
         self.group = current_group()
         self.show_progress = show_progress and self.group.is_main
         if self.group.distributed and cfg.joint:
-            raise GssegError("joint mode (--joint) trains the geometry too and runs in one process; "
-                             "start it without torchrun")
+            raise GssegError(
+                "joint mode (--joint) trains the geometry too and runs in one process; start it without torchrun"
+            )
 
     # ------------------------------------------------------------------ state
     def start(self) -> None:
@@ -160,8 +185,14 @@ class FeatureTrainer:
         if self.params is not None:
             lr = LearningRates()
             scale = float(self.ds.scene_scale)
-            lrs = {"means": lr.means * scale, "scales": lr.scales, "quats": lr.quats, "opacities": lr.opacities,
-                   "sh0": lr.sh0, "shN": lr.shN}
+            lrs = {
+                "means": lr.means * scale,
+                "scales": lr.scales,
+                "quats": lr.quats,
+                "opacities": lr.opacities,
+                "sh0": lr.sh0,
+                "shN": lr.shN,
+            }
             self.geo_optimizers = {k: _adam([self.params[k]], lrs[k]) for k in PARAM_KEYS}
 
     def resume(self) -> bool:
@@ -172,14 +203,23 @@ class FeatureTrainer:
         ck = load_checkpoint(path, map_location=self.device)
         known = [ck.get("signature", []), ck.get("initial_signature", [])]
         if not any(_same_signature(self.signature, sig) for sig in known):
-            raise file_error(path, "features checkpoint of another scene (RUN/scene.ply changed since); "
-                                   "pass --restart to train the features again")
-        if ck.get("objective") != self.objective.name or ck["features"].shape[0] != len(self.scene) \
-                or bool(ck.get("joint", False)) != self.cfg.joint:
-            raise file_error(path, f"checkpoint of objective {ck.get('objective')!r} "
-                                   f"({ck['features'].shape[0]} Gaussians, joint={ck.get('joint', False)}) does not "
-                                   f"match this run ({self.objective.name!r}, {len(self.scene)} Gaussians, "
-                                   f"joint={self.cfg.joint}); pass --restart")
+            raise file_error(
+                path,
+                "features checkpoint of another scene (RUN/scene.ply changed since); "
+                "pass --restart to train the features again",
+            )
+        if (
+            ck.get("objective") != self.objective.name
+            or ck["features"].shape[0] != len(self.scene)
+            or bool(ck.get("joint", False)) != self.cfg.joint
+        ):
+            raise file_error(
+                path,
+                f"checkpoint of objective {ck.get('objective')!r} "
+                f"({ck['features'].shape[0]} Gaussians, joint={ck.get('joint', False)}) does not "
+                f"match this run ({self.objective.name!r}, {len(self.scene)} Gaussians, "
+                f"joint={self.cfg.joint}); pass --restart",
+            )
         if self.params is not None:
             for k in PARAM_KEYS:
                 self.params[k] = torch.nn.Parameter(ck["params"][k].to(self.device))
@@ -203,7 +243,8 @@ class FeatureTrainer:
             "features": self.features.detach().cpu(),
             "optimizer": self.optimizer.state_dict(),
             "initial_signature": self.initial_signature,
-            "signature": self.signature if self.params is None
+            "signature": self.signature
+            if self.params is None
             else scene_signature(self.params["means"], self.params["opacities"]),
         }
         if self.params is not None:
@@ -254,9 +295,18 @@ class FeatureTrainer:
         p = self.params
         index = self.cameras.index_of(batch.view)
         cam = self.cameras[index].to(self.device)
-        res = render(p["means"], p["quats"], torch.exp(p["scales"]), torch.sigmoid(p["opacities"]),
-                     torch.cat([p["sh0"], p["shN"]], dim=1), cam, features=self.objective.activate(self.features),
-                     sh_degree=self.sh_degree, backgrounds=self.background[None], backend=self.cfg.backend)
+        res = render(
+            p["means"],
+            p["quats"],
+            torch.exp(p["scales"]),
+            torch.sigmoid(p["opacities"]),
+            torch.cat([p["sh0"], p["shN"]], dim=1),
+            cam,
+            features=self.objective.activate(self.features),
+            sh_degree=self.sh_degree,
+            backgrounds=self.background[None],
+            backend=self.cfg.backend,
+        )
         ids = batch.pixel_ids.to(self.device)
         d = self.features.shape[1]
         out = {
@@ -272,8 +322,9 @@ class FeatureTrainer:
         def load() -> Tensor:
             img = self.ds.image(view)
             if img.shape[:2] != (self.height, self.width):
-                img = torch.nn.functional.interpolate(img.permute(2, 0, 1)[None], size=(self.height, self.width),
-                                                      mode="area")[0].permute(1, 2, 0)
+                img = torch.nn.functional.interpolate(
+                    img.permute(2, 0, 1)[None], size=(self.height, self.width), mode="area"
+                )[0].permute(1, 2, 0)
             return img.to(self.device)
 
         return self._images.get(view, load)
@@ -355,8 +406,10 @@ class FeatureTrainer:
                 if result is None:
                     empty_run += 1
                     if empty_run >= MAX_EMPTY_PASSES * len(self.views):
-                        raise GssegError(f"{self.ds.masks_dir}: objective {self.objective.name!r} found nothing to "
-                                         "learn in any training view (are there masks? run `gsseg masks DATA`)")
+                        raise GssegError(
+                            f"{self.ds.masks_dir}: objective {self.objective.name!r} found nothing to "
+                            "learn in any training view (are there masks? run `gsseg masks DATA`)"
+                        )
                     loss, terms = math.nan, {}
                 else:
                     empty_run, updates = 0, updates + 1
@@ -374,8 +427,14 @@ class FeatureTrainer:
                     break
         if self.run.latest_checkpoint(STAGE) is None:
             self.checkpoint()
-        return FeatureResult(self.features.detach().cpu(), self.current_scene(), self.step, self.resumed_from,
-                             time.perf_counter() - t0, updates)
+        return FeatureResult(
+            self.features.detach().cpu(),
+            self.current_scene(),
+            self.step,
+            self.resumed_from,
+            time.perf_counter() - t0,
+            updates,
+        )
 
 
 def auto_table_scale(scene: GaussianScene, cameras, budget: int, backend: str = "auto") -> float:
@@ -385,8 +444,15 @@ def auto_table_scale(scene: GaussianScene, cameras, budget: int, backend: str = 
     from gsseg.render.tables import auto_table_scale as fitting_scale
 
     geo = scene.to("cpu")
-    return fitting_scale(geo.means, geo.quats, geo.scales, geo.opacities, cameras.to("cpu"), budget,
-                         backend="auto" if backend == "cuda" else backend)
+    return fitting_scale(
+        geo.means,
+        geo.quats,
+        geo.scales,
+        geo.opacities,
+        cameras.to("cpu"),
+        budget,
+        backend="auto" if backend == "cuda" else backend,
+    )
 
 
 def _covered(ctx: FeatureContext, view: str):
@@ -406,8 +472,16 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
         raise file_error(run.scene_ply, "not found: run the RGB stage first (`gsseg train DATA --out RUN --stage rgb`)")
     scene = read_ply(run.scene_ply)
     objective = make_objective(fcfg.objective, **fcfg.objective_settings)
-    trainer = FeatureTrainer(ds, scene, fcfg, run, objective, background=run.render_background(),
-                             callbacks=opts.callbacks, show_progress=opts.show_progress)
+    trainer = FeatureTrainer(
+        ds,
+        scene,
+        fcfg,
+        run,
+        objective,
+        background=run.render_background(),
+        callbacks=opts.callbacks,
+        show_progress=opts.show_progress,
+    )
     if objective.training_free:
         t0 = time.perf_counter()
         feats = objective.solve(trainer.ctx, trainer._table, len(trainer.scene)).detach().cpu()
@@ -424,17 +498,37 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
     if not fcfg.joint:  # in joint mode the geometry moved: its tables are not the trainer's
         coverage = mask_coverage(trainer.views, trainer._table, lambda v: _covered(trainer.ctx, v), len(trainer.scene))
     info = FeatureInfo(kind=objective.kind, objective=objective.name, dim=objective.feature_dim())
-    settings = {**objective.settings(), "stage": {"iters": fcfg.iters, "lr": fcfg.lr, "table_scale": trainer.table_scale,
-                                                  "joint": fcfg.joint, "seed": fcfg.seed}}
-    record = FeatureRecord(result.features, info, settings=settings, extras=objective.extras(), step=result.steps,
-                           coverage=coverage)
+    settings = {
+        **objective.settings(),
+        "stage": {
+            "iters": fcfg.iters,
+            "lr": fcfg.lr,
+            "table_scale": trainer.table_scale,
+            "joint": fcfg.joint,
+            "seed": fcfg.seed,
+        },
+    }
+    record = FeatureRecord(
+        result.features, info, settings=settings, extras=objective.extras(), step=result.steps, coverage=coverage
+    )
     save_features(run.features_pt, record)
-    summary = {"stage": STAGE, "objective": objective.name, "steps": result.steps, "updates": result.updates,
-               "resumed_from": result.resumed_from, "gaussians": int(result.features.shape[0]),
-               "dim": int(result.features.shape[1]), "seconds": result.seconds, "joint": fcfg.joint,
-               "processes": trainer.group.world_size, "views_per_step": fcfg.views_per_step,
-               "table_scale": trainer.table_scale, "table_size": [trainer.width, trainer.height],
-               "table_builds": trainer.tables.builds,
-               "features": str(run.features_pt), "scene_ply": str(run.scene_ply)}
+    summary = {
+        "stage": STAGE,
+        "objective": objective.name,
+        "steps": result.steps,
+        "updates": result.updates,
+        "resumed_from": result.resumed_from,
+        "gaussians": int(result.features.shape[0]),
+        "dim": int(result.features.shape[1]),
+        "seconds": result.seconds,
+        "joint": fcfg.joint,
+        "processes": trainer.group.world_size,
+        "views_per_step": fcfg.views_per_step,
+        "table_scale": trainer.table_scale,
+        "table_size": [trainer.width, trainer.height],
+        "table_builds": trainer.tables.builds,
+        "features": str(run.features_pt),
+        "scene_ply": str(run.scene_ply),
+    }
     write_json(run.root / "features.json", summary)
     return summary

@@ -60,13 +60,14 @@ def resolve_device(device: str) -> torch.device:
 def make_optimizers(params: torch.nn.ParameterDict, cfg: RGBConfig, scene_scale: float) -> dict[str, torch.optim.Adam]:
     """One Adam per parameter with a single group named after its key (gsplat's convention)."""
     lrs = {
-        "means": cfg.lr.means * scene_scale, "scales": cfg.lr.scales, "quats": cfg.lr.quats,
-        "opacities": cfg.lr.opacities, "sh0": cfg.lr.sh0, "shN": cfg.lr.shN,
+        "means": cfg.lr.means * scene_scale,
+        "scales": cfg.lr.scales,
+        "quats": cfg.lr.quats,
+        "opacities": cfg.lr.opacities,
+        "sh0": cfg.lr.sh0,
+        "shN": cfg.lr.shN,
     }
-    return {
-        k: torch.optim.Adam([{"params": [params[k]], "lr": lrs[k], "name": k}], eps=1e-15)
-        for k in PARAM_KEYS
-    }
+    return {k: torch.optim.Adam([{"params": [params[k]], "lr": lrs[k], "name": k}], eps=1e-15) for k in PARAM_KEYS}
 
 
 def make_strategy(cfg: RGBConfig):
@@ -80,10 +81,16 @@ def make_strategy(cfg: RGBConfig):
 
     d = cfg.densify
     return DefaultStrategy(
-        prune_opa=d.prune_opa, grow_grad2d=d.grow_grad2d, grow_scale3d=d.grow_scale3d,
-        prune_scale3d=d.prune_scale3d, refine_start_iter=d.refine_start, refine_stop_iter=d.refine_stop,
-        refine_every=d.refine_every, reset_every=d.reset_every if d.reset_every > 0 else 10**12,
-        pause_refine_after_reset=d.pause_after_reset, verbose=False,
+        prune_opa=d.prune_opa,
+        grow_grad2d=d.grow_grad2d,
+        grow_scale3d=d.grow_scale3d,
+        prune_scale3d=d.prune_scale3d,
+        refine_start_iter=d.refine_start,
+        refine_stop_iter=d.refine_stop,
+        refine_every=d.refine_every,
+        reset_every=d.reset_every if d.reset_every > 0 else 10**12,
+        pause_refine_after_reset=d.pause_after_reset,
+        verbose=False,
     )
 
 
@@ -125,8 +132,14 @@ class RGBTrainer:
     raised by a callback aborts the run without writing a checkpoint (like a kill).
     """
 
-    def __init__(self, ds, cfg: RGBConfig, run: RunDir, callbacks: list[Callable[[StepReport], None]] | None = None,
-                 show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        ds,
+        cfg: RGBConfig,
+        run: RunDir,
+        callbacks: list[Callable[[StepReport], None]] | None = None,
+        show_progress: bool = True,
+    ) -> None:
         cfg.validate()
         self.ds, self.cfg, self.run = ds, cfg, run
         self.callbacks = list(callbacks or [])
@@ -137,8 +150,9 @@ class RGBTrainer:
         if len(self.cameras) == 0:
             raise ValueError("the dataset has no training views")
         # training photos as float tensors, bounded: 100 photos of 1024x768 are ~1 GB
-        self._images: BoundedLRU[Tensor] = BoundedLRU(lambda t: t.numel() * t.element_size(),
-                                                      max_bytes=auto_budget_bytes() // 2)
+        self._images: BoundedLRU[Tensor] = BoundedLRU(
+            lambda t: t.numel() * t.element_size(), max_bytes=auto_budget_bytes() // 2
+        )
         self.strategy = make_strategy(cfg)
         self.params: torch.nn.ParameterDict | None = None
         self.bg_logit: torch.nn.Parameter | None = None
@@ -169,8 +183,9 @@ class RGBTrainer:
         try:
             self._restore(ck)
         except (KeyError, ValueError, RuntimeError) as e:
-            raise file_error(path, f"not a usable RGB checkpoint ({type(e).__name__}: {e}); "
-                                   "delete it or pass --restart") from None
+            raise file_error(
+                path, f"not a usable RGB checkpoint ({type(e).__name__}: {e}); delete it or pass --restart"
+            ) from None
         self.resumed_from = self.step
         return True
 
@@ -197,11 +212,14 @@ class RGBTrainer:
             "step": self.step,
             "params": {k: v.detach().cpu() for k, v in self.params.items()},
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
-            "strategy_state": {k: (v.detach().cpu() if isinstance(v, Tensor) else v)
-                               for k, v in self.strategy_state.items()},
+            "strategy_state": {
+                k: (v.detach().cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()
+            },
             "background": {"logit": self.bg_logit.detach().cpu(), "optimizer": self.bg_optimizer.state_dict()},
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            },
         }
         save_checkpoint(self.run.checkpoint_path(STAGE, self.step), payload)
         self.run.prune_checkpoints(STAGE, self.cfg.keep_checkpoints)
@@ -267,9 +285,17 @@ class RGBTrainer:
         else:
             gt = self._image(cam.names[0])[None]
         bg = self._background(step)
-        out = render(p["means"], p["quats"], torch.exp(p["scales"]), torch.sigmoid(p["opacities"]),
-                     torch.cat([p["sh0"], p["shN"]], dim=1), cam, sh_degree=sh_degree, backgrounds=bg,
-                     backend=cfg.backend)
+        out = render(
+            p["means"],
+            p["quats"],
+            torch.exp(p["scales"]),
+            torch.sigmoid(p["opacities"]),
+            torch.cat([p["sh0"], p["shN"]], dim=1),
+            cam,
+            sh_degree=sh_degree,
+            backgrounds=bg,
+            backend=cfg.backend,
+        )
         d = cfg.densify
         densify = d.enabled and progress < d.refine_stop / max(cfg.iters, 1)
         if densify:
@@ -312,8 +338,11 @@ class RGBTrainer:
             while self.step < cfg.iters:
                 loss, psnr = self.train_step()
                 psnr_ema = psnr if math.isnan(psnr_ema) else 0.9 * psnr_ema + 0.1 * psnr
-                progress.update(task, completed=self.step,
-                                info=f"loss {loss:.4f}  psnr {psnr_ema:5.2f}  gaussians {self.n_gaussians}")
+                progress.update(
+                    task,
+                    completed=self.step,
+                    info=f"loss {loss:.4f}  psnr {psnr_ema:5.2f}  gaussians {self.n_gaussians}",
+                )
                 timed_out = cfg.time_limit_s > 0 and time.perf_counter() - t0 >= cfg.time_limit_s
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.iters or timed_out:
                     self.checkpoint()

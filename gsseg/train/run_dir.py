@@ -53,7 +53,9 @@ class RunDir:
                 bg = json.loads(self.rgb_summary.read_text())["background"]
                 return (float(bg[0]), float(bg[1]), float(bg[2]))
             except (ValueError, KeyError, IndexError, TypeError):
-                raise file_error(self.rgb_summary, "malformed RGB stage summary (delete it and re-run `gsseg train`)") from None
+                raise file_error(
+                    self.rgb_summary, "malformed RGB stage summary (delete it and re-run `gsseg train`)"
+                ) from None
         return tuple(float(v) for v in self.read_config().rgb.background)
 
     @property

@@ -43,8 +43,10 @@ class BoundedLRU(Generic[V]):
         return value
 
     def _evict(self) -> None:
-        while len(self._items) > 1 and ((self.max_items is not None and len(self._items) > self.max_items)
-                                        or (self.max_bytes is not None and self._bytes > self.max_bytes)):
+        while len(self._items) > 1 and (
+            (self.max_items is not None and len(self._items) > self.max_items)
+            or (self.max_bytes is not None and self._bytes > self.max_bytes)
+        ):
             self._bytes -= self.size(self._items.popitem(last=False)[1])
 
     def clear(self) -> None:

@@ -42,8 +42,10 @@ def folder_lock(folder: str | Path, command: str, what: str = "run", create: boo
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = os.pread(fd, 200, 0).decode("utf-8", errors="replace").strip() or "another process"
-                raise GssegError(f"{folder}: this {what} is being written by {holder}; wait for it to finish "
-                                 f"or stop it (the lock {path} is released when that process exits)") from None
+                raise GssegError(
+                    f"{folder}: this {what} is being written by {holder}; wait for it to finish "
+                    f"or stop it (the lock {path} is released when that process exits)"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} (gsseg {command})\n".encode(), 0)
         try:

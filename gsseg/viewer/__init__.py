@@ -2,7 +2,7 @@
 click selection from identity features, hierarchy-cut colouring and export."""
 
 from gsseg.viewer.pick import PickResult, RayPicker
-from gsseg.viewer.selection import ClickRecord, FeatureScorer, Selection, SegmentScorer
+from gsseg.viewer.selection import ClickRecord, FeatureScorer, SegmentScorer, Selection
 from gsseg.viewer.server import ViewerApp, ViewerConfig, serve
 from gsseg.viewer.splats import SplatData
 

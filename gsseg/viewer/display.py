@@ -42,8 +42,14 @@ class DisplayOptions:
             raise ValueError(f"display mode must be one of {DISPLAY_MODES}, got {self.mode!r}")
 
 
-def compose_rgba(base_rgbs: np.ndarray, opacities: np.ndarray, owner: np.ndarray, object_colors: np.ndarray,
-                 options: DisplayOptions, anything_selected: bool | None = None) -> np.ndarray:
+def compose_rgba(
+    base_rgbs: np.ndarray,
+    opacities: np.ndarray,
+    owner: np.ndarray,
+    object_colors: np.ndarray,
+    options: DisplayOptions,
+    anything_selected: bool | None = None,
+) -> np.ndarray:
     """[N] uint32 packed RGBA for the browser.
 
     base_rgbs: [N,3] in [0,1]; opacities: [N]; owner: [N] int, the selected object owning each

@@ -46,15 +46,18 @@ class RayPicker:
     when not given), used to skip Gaussians too far from the ray to reach alpha 1/255.
     """
 
-    def __init__(self, means: np.ndarray, precisions: np.ndarray, opacities: np.ndarray,
-                 max_scales: np.ndarray | None = None) -> None:
+    def __init__(
+        self, means: np.ndarray, precisions: np.ndarray, opacities: np.ndarray, max_scales: np.ndarray | None = None
+    ) -> None:
         self.means = np.ascontiguousarray(means, np.float32)
         self.precisions = np.ascontiguousarray(precisions, np.float32)
         self.opacities = np.ascontiguousarray(opacities, np.float32).reshape(-1)
         n = len(self.means)
         if self.precisions.shape != (n, 3, 3) or self.opacities.shape != (n,):
-            raise ValueError(f"means [N,3], precisions [N,3,3] and opacities [N] must agree; got "
-                             f"{self.means.shape}, {self.precisions.shape}, {self.opacities.shape}")
+            raise ValueError(
+                f"means [N,3], precisions [N,3,3] and opacities [N] must agree; got "
+                f"{self.means.shape}, {self.precisions.shape}, {self.opacities.shape}"
+            )
         if max_scales is None:
             max_scales = 1.0 / np.sqrt(np.maximum(np.linalg.eigvalsh(self.precisions.astype(np.float64))[:, 0], 1e-30))
         self.max_scales = np.asarray(max_scales, np.float32).reshape(-1)
@@ -64,15 +67,19 @@ class RayPicker:
 
     @staticmethod
     def from_scene(scene: GaussianScene) -> "RayPicker":
-        return RayPicker(scene.means.detach().cpu().numpy(), precisions_from_scene(scene),
-                         scene.opacities.detach().cpu().numpy(),
-                         scene.scales.detach().amax(dim=1).cpu().numpy())
+        return RayPicker(
+            scene.means.detach().cpu().numpy(),
+            precisions_from_scene(scene),
+            scene.opacities.detach().cpu().numpy(),
+            scene.scales.detach().amax(dim=1).cpu().numpy(),
+        )
 
     def __len__(self) -> int:
         return len(self.means)
 
-    def ray_weights(self, origin, direction, visible: np.ndarray | None = None,
-                    near: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def ray_weights(
+        self, origin, direction, visible: np.ndarray | None = None, near: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Front-to-back compositing along one ray.
 
         origin, direction: [3] (direction need not be unit); visible: [N] bool or None.
@@ -82,18 +89,18 @@ class RayPicker:
         o = np.asarray(origin, np.float32).reshape(3)
         d = np.asarray(direction, np.float32).reshape(3)
         d = d / max(float(np.linalg.norm(d)), 1e-12)
-        diff = self.means - o                                      # [N,3]
-        perp = diff - (diff @ d)[:, None] * d                      # offset from the ray (no cancellation)
+        diff = self.means - o  # [N,3]
+        perp = diff - (diff @ d)[:, None] * d  # offset from the ray (no cancellation)
         near_ray = np.einsum("ni,ni->n", perp, perp) <= self.reach2
         if visible is not None:
             near_ray &= visible
         cand = np.flatnonzero(near_ray)
         d64 = d.astype(np.float64)
         prec, dc = self.precisions[cand].astype(np.float64), diff[cand].astype(np.float64)
-        pd = prec @ d64                                            # [K,3]  Σ⁻¹d (Σ⁻¹ symmetric)
-        dpd = np.maximum(pd @ d64, 1e-300)                         # [K]
-        tc = np.einsum("ni,ni->n", pd, dc) / dpd                   # [K]  dᵀΣ⁻¹(μ−o) / dᵀΣ⁻¹d
-        r = dc - tc[:, None] * d64                                 # μ minus its peak point on the ray
+        pd = prec @ d64  # [K,3]  Σ⁻¹d (Σ⁻¹ symmetric)
+        dpd = np.maximum(pd @ d64, 1e-300)  # [K]
+        tc = np.einsum("ni,ni->n", pd, dc) / dpd  # [K]  dᵀΣ⁻¹(μ−o) / dᵀΣ⁻¹d
+        r = dc - tc[:, None] * d64  # μ minus its peak point on the ray
         q = np.einsum("ni,nij,nj->n", r, prec, r)
         alpha = np.minimum(ALPHA_MAX, self.opacities[cand] * np.exp(-0.5 * q))
         keep = (alpha >= ALPHA_MIN) & (tc > near)
@@ -107,8 +114,9 @@ class RayPicker:
         weights = (trans * alpha)[live].astype(np.float32)
         return cand[live].astype(np.int64), tc[live].astype(np.float32), weights
 
-    def pick(self, origin, direction, visible: np.ndarray | None = None, min_weight: float = 0.1,
-             near: float = 0.0) -> PickResult | None:
+    def pick(
+        self, origin, direction, visible: np.ndarray | None = None, min_weight: float = 0.1, near: float = 0.0
+    ) -> PickResult | None:
         """The first Gaussian along the ray with weight ``T·α >= min_weight``; if none reaches
         it, the one of largest weight; None when the ray hits nothing."""
         return self.choose(origin, direction, *self.ray_weights(origin, direction, visible, near), min_weight)
@@ -119,8 +127,9 @@ class RayPicker:
         return np.abs(t - pick.t) <= sigmas * float(self.max_scales[pick.index])
 
     @staticmethod
-    def choose(origin, direction, ids: np.ndarray, t: np.ndarray, weights: np.ndarray,
-               min_weight: float = 0.1) -> PickResult | None:
+    def choose(
+        origin, direction, ids: np.ndarray, t: np.ndarray, weights: np.ndarray, min_weight: float = 0.1
+    ) -> PickResult | None:
         """The pick among a ray's composited Gaussians (``ray_weights`` output), as in ``pick``."""
         if len(ids) == 0:
             return None

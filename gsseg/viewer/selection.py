@@ -145,7 +145,7 @@ class Selection:
         if not click.positive and not objects[current].has_positive:
             raise GssegError("a negative click only removes from an object: click the object first (positive click)")
         self._push()
-        objects = objects[:current] + (objects[current].with_click(click),) + objects[current + 1:]
+        objects = objects[:current] + (objects[current].with_click(click),) + objects[current + 1 :]
         self._set(objects, current)
 
     def new_object(self) -> bool:

@@ -26,7 +26,7 @@ from gsseg.errors import GssegError
 from gsseg.features.coverage import supervised_gaussians
 from gsseg.viewer.display import DISPLAY_MODES, DisplayOptions, compose_rgba, segment_colors
 from gsseg.viewer.pick import PickResult, RayPicker
-from gsseg.viewer.selection import ClickRecord, FeatureScorer, Selection, SegmentScorer, default_threshold
+from gsseg.viewer.selection import ClickRecord, FeatureScorer, SegmentScorer, Selection, default_threshold
 from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY, SplatData, display_indices, with_rgba
 
 NO_CUT = "(scene colours)"
@@ -83,8 +83,9 @@ def check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise GssegError(f"port {port} on {host} is already in use: stop the program using it or pick "
-                                 f"another with --port") from None
+                raise GssegError(
+                    f"port {port} on {host} is already in use: stop the program using it or pick another with --port"
+                ) from None
             raise GssegError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
 
 
@@ -97,8 +98,10 @@ def export_folder(root: Path, name: str | None) -> Path:
     text = (name or "").strip() or DEFAULT_EXPORT_NAME
     parts = Path(text.replace("\\", "/")).parts
     if Path(text).is_absolute() or text.startswith(("/", "\\", "~")) or ".." in parts or ":" in text:
-        raise GssegError(f"export folder {text!r}: give a folder name inside {root} (no absolute path, '~', "
-                         "':' or '..'); start `gsseg view` with --export-dir to export elsewhere")
+        raise GssegError(
+            f"export folder {text!r}: give a folder name inside {root} (no absolute path, '~', "
+            "':' or '..'); start `gsseg view` with --export-dir to export elsewhere"
+        )
     out = root / text
     if not out.resolve().is_relative_to(root.resolve()):
         raise GssegError(f"export folder {text!r}: leaves {root} through a symbolic link")
@@ -179,8 +182,11 @@ class ViewerApp:
         self.base_buffer = self.display.base_buffer()
         self.picker = RayPicker.from_scene(scene)
         kind = record.info.kind if record is not None else None
-        self.scorer = (FeatureScorer(record.features, record.info.kind, supervised_gaussians(record.coverage, len(scene)))
-                       if record is not None else None)
+        self.scorer = (
+            FeatureScorer(record.features, record.info.kind, supervised_gaussians(record.coverage, len(scene)))
+            if record is not None
+            else None
+        )
         self.selection = Selection(self.n, threshold=default_threshold(kind))
         self.options = DisplayOptions()
         self.segments = SegmentsDir(self.run_root)
@@ -268,7 +274,9 @@ class ViewerApp:
                 self._update_status()
                 return None
             if not self.has_features:
-                self.message = f"picked Gaussian {pick.index}; this run has no identity features, so nothing is selected"
+                self.message = (
+                    f"picked Gaussian {pick.index}; this run has no identity features, so nothing is selected"
+                )
                 self._update_status()
                 return pick
             note = ""
@@ -297,7 +305,9 @@ class ViewerApp:
 
     def new_object(self) -> None:
         with self.lock, one_torch_thread():
-            self.message = "" if self.selection.new_object() else "the current object is still empty: click on the scene"
+            self.message = (
+                "" if self.selection.new_object() else "the current object is still empty: click on the scene"
+            )
             self.refresh()
 
     def undo(self) -> None:
@@ -345,12 +355,22 @@ class ViewerApp:
             labels = (self.selection.owner() + 1).astype(np.int32)
             if not (labels > 0).any():
                 raise GssegError("nothing is selected: click on an object first")
-            clicks = [[{"gaussian": c.gaussian, "positive": c.positive} for c in o.clicks] for o in self.selection.objects]
-            source = {"run": str(self.run_root), "viewer": {"threshold": self.selection.threshold, "clicks": clicks,
-                                                            "cut": self.cut, "click_mode": self.click_mode}}
+            clicks = [
+                [{"gaussian": c.gaussian, "positive": c.positive} for c in o.clicks] for o in self.selection.objects
+            ]
+            source = {
+                "run": str(self.run_root),
+                "viewer": {
+                    "threshold": self.selection.threshold,
+                    "clicks": clicks,
+                    "cut": self.cut,
+                    "click_mode": self.click_mode,
+                },
+            }
             manifest = export_segments(self.scene, labels, out, cut="viewer-selection", source=source)
-            self.message = (f"exported {manifest['selected_gaussians']} Gaussians in {len(manifest['selected'])} "
-                            f"object(s) to {out}")
+            self.message = (
+                f"exported {manifest['selected_gaussians']} Gaussians in {len(manifest['selected'])} object(s) to {out}"
+            )
             self._update_status()
             return out
 
@@ -359,14 +379,19 @@ class ViewerApp:
         """The status line (markdown): selected count, objects, threshold, last pick, timing."""
         lines = []
         if not self.has_features:
-            lines.append(f"**View only**: {self.features_note}" if self.features_note else
-                         "**View only**: this run has no identity features. Train them with "
-                         "`gsseg train DATA --out RUN --stage features` to select objects.")
+            lines.append(
+                f"**View only**: {self.features_note}"
+                if self.features_note
+                else "**View only**: this run has no identity features. Train them with "
+                "`gsseg train DATA --out RUN --stage features` to select objects."
+            )
         counts = self.selection.counts()
         total = int(sum(counts))
         lines.append(f"**Selected: {total} Gaussians** of {self.n} in {sum(1 for c in counts if c)} object(s)")
-        extra = [f"threshold {self.selection.threshold:.2f}", f"current object {self.selection.current + 1}"
-                 if self.selection.current >= 0 else "no object yet"]
+        extra = [
+            f"threshold {self.selection.threshold:.2f}",
+            f"current object {self.selection.current + 1}" if self.selection.current >= 0 else "no object yet",
+        ]
         if self.last_pick is not None:
             extra.append(f"picked Gaussian {self.last_pick.index}")
         extra.append(f"update {self.last_update_ms:.0f} ms")
@@ -389,7 +414,9 @@ class ViewerApp:
         import viser
 
         center = np.median(self.display.centers, axis=0).astype(np.float64)
-        cam = start_camera_from_dataset(self.run_root, self.cfg.view, center) or start_camera_from_points(self.display.centers)
+        cam = start_camera_from_dataset(self.run_root, self.cfg.view, center) or start_camera_from_points(
+            self.display.centers
+        )
         check_port_free(self.cfg.host, self.cfg.port)
         with contextlib.redirect_stdout(io.StringIO()):  # viser's own banner; `gsseg view` prints the URL
             server = viser.ViserServer(host=self.cfg.host, port=self.cfg.port, label="gsseg", verbose=False)
@@ -404,8 +431,12 @@ class ViewerApp:
         server.initial_camera.up = tuple(float(v) for v in cam.up)
         server.initial_camera.fov = float(cam.fov)
         self._splat_handle = server.scene.add_gaussian_splats(
-            "/scene", centers=self.display.centers, covariances=self.display.covariances,
-            rgbs=self.display.rgbs, opacities=self.display.opacities[:, None])
+            "/scene",
+            centers=self.display.centers,
+            covariances=self.display.covariances,
+            rgbs=self.display.rgbs,
+            opacities=self.display.opacities[:, None],
+        )
         self._build_gui(server)
 
         @server.scene.on_click()
@@ -421,35 +452,62 @@ class ViewerApp:
 
     def _build_gui(self, server) -> None:
         gui = server.gui
-        shown = f" ({len(self.shown)} drawn, the most visible; clicks select among all)" if self.shown is not None else ""
-        gui.add_markdown(f"**gsseg** · `{self.run_root.name}` · {self.n} Gaussians{shown}"
-                         + (f" · {self.record.info.objective} {self.record.info.kind}" if self.record else ""))
+        shown = (
+            f" ({len(self.shown)} drawn, the most visible; clicks select among all)" if self.shown is not None else ""
+        )
+        gui.add_markdown(
+            f"**gsseg** · `{self.run_root.name}` · {self.n} Gaussians{shown}"
+            + (f" · {self.record.info.objective} {self.record.info.kind}" if self.record else "")
+        )
         self._gui["status"] = gui.add_markdown(self.status_text())
         with gui.add_folder("Selection"):
-            mode = gui.add_dropdown("Click adds", ("positive", "negative"), initial_value="positive",
-                                    disabled=not self.has_features,
-                                    hint="What a plain click adds to the current object; shift+click is always negative.")
-            source = gui.add_dropdown("Click selects", CLICK_MODES, initial_value=CLICK_MODES[0],
-                                      disabled=not self.has_features,
-                                      hint="Gaussians with similar identity features, or the clicked segment of the cut shown below.")
-            thr = gui.add_slider("Threshold", min=0.0, max=1.0, step=0.01, initial_value=self.selection.threshold,
-                                 disabled=not self.has_features,
-                                 hint="Score a Gaussian needs to be selected: lower = coarser (bigger) objects, higher = finer.")
-            new = gui.add_button("New object", disabled=not self.has_features, hint="Next clicks select another object.")
+            mode = gui.add_dropdown(
+                "Click adds",
+                ("positive", "negative"),
+                initial_value="positive",
+                disabled=not self.has_features,
+                hint="What a plain click adds to the current object; shift+click is always negative.",
+            )
+            source = gui.add_dropdown(
+                "Click selects",
+                CLICK_MODES,
+                initial_value=CLICK_MODES[0],
+                disabled=not self.has_features,
+                hint="Gaussians with similar identity features, or the clicked segment of the cut shown below.",
+            )
+            thr = gui.add_slider(
+                "Threshold",
+                min=0.0,
+                max=1.0,
+                step=0.01,
+                initial_value=self.selection.threshold,
+                disabled=not self.has_features,
+                hint="Score a Gaussian needs to be selected: lower = coarser (bigger) objects, higher = finer.",
+            )
+            new = gui.add_button(
+                "New object", disabled=not self.has_features, hint="Next clicks select another object."
+            )
             undo = gui.add_button("Undo", disabled=not self.has_features)
             clear = gui.add_button("Clear", disabled=not self.has_features)
             show = gui.add_dropdown("Show", DISPLAY_MODES, initial_value=self.options.mode)
         with gui.add_folder("Segments"):
-            cut = gui.add_dropdown("Colour by cut", (NO_CUT, *self.cut_names), initial_value=NO_CUT,
-                                   disabled=not self.cut_names)
+            cut = gui.add_dropdown(
+                "Colour by cut", (NO_CUT, *self.cut_names), initial_value=NO_CUT, disabled=not self.cut_names
+            )
             if self.cut_note:
                 gui.add_markdown(f"_{self.cut_note}_")
         with gui.add_folder("Export"):
             gui.add_markdown(f"_exports go under `{self.export_root}`_")
-            out = gui.add_text("Output folder", DEFAULT_EXPORT_NAME,
-                               hint=f"A folder name inside {self.export_root}; other places are refused.")
-            export = gui.add_button("Export selection", disabled=not self.has_features,
-                                    hint="One PLY per selected object, the scene without them, labels and segments.json.")
+            out = gui.add_text(
+                "Output folder",
+                DEFAULT_EXPORT_NAME,
+                hint=f"A folder name inside {self.export_root}; other places are refused.",
+            )
+            export = gui.add_button(
+                "Export selection",
+                disabled=not self.has_features,
+                hint="One PLY per selected object, the scene without them, labels and segments.json.",
+            )
 
         mode.on_update(lambda _: setattr(self, "negative_default", mode.value == "negative"))
         source.on_update(lambda _: setattr(self, "click_mode", source.value))

@@ -58,8 +58,12 @@ class SplatData:
     @staticmethod
     def from_scene(scene: GaussianScene) -> "SplatData":
         rgbs, opacities = SplatData.colors_of(scene)
-        return SplatData(centers=np.ascontiguousarray(scene.means.detach().float().cpu().numpy()),
-                         covariances=covariances_from_scene(scene), rgbs=rgbs, opacities=opacities)
+        return SplatData(
+            centers=np.ascontiguousarray(scene.means.detach().float().cpu().numpy()),
+            covariances=covariances_from_scene(scene),
+            rgbs=rgbs,
+            opacities=opacities,
+        )
 
     def __len__(self) -> int:
         return len(self.centers)

@@ -19,7 +19,9 @@ SHOWN_METRICS = (
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the scene, run, segments and exported objects.")] = Path("demo_out"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the scene, run, segments and exported objects.")
+    ] = Path("demo_out"),
     scene: Annotated[str, typer.Option(help="Built-in scene (see `gsseg synth --list`).")] = "tabletop",
     objective: Annotated[str, typer.Option(help="Identity objective: contrastive or ultrametric.")] = "contrastive",
     width: Annotated[int, typer.Option(help="Image width of the built-in scene.")] = 128,
@@ -42,9 +44,19 @@ def demo(
     from gsseg.demo import DemoConfig, run_demo
 
     console = Console(stderr=True)
-    cfg = DemoConfig(out=out, scene=scene, objective=objective, width=width, height=height, views=views,
-                     rgb_iters=rgb_iters, rgb_time_limit_s=rgb_time_limit, feature_iters=feature_iters, seed=seed,
-                     show_progress=not quiet)
+    cfg = DemoConfig(
+        out=out,
+        scene=scene,
+        objective=objective,
+        width=width,
+        height=height,
+        views=views,
+        rgb_iters=rgb_iters,
+        rgb_time_limit_s=rgb_time_limit,
+        feature_iters=feature_iters,
+        seed=seed,
+        show_progress=not quiet,
+    )
     t0 = time.perf_counter()
     result = run_demo(cfg, console)
     total = time.perf_counter() - t0

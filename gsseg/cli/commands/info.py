@@ -10,11 +10,19 @@ import typer
 
 
 def info(
-    data: Annotated[Path, typer.Argument(help="Dataset folder (transforms_*.json / transforms.json or COLMAP images/ + sparse/0).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")] = False,
+    data: Annotated[
+        Path, typer.Argument(help="Dataset folder (transforms_*.json / transforms.json or COLMAP images/ + sparse/0).")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
+    ] = False,
     downscale: Annotated[float, typer.Option(help="Image size divisor, as the other commands would use it.")] = 1.0,
-    test_every: Annotated[int, typer.Option(help="Every N-th view is a test view when the dataset has no explicit split (0: none).")] = 8,
-    views: Annotated[bool, typer.Option("--views", help="Also list every view with its split, size and mask count.")] = False,
+    test_every: Annotated[
+        int, typer.Option(help="Every N-th view is a test view when the dataset has no explicit split (0: none).")
+    ] = 8,
+    views: Annotated[
+        bool, typer.Option("--views", help="Also list every view with its split, size and mask count.")
+    ] = False,
 ) -> None:
     """Show views per split, resolution and which optional data (depth, ground truth, masks, points) is present."""
     from gsseg.data import load_dataset
@@ -25,7 +33,12 @@ def info(
     if views:
         per_view = (summary["masks"].get("per_view") or {}) if isinstance(summary["masks"], dict) else {}
         summary["views"] = [
-            {"name": n, "split": ds.split_of(n), "size": "{}x{}".format(*ds.size(n)), "masks": per_view.get(n, {}).get("masks")}
+            {
+                "name": n,
+                "split": ds.split_of(n),
+                "size": "{}x{}".format(*ds.size(n)),
+                "masks": per_view.get(n, {}).get("masks"),
+            }
             for n in ds.names("all")
         ]
     if as_json:
@@ -60,7 +73,9 @@ def _print_table(s: dict[str, Any]) -> None:
     table.add_column("value")
     table.add_row("format", f"{s['format']} ({s['source']})")
     table.add_row("views", f"{s['train_views']} train, {s['test_views']} test")
-    table.add_row("resolution", ", ".join(s["resolutions"]) + (f" (downscale {s['downscale']:g})" if s["downscale"] != 1 else ""))
+    table.add_row(
+        "resolution", ", ".join(s["resolutions"]) + (f" (downscale {s['downscale']:g})" if s["downscale"] != 1 else "")
+    )
     table.add_row("scene scale", f"{s['scene_scale']:.4g}")
     table.add_row("depth", f"{s['depth_views']} views" if s["depth_views"] else "none")
     gt = s["gt_levels"]

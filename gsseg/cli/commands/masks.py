@@ -21,22 +21,27 @@ def masks(
     force: Annotated[bool, typer.Option("--force", help="Recompute views that already have a mask file.")] = False,
     split: Annotated[str, typer.Option(help="Views to process: all, train or test.")] = "all",
     checkpoint: Annotated[Optional[Path], typer.Option(help="SAM: SAM checkpoint file (.pth).")] = None,
-    model_type: Annotated[Optional[str], typer.Option(
-        help="SAM: vit_h, vit_l or vit_b; inferred from the file name or weights when omitted.")] = None,
+    model_type: Annotated[
+        Optional[str],
+        typer.Option(help="SAM: vit_h, vit_l or vit_b; inferred from the file name or weights when omitted."),
+    ] = None,
     points_per_side: Annotated[int, typer.Option(help="SAM: Prompt grid points per image side.")] = 32,
     pred_iou: Annotated[float, typer.Option(help="SAM: Minimum predicted IoU of a kept mask.")] = 0.88,
     stability: Annotated[float, typer.Option(help="SAM: Minimum stability score of a kept mask.")] = 0.95,
-    min_region_area: Annotated[int, typer.Option(
-        help="SAM: Fill holes / drop islands smaller than this many pixels (0: off).")] = 128,
-    max_size: Annotated[int, typer.Option(
-        help="SAM: Downscale images whose long side exceeds this many pixels before running SAM.")] = 1024,
+    min_region_area: Annotated[
+        int, typer.Option(help="SAM: Fill holes / drop islands smaller than this many pixels (0: off).")
+    ] = 128,
+    max_size: Annotated[
+        int, typer.Option(help="SAM: Downscale images whose long side exceeds this many pixels before running SAM.")
+    ] = 1024,
     device: Annotated[str, typer.Option(help="SAM: cpu or cuda.")] = "cpu",
-    levels: Annotated[str, typer.Option(
-        help="Watershed: Comma-separated region counts of the hierarchy cuts.")] = "4,8,16,32,64,128",
-    attribute: Annotated[str, typer.Option(
-        help="Watershed: Hierarchy ordering: area, volume or dynamics.")] = "volume",
-    min_area: Annotated[float, typer.Option(
-        help="Watershed: Drop regions smaller than this fraction of the image.")] = 0.002,
+    levels: Annotated[
+        str, typer.Option(help="Watershed: Comma-separated region counts of the hierarchy cuts.")
+    ] = "4,8,16,32,64,128",
+    attribute: Annotated[str, typer.Option(help="Watershed: Hierarchy ordering: area, volume or dynamics.")] = "volume",
+    min_area: Annotated[
+        float, typer.Option(help="Watershed: Drop regions smaller than this fraction of the image.")
+    ] = 0.002,
     noise: Annotated[str, typer.Option(help="Simulated: easy, medium or hard.")] = "medium",
     seed: Annotated[int, typer.Option(help="Simulated: Random seed (with the view name, fixes the masks).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
@@ -61,9 +66,16 @@ def masks(
         raise GssegError(f"--levels must be comma-separated integers, got {levels!r}") from e
     ds = load_dataset(data)
     options = SourceOptions(
-        sam=SamSettings(checkpoint=checkpoint, model_type=model_type, points_per_side=points_per_side,
-                        pred_iou_thresh=pred_iou, stability_score_thresh=stability,
-                        min_mask_region_area=min_region_area, max_size=max_size, device=device),
+        sam=SamSettings(
+            checkpoint=checkpoint,
+            model_type=model_type,
+            points_per_side=points_per_side,
+            pred_iou_thresh=pred_iou,
+            stability_score_thresh=stability,
+            min_mask_region_area=min_region_area,
+            max_size=max_size,
+            device=device,
+        ),
         region_counts=region_counts,
         watershed_attribute=attribute,
         min_area_fraction=min_area,
@@ -81,7 +93,8 @@ def masks(
         return
     console.print(
         f"{report.as_dict()['written']} views written ({report.masks_written} masks), "
-        f"{len(report.existing)} already done" + ("" if not report.existing or force else " (use --force to redo)")
+        f"{len(report.existing)} already done"
+        + ("" if not report.existing or force else " (use --force to redo)")
         + (f", {len(report.no_input)} without input" if report.no_input else "")
         + f" -> {ds.masks_dir}",
         highlight=False,

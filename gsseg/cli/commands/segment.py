@@ -11,38 +11,81 @@ import typer
 
 def segment(
     run: Annotated[Path, typer.Argument(help="Run directory with scene.ply and features.pt.")],
-    click: Annotated[Optional[list[str]], typer.Option(
-        "--click", help="Positive click: STEM:X,Y (pixel X,Y of view STEM) or X,Y,Z (3D point). Repeatable; "
-                        "several clicks are a union. Writes cut 'click' and RUN/scores/<stem>.npy.")] = None,
-    negative_click: Annotated[Optional[list[str]], typer.Option(
-        "--negative-click", help="Negative click (same forms); removes what resembles it more than the positives.")] = None,
-    click_threshold: Annotated[Optional[float], typer.Option(
-        help="Score in [0,1] a Gaussian needs to be selected by the clicks "
-             "(default 0.85 for embeddings, 0.5 for logits).")] = None,
-    threshold: Annotated[Optional[list[float]], typer.Option(
-        "--threshold", "-t", help="Hierarchy cut at this feature distance in [0,1] (cut 't0.300'). Repeatable.")] = None,
-    thresholds: Annotated[Optional[str], typer.Option(
-        help="Hierarchy cuts at A, A+STEP, ..., B, written A:B:STEP.")] = None,
-    regions: Annotated[Optional[list[int]], typer.Option(
-        "--regions", "-n", help="Hierarchy cut with about this many segments (cut 'n016'). Repeatable.")] = None,
-    auto: Annotated[bool, typer.Option(
-        "--auto", help="Cuts at the most stable levels of the hierarchy (cuts 'auto0' coarsest, 'auto1', ...). "
-                       "The default when nothing else is asked.")] = False,
+    click: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--click",
+            help="Positive click: STEM:X,Y (pixel X,Y of view STEM) or X,Y,Z (3D point). Repeatable; "
+            "several clicks are a union. Writes cut 'click' and RUN/scores/<stem>.npy.",
+        ),
+    ] = None,
+    negative_click: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--negative-click", help="Negative click (same forms); removes what resembles it more than the positives."
+        ),
+    ] = None,
+    click_threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Score in [0,1] a Gaussian needs to be selected by the clicks "
+            "(default 0.85 for embeddings, 0.5 for logits)."
+        ),
+    ] = None,
+    threshold: Annotated[
+        Optional[list[float]],
+        typer.Option(
+            "--threshold", "-t", help="Hierarchy cut at this feature distance in [0,1] (cut 't0.300'). Repeatable."
+        ),
+    ] = None,
+    thresholds: Annotated[
+        Optional[str], typer.Option(help="Hierarchy cuts at A, A+STEP, ..., B, written A:B:STEP.")
+    ] = None,
+    regions: Annotated[
+        Optional[list[int]],
+        typer.Option("--regions", "-n", help="Hierarchy cut with about this many segments (cut 'n016'). Repeatable."),
+    ] = None,
+    auto: Annotated[
+        bool,
+        typer.Option(
+            "--auto",
+            help="Cuts at the most stable levels of the hierarchy (cuts 'auto0' coarsest, 'auto1', ...). "
+            "The default when nothing else is asked.",
+        ),
+    ] = False,
     auto_levels: Annotated[int, typer.Option(help="How many stable levels --auto keeps at most.")] = 3,
-    argmax: Annotated[bool, typer.Option(
-        "--argmax", help="Logit features only: cut 'argmax', each Gaussian labelled by its most probable channel.")] = False,
-    views: Annotated[str, typer.Option(help="Views to write label maps (and score maps) for: train, test or all.")] = "test",
+    argmax: Annotated[
+        bool,
+        typer.Option(
+            "--argmax", help="Logit features only: cut 'argmax', each Gaussian labelled by its most probable channel."
+        ),
+    ] = False,
+    views: Annotated[
+        str, typer.Option(help="Views to write label maps (and score maps) for: train, test or all.")
+    ] = "test",
     k: Annotated[int, typer.Option("--k", help="Neighbours per Gaussian in the hierarchy's kNN graph.")] = 10,
-    spatial_weight: Annotated[float, typer.Option(
-        help="Share in [0,1] of spatial distance blended into the feature distance of graph edges.")] = 0.0,
-    min_size: Annotated[Optional[int], typer.Option(
-        help="Segments smaller than this many Gaussians are merged or dropped (default: 0.05%% of them, >= 10).")] = None,
-    small: Annotated[str, typer.Option(help="What happens to too-small segments: merge (into a neighbour) or drop (label 0).")] = "merge",
-    linkage: Annotated[str, typer.Option(
-        help="Hierarchy above near-identical Gaussians: average (average linkage of their mean features, the "
-             "default) or single (single linkage over the kNN graph, the UFF protocol).")] = "average",
-    min_alpha: Annotated[float, typer.Option(
-        help="Label-map pixels whose accumulated opacity is below this are 0 (unassigned).")] = 0.0,
+    spatial_weight: Annotated[
+        float, typer.Option(help="Share in [0,1] of spatial distance blended into the feature distance of graph edges.")
+    ] = 0.0,
+    min_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Segments smaller than this many Gaussians are merged or dropped (default: 0.05%% of them, >= 10)."
+        ),
+    ] = None,
+    small: Annotated[
+        str, typer.Option(help="What happens to too-small segments: merge (into a neighbour) or drop (label 0).")
+    ] = "merge",
+    linkage: Annotated[
+        str,
+        typer.Option(
+            help="Hierarchy above near-identical Gaussians: average (average linkage of their mean features, the "
+            "default) or single (single linkage over the kNN graph, the UFF protocol)."
+        ),
+    ] = "average",
+    min_alpha: Annotated[
+        float, typer.Option(help="Label-map pixels whose accumulated opacity is below this are 0 (unassigned).")
+    ] = 0.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -58,9 +101,21 @@ def segment(
     if thresholds:
         ts += parse_threshold_range(thresholds)
     req = SegmentRequest(
-        clicks=parse_clicks(click, negative_click), click_threshold=click_threshold, thresholds=ts,
-        regions=list(regions or []), auto=auto, auto_levels=auto_levels, argmax=argmax, views=views, k=k,
-        spatial_weight=spatial_weight, min_size=min_size, small=small, linkage=linkage, min_alpha=min_alpha, show_progress=not quiet,
+        clicks=parse_clicks(click, negative_click),
+        click_threshold=click_threshold,
+        thresholds=ts,
+        regions=list(regions or []),
+        auto=auto,
+        auto_levels=auto_levels,
+        argmax=argmax,
+        views=views,
+        k=k,
+        spatial_weight=spatial_weight,
+        min_size=min_size,
+        small=small,
+        linkage=linkage,
+        min_alpha=min_alpha,
+        show_progress=not quiet,
     )
     summary = segment_run(run, req, device=device)
     if as_json:
@@ -73,8 +128,10 @@ def segment(
     console = Console()
     console.print(table)
     extra = f"; {summary['selected']} Gaussians selected, score maps in {run / 'scores'}" if summary["selected"] else ""
-    console.print(f"{summary['gaussians']:,} Gaussians, label maps for {summary['views']} views -> "
-                  f"{run / 'segments'}{extra}", highlight=False)
+    console.print(
+        f"{summary['gaussians']:,} Gaussians, label maps for {summary['views']} views -> {run / 'segments'}{extra}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -13,16 +13,25 @@ SCENES_HELP = "tabletop (default), livingroom, toys, random"
 
 
 def synth(
-    out: Annotated[Optional[Path], typer.Argument(metavar="OUT", help="Output dataset folder (created if missing).", show_default=False)] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Argument(metavar="OUT", help="Output dataset folder (created if missing).", show_default=False),
+    ] = None,
     scene: Annotated[str, typer.Option("--scene", "-s", help=f"Recipe: {SCENES_HELP}.")] = "tabletop",
     seed: Annotated[int, typer.Option(help="Random seed (sun direction, camera jitter; layout for 'random').")] = 0,
     width: Annotated[int, typer.Option(help="Image width in pixels.")] = 128,
     height: Annotated[int, typer.Option(help="Image height in pixels.")] = 96,
     views: Annotated[int, typer.Option(help="Number of training views.")] = 32,
-    test_views: Annotated[int, typer.Option("--test-views", help="Number of test views (each also gets a partner rotated 10°).")] = 8,
-    supersample: Annotated[int, typer.Option(help="Anti-aliasing: RGB averages NxN rays per pixel (labels and depth use the centre ray).")] = 2,
+    test_views: Annotated[
+        int, typer.Option("--test-views", help="Number of test views (each also gets a partner rotated 10°).")
+    ] = 8,
+    supersample: Annotated[
+        int, typer.Option(help="Anti-aliasing: RGB averages NxN rays per pixel (labels and depth use the centre ray).")
+    ] = 2,
     points: Annotated[int, typer.Option(help="Number of sparse init points written to points3d.ply.")] = 4000,
-    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder that is not a previous synth output.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a non-empty folder that is not a previous synth output.")
+    ] = False,
     list_scenes: Annotated[bool, typer.Option("--list", help="List the scene recipes and exit.")] = False,
 ) -> None:
     """Render a synthetic scene (images, depth, part/object/group labels, cameras, init points)."""
@@ -41,10 +50,22 @@ def synth(
     if out is None:
         raise GssegError("missing OUT folder (usage: gsseg synth OUT [--scene NAME])")
     start = time.perf_counter()
-    make_scene(out, scene=scene, seed=seed, width=width, height=height, views=views, test_views=test_views, force=force,
-               supersample=supersample, n_points=points)
+    make_scene(
+        out,
+        scene=scene,
+        seed=seed,
+        width=width,
+        height=height,
+        views=views,
+        test_views=test_views,
+        force=force,
+        supersample=supersample,
+        n_points=points,
+    )
     n = views + 2 * test_views
-    console.print(f"wrote {scene} ({n} views, {width}x{height}) to {out} in {time.perf_counter() - start:.1f}s", highlight=False)
+    console.print(
+        f"wrote {scene} ({n} views, {width}x{height}) to {out} in {time.perf_counter() - start:.1f}s", highlight=False
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -11,20 +11,37 @@ from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY
 
 
 def view(
-    run: Annotated[Path, typer.Argument(help="Run directory (with scene.ply; features.pt and segments/ when present).")],
+    run: Annotated[
+        Path, typer.Argument(help="Run directory (with scene.ply; features.pt and segments/ when present).")
+    ],
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    host: Annotated[str, typer.Option(
-        help="Address to listen on; 127.0.0.1 keeps the viewer local, 0.0.0.0 opens it to the network.")] = "127.0.0.1",
-    start_view: Annotated[Optional[str], typer.Option(
-        "--view", help="Dataset view (image stem) the camera starts from; default: the first training view.")] = None,
-    min_weight: Annotated[float, typer.Option(
-        help="Blending weight T·alpha a Gaussian needs along the click ray to be picked.")] = 0.1,
-    export_dir: Annotated[Optional[Path], typer.Option(
-        help="Folder that 'Export selection' writes under (default: RUN/exports); the page only names a "
-             "sub-folder of it.")] = None,
-    max_display: Annotated[int, typer.Option(
-        help="Draw at most this many Gaussians in the browser, the most visible (0 = all); clicks, the "
-             "selection and exports still use every Gaussian.")] = DEFAULT_MAX_DISPLAY,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on; 127.0.0.1 keeps the viewer local, 0.0.0.0 opens it to the network."),
+    ] = "127.0.0.1",
+    start_view: Annotated[
+        Optional[str],
+        typer.Option(
+            "--view", help="Dataset view (image stem) the camera starts from; default: the first training view."
+        ),
+    ] = None,
+    min_weight: Annotated[
+        float, typer.Option(help="Blending weight T·alpha a Gaussian needs along the click ray to be picked.")
+    ] = 0.1,
+    export_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Folder that 'Export selection' writes under (default: RUN/exports); the page only names a "
+            "sub-folder of it."
+        ),
+    ] = None,
+    max_display: Annotated[
+        int,
+        typer.Option(
+            help="Draw at most this many Gaussians in the browser, the most visible (0 = all); clicks, the "
+            "selection and exports still use every Gaussian."
+        ),
+    ] = DEFAULT_MAX_DISPLAY,
 ) -> None:
     """Open the run in the browser: splats drawn client-side, click an object to select it (shift+click: negative),
     slide the threshold, colour by hierarchy cut, isolate / hide, export the selection as PLYs."""
@@ -40,15 +57,19 @@ def view(
     if not (0.0 < min_weight <= 1.0):
         raise GssegError(f"--min-weight {min_weight}: must be in (0, 1]")
     console = Console(stderr=True)
-    cfg = ViewerConfig(host=host, port=port, view=start_view, min_weight=min_weight, export_dir=export_dir,
-                       max_display=max_display)
+    cfg = ViewerConfig(
+        host=host, port=port, view=start_view, min_weight=min_weight, export_dir=export_dir, max_display=max_display
+    )
 
     def ready(app) -> None:
         shown = "localhost" if host in ("127.0.0.1", "localhost") else host
         drawn = f" ({len(app.shown)} drawn)" if app.shown is not None else ""
-        console.print(f"[bold green]gsseg view[/]: {app.n} Gaussians{drawn}"
-                      + ("" if app.has_features else " (no identity features: view only)")
-                      + f" at [bold]http://{shown}:{app.server.get_port()}[/] (Ctrl+C to stop)", highlight=False)
+        console.print(
+            f"[bold green]gsseg view[/]: {app.n} Gaussians{drawn}"
+            + ("" if app.has_features else " (no identity features: view only)")
+            + f" at [bold]http://{shown}:{app.server.get_port()}[/] (Ctrl+C to stop)",
+            highlight=False,
+        )
 
     try:
         serve(run, cfg, ready=ready)

@@ -23,8 +23,15 @@ from gsseg.eval.metrics.covering import DEFAULT_MIN_SIZE, DEFAULT_SAMPLES, as_st
 DEFAULT_DEPTH_TOLERANCE = 0.02
 
 
-def depth_warp(depth1: np.ndarray, K1: np.ndarray, viewmat1: np.ndarray, depth2: np.ndarray, K2: np.ndarray,
-               viewmat2: np.ndarray, rel_tol: float = DEFAULT_DEPTH_TOLERANCE) -> np.ndarray:
+def depth_warp(
+    depth1: np.ndarray,
+    K1: np.ndarray,
+    viewmat1: np.ndarray,
+    depth2: np.ndarray,
+    K2: np.ndarray,
+    viewmat2: np.ndarray,
+    rel_tol: float = DEFAULT_DEPTH_TOLERANCE,
+) -> np.ndarray:
     """Where each pixel of view 1 lands in view 2: [H1,W1] int64 flat pixel id of view 2, -1 if not visible.
 
     depth1: [H1,W1], depth2: [H2,W2] z-depth (0 = no surface); K: [3,3] intrinsics; viewmat:
@@ -57,10 +64,18 @@ def depth_warp(depth1: np.ndarray, K1: np.ndarray, viewmat1: np.ndarray, depth2:
     return np.where(ok, target, -1).reshape(h1, w1)
 
 
-def consistency_per_segment(gt1: np.ndarray, preds1: np.ndarray, preds2: np.ndarray, warp: np.ndarray,
-                            samples: int = DEFAULT_SAMPLES, seed: int = 0, min_size: int = DEFAULT_MIN_SIZE,
-                            background: int | None = 0, unassigned: int | None = 0,
-                            count_unassigned: bool = True) -> dict[int, float]:
+def consistency_per_segment(
+    gt1: np.ndarray,
+    preds1: np.ndarray,
+    preds2: np.ndarray,
+    warp: np.ndarray,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+    min_size: int = DEFAULT_MIN_SIZE,
+    background: int | None = 0,
+    unassigned: int | None = 0,
+    count_unassigned: bool = True,
+) -> dict[int, float]:
     """VC of every ground-truth segment of view 1 with visible pixels: {gt label: value}.
 
     gt1: [H1,W1] labels of view 1; preds1: [T,H1,W1] and preds2: [T,H2,W2] predicted labels of

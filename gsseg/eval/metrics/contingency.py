@@ -20,7 +20,9 @@ def overlap_counts(a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> np.ndarray
     return np.bincount(a.ravel() * kb + b.ravel(), minlength=ka * kb).reshape(ka, kb).astype(np.int64)
 
 
-def iou_from_counts(counts: np.ndarray, area_a: np.ndarray | None = None, area_b: np.ndarray | None = None) -> np.ndarray:
+def iou_from_counts(
+    counts: np.ndarray, area_a: np.ndarray | None = None, area_b: np.ndarray | None = None
+) -> np.ndarray:
     """IoU [Ka,Kb] from joint counts; segment areas default to the table's row / column sums."""
     area_a = counts.sum(1) if area_a is None else area_a
     area_b = counts.sum(0) if area_b is None else area_b
@@ -37,8 +39,9 @@ def segment_pixels(index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return order, starts
 
 
-def sample_in_segments(order: np.ndarray, starts: np.ndarray, segments: np.ndarray, n: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def sample_in_segments(
+    order: np.ndarray, starts: np.ndarray, segments: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` flat pixel ids drawn uniformly with replacement from each compact segment: [S,n] int64.
 
     Every segment must own at least one pixel.

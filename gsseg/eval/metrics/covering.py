@@ -44,8 +44,9 @@ def as_stack(preds: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return stack.astype(np.int64, copy=False)
 
 
-def cut_ious(gt_index: np.ndarray, n_gt: int, pred: np.ndarray, unassigned: int | None,
-             count_unassigned: bool) -> tuple[np.ndarray, np.ndarray]:
+def cut_ious(
+    gt_index: np.ndarray, n_gt: int, pred: np.ndarray, unassigned: int | None, count_unassigned: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """IoU of every ground-truth segment with every predicted segment of one cut.
 
     Returns (iou [n_gt,K], pred_index [H,W] compact predicted labels); the unassigned column is
@@ -58,9 +59,17 @@ def cut_ious(gt_index: np.ndarray, n_gt: int, pred: np.ndarray, unassigned: int 
     return iou, index
 
 
-def covering_per_segment(gt: np.ndarray, preds: np.ndarray, samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                         min_size: int = DEFAULT_MIN_SIZE, background: int | None = 0, unassigned: int | None = 0,
-                         count_unassigned: bool = True, dense: bool = False) -> dict[int, float]:
+def covering_per_segment(
+    gt: np.ndarray,
+    preds: np.ndarray,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+    min_size: int = DEFAULT_MIN_SIZE,
+    background: int | None = 0,
+    unassigned: int | None = 0,
+    count_unassigned: bool = True,
+    dense: bool = False,
+) -> dict[int, float]:
     """NC of every scored ground-truth segment: {gt label: value in [0,1]}.
 
     gt: [H,W] int labels; preds: [T,H,W] (or [H,W]) predicted labels per cut. Segments smaller
@@ -101,8 +110,9 @@ def mean_over_images(values: list[float]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def mask_ious(gt_index: np.ndarray, n_gt: int, patch_index: np.ndarray, membership: np.ndarray,
-              count_unassigned: bool) -> np.ndarray:
+def mask_ious(
+    gt_index: np.ndarray, n_gt: int, patch_index: np.ndarray, membership: np.ndarray, count_unassigned: bool
+) -> np.ndarray:
     """IoU of every ground-truth segment with the best mask covering each patch: [n_gt,P].
 
     patch_index: [H,W] patch ids; membership: [M,P] bool. Patches covered by no mask score the
@@ -121,14 +131,24 @@ def mask_ious(gt_index: np.ndarray, n_gt: int, patch_index: np.ndarray, membersh
         best[:, covered] = np.maximum(best[:, covered], iou[:, m : m + 1])
     uncovered = ~membership.any(axis=0)
     if count_unassigned and uncovered.any():
-        free = iou_from_counts(joint[:, uncovered].sum(1, keepdims=True), gt_area, patch_area[uncovered].sum(keepdims=True))
+        free = iou_from_counts(
+            joint[:, uncovered].sum(1, keepdims=True), gt_area, patch_area[uncovered].sum(keepdims=True)
+        )
         best[:, uncovered] = free
     return best
 
 
-def covering_from_masks(gt: np.ndarray, patch_index: np.ndarray, membership: np.ndarray,
-                        samples: int = DEFAULT_SAMPLES, seed: int = 0, min_size: int = DEFAULT_MIN_SIZE,
-                        background: int | None = 0, count_unassigned: bool = True, dense: bool = False) -> dict[int, float]:
+def covering_from_masks(
+    gt: np.ndarray,
+    patch_index: np.ndarray,
+    membership: np.ndarray,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+    min_size: int = DEFAULT_MIN_SIZE,
+    background: int | None = 0,
+    count_unassigned: bool = True,
+    dense: bool = False,
+) -> dict[int, float]:
     """NC of ground-truth segments by a set of possibly overlapping 2D masks (the input masks).
 
     The masks containing a sampled pixel play the role of its segments at every cut: NC(g) is

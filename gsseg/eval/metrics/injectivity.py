@@ -16,9 +16,16 @@ from gsseg.eval.metrics.contingency import compact, gt_segments, sample_in_segme
 from gsseg.eval.metrics.covering import DEFAULT_MIN_SIZE, DEFAULT_SAMPLES, as_stack, cut_ious
 
 
-def injectivity_per_segment(gt: np.ndarray, preds: np.ndarray, samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                            min_size: int = DEFAULT_MIN_SIZE, background: int | None = 0, unassigned: int | None = 0,
-                            count_unassigned: bool = True) -> dict[int, float]:
+def injectivity_per_segment(
+    gt: np.ndarray,
+    preds: np.ndarray,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+    min_size: int = DEFAULT_MIN_SIZE,
+    background: int | None = 0,
+    unassigned: int | None = 0,
+    count_unassigned: bool = True,
+) -> dict[int, float]:
     """SI of every scored ground-truth segment: {gt label: value in [0,1]}.
 
     gt: [H,W] labels; preds: [T,H,W] predicted labels per cut. With ``count_unassigned`` off, a

@@ -38,8 +38,9 @@ def _stack(maps: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(m, dtype=np.int64).ravel() for m in maps]) if len(maps) else np.zeros(0, np.int64)
 
 
-def segment_ious(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray], void: int | None = 0,
-                 unassigned: int | None = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def segment_ious(
+    gts: Sequence[np.ndarray], preds: Sequence[np.ndarray], void: int | None = 0, unassigned: int | None = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Scene-level IoU between every ground-truth and predicted segment.
 
     gts, preds: per-view [H,W] label maps (same sizes view by view). Returns (iou [G,Q],
@@ -65,8 +66,13 @@ def segment_ious(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray], void: i
     return iou, g_vals[g_rows], p_vals[p_cols], void_frac[p_cols]
 
 
-def panoptic_quality_scene(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray], void: int | None = 0,
-                           unassigned: int | None = 0, iou_threshold: float = 0.5) -> PanopticResult:
+def panoptic_quality_scene(
+    gts: Sequence[np.ndarray],
+    preds: Sequence[np.ndarray],
+    void: int | None = 0,
+    unassigned: int | None = 0,
+    iou_threshold: float = 0.5,
+) -> PanopticResult:
     """PQ^scene, SQ, RQ and matched mIoU of per-view predictions against per-view ground truth."""
     iou, g_vals, p_vals, void_frac = segment_ious(gts, preds, void, unassigned)
     n_g, n_p = iou.shape

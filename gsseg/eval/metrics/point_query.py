@@ -60,8 +60,9 @@ def best_threshold_iou(score: np.ndarray, mask: np.ndarray, valid: np.ndarray | 
     return float(iou[best]), float(s_sorted[best])
 
 
-def hierarchical_query(score: np.ndarray, mask_l1: np.ndarray, mask_l2: np.ndarray,
-                       valid: np.ndarray | None = None) -> tuple[float, float]:
+def hierarchical_query(
+    score: np.ndarray, mask_l1: np.ndarray, mask_l2: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[float, float]:
     """(IoU_L1, IoU_L2) of one score map against the nested masks, each at its best threshold."""
     return best_threshold_iou(score, mask_l1, valid)[0], best_threshold_iou(score, mask_l2, valid)[0]
 
@@ -78,8 +79,9 @@ def query_pairs(gt_part: np.ndarray, gt_object: np.ndarray, min_size: int = 20, 
         raise ValueError("part and object label maps differ in size")
     part_vals, part_index = compact(gt_part)
     obj_vals, obj_index = compact(gt_object)
-    joint = np.bincount(part_index.ravel() * len(obj_vals) + obj_index.ravel(),
-                        minlength=len(part_vals) * len(obj_vals)).reshape(len(part_vals), len(obj_vals))
+    joint = np.bincount(
+        part_index.ravel() * len(obj_vals) + obj_index.ravel(), minlength=len(part_vals) * len(obj_vals)
+    ).reshape(len(part_vals), len(obj_vals))
     obj_area = joint.sum(0)
     pairs = []
     for i, part in enumerate(part_vals):

@@ -42,8 +42,11 @@ def read_label_png(path: Path) -> np.ndarray:
     if arr.ndim != 2:
         raise file_error(path, f"unsupported label image mode {mode!r} (use grey, 16-bit, palette or RGB PNGs)")
     if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise file_error(path, f"label image holds {arr.dtype} values (mode {mode!r}); labels must be integers "
-                               "(grey, 16-bit, palette or RGB PNGs)")
+        raise file_error(
+            path,
+            f"label image holds {arr.dtype} values (mode {mode!r}); labels must be integers "
+            "(grey, 16-bit, palette or RGB PNGs)",
+        )
     if arr.size and arr.min() < 0:
         raise file_error(path, f"label image has negative values (min {arr.min()}); labels must be >= 0")
     return arr.astype(np.int64)
@@ -63,7 +66,8 @@ def import_label_maps(paths: list[Path], image_size: tuple[int, int]) -> ViewMas
         if labels.shape != tuple(image_size):
             raise file_error(
                 path,
-                f"label image is {labels.shape[1]}x{labels.shape[0]} but the view's image is {image_size[1]}x{image_size[0]} (width x height)",
+                f"label image is {labels.shape[1]}x{labels.shape[0]} but the view's image is "
+                f"{image_size[1]}x{image_size[0]} (width x height)",
             )
         maps.append(labels)
     view, labels = ViewMasks.from_label_maps(

@@ -28,8 +28,6 @@ from gsseg.masks.store import ViewMasks
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
-
-
 def downscale_to(image: np.ndarray, max_size: int) -> np.ndarray:
     """Bilinear downscale of ``image [H,W,3] uint8`` so its long side is at most ``max_size``."""
     h, w = image.shape[:2]
@@ -74,7 +72,9 @@ def _mask_boxes(masks: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(boxes)
 
 
-def clean_small_regions(masks: np.ndarray, scores: np.ndarray, min_area: int, nms_thresh: float) -> tuple[np.ndarray, np.ndarray]:
+def clean_small_regions(
+    masks: np.ndarray, scores: np.ndarray, min_area: int, nms_thresh: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Small-region clean-up of generator output without OpenCV.
 
     masks: [M,H,W] bool, scores: [M]. Each mask gets holes filled and islands removed; box

@@ -115,7 +115,9 @@ def infer_model_type(path: Path, state_dict: dict[str, torch.Tensor]) -> str:
     weight = state_dict.get(_EMBED_KEY)
     if weight is not None and int(weight.shape[0]) in _WIDTH_TO_TYPE:
         return _WIDTH_TO_TYPE[int(weight.shape[0])]
-    raise file_error(path, f"cannot tell the SAM model type from the name or weights; pass --model-type ({'/'.join(MODEL_TYPES)})")
+    raise file_error(
+        path, f"cannot tell the SAM model type from the name or weights; pass --model-type ({'/'.join(MODEL_TYPES)})"
+    )
 
 
 def load_sam(checkpoint: str | Path | None, model_type: str | None = None, device: str = "cpu") -> torch.nn.Module:
@@ -132,7 +134,9 @@ def load_sam(checkpoint: str | Path | None, model_type: str | None = None, devic
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load raises many types for a corrupt file
-        raise file_error(path, f"not a readable PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        raise file_error(
+            path, f"not a readable PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from e
     if not isinstance(data, dict):
         raise file_error(path, "not a SAM checkpoint (expected a state dict)")
     if "gsseg_sam_config" in data:
@@ -151,5 +155,7 @@ def load_sam(checkpoint: str | Path | None, model_type: str | None = None, devic
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as e:
-        raise file_error(path, f"weights do not match the SAM architecture ({str(e).splitlines()[0]}); check --model-type") from e
+        raise file_error(
+            path, f"weights do not match the SAM architecture ({str(e).splitlines()[0]}); check --model-type"
+        ) from e
     return model.to(device).eval()

@@ -66,7 +66,9 @@ class SamPrompter:
         points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(points) == 0 or len(points) != len(labels):
-            raise ValueError(f"need one label per point and at least one point, got {len(points)} points and {len(labels)} labels")
+            raise ValueError(
+                f"need one label per point and at least one point, got {len(points)} points and {len(labels)} labels"
+            )
         with torch.inference_mode():
             logits, ious, _ = self.predictor.predict(
                 point_coords=points * self.scale,

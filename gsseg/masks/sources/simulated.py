@@ -116,7 +116,9 @@ def _parents(labels: np.ndarray, coarser: np.ndarray | None, ids: np.ndarray) ->
     return out
 
 
-def _level_segments(labels: np.ndarray, coarser: np.ndarray | None, noise: NoiseModel, rng: np.random.Generator) -> list[np.ndarray]:
+def _level_segments(
+    labels: np.ndarray, coarser: np.ndarray | None, noise: NoiseModel, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Segments of one ground-truth level after sibling merges, drops and splits."""
     ids = np.unique(labels)
     ids = ids[ids != 0]
@@ -150,7 +152,9 @@ def _level_segments(labels: np.ndarray, coarser: np.ndarray | None, noise: Noise
     return out
 
 
-def simulate_masks(gt: dict[str, np.ndarray], levels: list[str], noise: NoiseModel, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def simulate_masks(
+    gt: dict[str, np.ndarray], levels: list[str], noise: NoiseModel, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Noisy masks from ground-truth label maps (finest level first).
 
     gt: level -> [H,W] int labels (0 = background). Returns (masks [M,H,W] bool, scores [M]).

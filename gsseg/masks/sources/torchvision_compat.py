@@ -93,7 +93,9 @@ def resize(img, size, interpolation=None, max_size: int | None = None, antialias
         new_h, new_w = _output_size(img.shape[-2], img.shape[-1], size, max_size)
         lead = img.shape[:-2]
         flat = img.reshape(-1, 1, *img.shape[-2:])
-        out = F.interpolate(flat.float(), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=bool(antialias))
+        out = F.interpolate(
+            flat.float(), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=bool(antialias)
+        )
         if not img.is_floating_point():
             out = out.round().clamp(0, 255)
         return out.to(img.dtype).reshape(*lead, new_h, new_w)
@@ -169,7 +171,8 @@ def ensure_torchvision() -> str | None:
     except Exception as e:  # noqa: BLE001 - a broken torchvision fails with many error types
         reason = f"{type(e).__name__}: {e}".splitlines()[0]
     install_stand_in()
-    return f"torchvision is not importable ({reason}); using gsseg's stand-in ({INSTALL_HINT.format(torch=torch.__version__)})"
+    hint = INSTALL_HINT.format(torch=torch.__version__)
+    return f"torchvision is not importable ({reason}); using gsseg's stand-in ({hint})"
 
 
 def is_stand_in() -> bool:
