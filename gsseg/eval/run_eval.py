@@ -78,9 +78,15 @@ def metric_functions() -> dict[str, Callable[[EvalContext], dict]]:
 
     ``oracle`` and ``oracle_tree`` (the ground-truth-labelled Gaussians of the run's geometry, for
     datasets with ``gt/`` and ``hierarchy.json``) run only when asked for; the others are the default."""
-    return {"psnr": _psnr_metric, "hierarchy": _hierarchy_metric, "prompted": _prompted_metric,
-            "panoptic": _panoptic_metric, "input": _input_metric, "oracle": _oracle_metric,
-            "oracle_tree": _oracle_tree_metric}
+    return {
+        "psnr": _psnr_metric,
+        "hierarchy": _hierarchy_metric,
+        "prompted": _prompted_metric,
+        "panoptic": _panoptic_metric,
+        "input": _input_metric,
+        "oracle": _oracle_metric,
+        "oracle_tree": _oracle_tree_metric,
+    }
 
 
 def check_views(run: RunDir, ds) -> None:
@@ -104,22 +110,40 @@ def check_views(run: RunDir, ds) -> None:
         if set(recorded) != set(have):
             missing = sorted(set(recorded) - set(have))
             extra = sorted(set(have) - set(recorded))
-            detail = "; ".join(s for s in (
-                f"run views missing from the dataset: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}" if missing else "",
-                f"dataset views the run never saw: {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}" if extra else "",
-            ) if s)
-            raise GssegError(f"{run.root}: its {split} views do not match the dataset {ds.root} ({detail}); "
-                             "pass the dataset the run was trained on with --data")
+            detail = "; ".join(
+                s
+                for s in (
+                    f"run views missing from the dataset: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
+                    if missing
+                    else "",
+                    f"dataset views the run never saw: {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}"
+                    if extra
+                    else "",
+                )
+                if s
+            )
+            raise GssegError(
+                f"{run.root}: its {split} views do not match the dataset {ds.root} ({detail}); "
+                "pass the dataset the run was trained on with --data"
+            )
     size = views.get("size")
     if isinstance(size, list) and len(size) == 2 and ds.names("train"):
         have_size = list(ds.size(ds.names("train")[0]))
         if have_size != [int(v) for v in size]:
-            raise GssegError(f"{run.root}: trained on {size[0]}x{size[1]} images but {ds.root} gives "
-                             f"{have_size[0]}x{have_size[1]} at downscale {ds.downscale:g}")
+            raise GssegError(
+                f"{run.root}: trained on {size[0]}x{size[1]} images but {ds.root} gives "
+                f"{have_size[0]}x{have_size[1]} at downscale {ds.downscale:g}"
+            )
 
 
-def evaluate_run(run_path: str | Path, data: str | Path | None = None, metrics: list[str] | None = None,
-                 backend: str = "auto", show_progress: bool = True, settings: EvalSettings | None = None) -> dict:
+def evaluate_run(
+    run_path: str | Path,
+    data: str | Path | None = None,
+    metrics: list[str] | None = None,
+    backend: str = "auto",
+    show_progress: bool = True,
+    settings: EvalSettings | None = None,
+) -> dict:
     """One flat dict of results (keys as listed in the module doc; ``psnr_per_view`` per view,
     ``timings`` in seconds per metric)."""
     from gsseg.data import load_dataset

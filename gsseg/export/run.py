@@ -15,10 +15,18 @@ from gsseg.segment.clicks import Click
 from gsseg.segment.cuts import SegmentsDir
 
 
-def export_run(run_root: str | Path, out_dir: str | Path, cut: str | None = None, objects: list[int] | None = None,
-               clicks: list[Click] | None = None, click_threshold: float | None = None, device: str = "auto",
-               show_progress: bool = False, formats: list[str] | None = None,
-               with_labels: bool = False) -> dict[str, Any]:
+def export_run(
+    run_root: str | Path,
+    out_dir: str | Path,
+    cut: str | None = None,
+    objects: list[int] | None = None,
+    clicks: list[Click] | None = None,
+    click_threshold: float | None = None,
+    device: str = "auto",
+    show_progress: bool = False,
+    formats: list[str] | None = None,
+    with_labels: bool = False,
+) -> dict[str, Any]:
     """Export a run's segments; returns the manifest.
 
     Without clicks: the segments ``objects`` (default all) of ``cut`` (default: the coarsest
@@ -39,8 +47,9 @@ def export_run(run_root: str | Path, out_dir: str | Path, cut: str | None = None
         _, selected, thr = click_selection(ctx, clicks, click_threshold)
         labels = selected.astype(np.int32)
         source = {"run": str(run.root), "clicks": [str(c) for c in clicks], "click_threshold": thr}
-        return export_segments(ctx.scene.to("cpu"), labels, out_dir, [1], None, "click", source, show_progress,
-                               formats, with_labels)
+        return export_segments(
+            ctx.scene.to("cpu"), labels, out_dir, [1], None, "click", source, show_progress, formats, with_labels
+        )
 
     from gsseg.features import load_run_scene
 
@@ -58,9 +67,14 @@ def export_run(run_root: str | Path, out_dir: str | Path, cut: str | None = None
         selected = segments_under_clicks(clicks, labels, ctx.tables, ctx.scene.means)
         if not selected:
             raise GssegError(f"the clicks hit no segment of cut {name!r} (only unassigned Gaussians or background)")
-    source = {"run": str(run.root), "cut_kind": entry.get("kind"), "cut_value": entry.get("value"),
-              "parent_cut": entry.get("parent")}
+    source = {
+        "run": str(run.root),
+        "cut_kind": entry.get("kind"),
+        "cut_value": entry.get("value"),
+        "parent_cut": entry.get("parent"),
+    }
     if clicks:
         source["clicks"] = [str(c) for c in clicks]
-    return export_segments(scene, labels, out_dir, selected, parents or None, name, source, show_progress,
-                           formats, with_labels)
+    return export_segments(
+        scene, labels, out_dir, selected, parents or None, name, source, show_progress, formats, with_labels
+    )

@@ -79,8 +79,15 @@ def load_context(run_root: str | Path, device: str = "auto", max_tables: int = 4
     dev = resolve_device(device)
     scene = scene.to(dev)
     ds = load_dataset(cfg.dataset, downscale=cfg.downscale)
-    tables = TableCache(scene.means, scene.quats, scene.scales, scene.opacities, ds.cameras("all").to(dev),
-                        max_tables=max_tables, max_bytes=auto_budget_bytes())
+    tables = TableCache(
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        ds.cameras("all").to(dev),
+        max_tables=max_tables,
+        max_bytes=auto_budget_bytes(),
+    )
     return SegmentContext(run.root, scene, record, ds, tables, dev)
 
 
@@ -129,8 +136,10 @@ class SegmentRequest:
         if self.click_threshold is not None and not 0.0 <= self.click_threshold <= 1.0:
             raise GssegError(f"--click-threshold {self.click_threshold}: scores lie in [0,1]")
         if self.argmax and kind != "logits":
-            raise GssegError("--argmax needs logit features (object-field / clustering objectives); "
-                             "these features are embeddings: use --threshold, --regions or --auto")
+            raise GssegError(
+                "--argmax needs logit features (object-field / clustering objectives); "
+                "these features are embeddings: use --threshold, --regions or --auto"
+            )
         if self.auto_levels < 1:
             raise GssegError("--auto-levels must be >= 1")
         if self.k < 1:
@@ -145,8 +154,9 @@ class SegmentRequest:
             raise GssegError(f"--linkage {self.linkage!r}: use average or single")
 
 
-def click_selection(ctx: SegmentContext, clicks: list[Click],
-                    threshold: float | None) -> tuple[torch.Tensor, np.ndarray, float]:
+def click_selection(
+    ctx: SegmentContext, clicks: list[Click], threshold: float | None
+) -> tuple[torch.Tensor, np.ndarray, float]:
     """(scores [N], selected [N] bool, threshold used) of click queries; GssegError if nothing is selected."""
     from gsseg.segment.scores import DEFAULT_SELECT_THRESHOLD, scores_from_clicks
 
@@ -154,9 +164,11 @@ def click_selection(ctx: SegmentContext, clicks: list[Click],
     scores = scores_from_clicks(ctx.scene, ctx.record, clicks, ctx.tables)
     selected = (scores >= thr).cpu().numpy()
     if not selected.any():
-        raise GssegError(f"the clicks select no Gaussian at threshold {thr:g} "
-                         f"(highest score {float(scores.max()):.3f}); "
-                         "lower --click-threshold or click elsewhere")
+        raise GssegError(
+            f"the clicks select no Gaussian at threshold {thr:g} "
+            f"(highest score {float(scores.max()):.3f}); "
+            "lower --click-threshold or click elsewhere"
+        )
     return scores, selected, thr
 
 
@@ -164,10 +176,23 @@ def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut],
     """Cuts of the scene hierarchy asked for by ``req`` (nested, coarsest first) and the hierarchy settings."""
     from gsseg.segment.hierarchy import build_hierarchy
 
-    h = build_hierarchy(ctx.scene, ctx.record, k=req.k, spatial_weight=req.spatial_weight, min_size=req.min_size,
-                        small=req.small, linkage=req.linkage)
-    settings = {"k": req.k, "spatial_weight": req.spatial_weight, "min_size": h.min_size, "small": req.small,
-                "linkage": req.linkage, "leaves": h.num_leaves}
+    h = build_hierarchy(
+        ctx.scene,
+        ctx.record,
+        k=req.k,
+        spatial_weight=req.spatial_weight,
+        min_size=req.min_size,
+        small=req.small,
+        linkage=req.linkage,
+    )
+    settings = {
+        "k": req.k,
+        "spatial_weight": req.spatial_weight,
+        "min_size": h.min_size,
+        "small": req.small,
+        "linkage": req.linkage,
+        "leaves": h.num_leaves,
+    }
     cuts: list[Cut] = []
     seen: set[str] = set()
 
@@ -180,8 +205,10 @@ def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut],
     if req.auto:
         thresholds = h.auto_thresholds(req.auto_levels)
         if not thresholds:
-            raise GssegError("the hierarchy has no stable level with two or more segments (the features do not "
-                             "separate anything); check the feature stage or use --regions N")
+            raise GssegError(
+                "the hierarchy has no stable level with two or more segments (the features do not "
+                "separate anything); check the feature stage or use --regions N"
+            )
         for i, t in enumerate(thresholds):
             add("auto", i, h.cut_threshold(t), t)
     for n in req.regions:
@@ -219,8 +246,9 @@ def _segment(ctx, req: SegmentRequest) -> dict:
     scores = None
     if req.clicks:
         scores, selected, thr = click_selection(ctx, req.clicks, req.click_threshold)
-        cuts.append(Cut("click", "click", thr, selected.astype(np.int32),
-                        info={"clicks": [str(c) for c in req.clicks]}))
+        cuts.append(
+            Cut("click", "click", thr, selected.astype(np.int32), info={"clicks": [str(c) for c in req.clicks]})
+        )
     if req.argmax:
         cuts.append(Cut("argmax", "argmax", 0.0, argmax_labels(ctx.features)))
     hier: list[Cut] = []
@@ -251,10 +279,17 @@ def _segment(ctx, req: SegmentRequest) -> dict:
                 if bar:
                     bar.update(task, advance=1, info=view)
     index = segments.update_index([cut_entry(c, views) for c in cuts])
-    return {"run": str(ctx.run_root), "objective": ctx.record.info.objective, "kind": ctx.kind,
-            "gaussians": len(ctx.scene), "views": len(views),
-            "cuts": [{k: e[k] for k in ("name", "kind", "value", "threshold", "segments", "parent")}
-                     for e in index["cuts"] if e["name"] in by_name],
-            "scores": len(score_views) if scores is not None else 0,
-            "selected": int((by_name["click"].labels > 0).sum()) if "click" in by_name else None}
-
+    return {
+        "run": str(ctx.run_root),
+        "objective": ctx.record.info.objective,
+        "kind": ctx.kind,
+        "gaussians": len(ctx.scene),
+        "views": len(views),
+        "cuts": [
+            {k: e[k] for k in ("name", "kind", "value", "threshold", "segments", "parent")}
+            for e in index["cuts"]
+            if e["name"] in by_name
+        ],
+        "scores": len(score_views) if scores is not None else 0,
+        "selected": int((by_name["click"].labels > 0).sum()) if "click" in by_name else None,
+    }

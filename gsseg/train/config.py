@@ -39,7 +39,9 @@ class DensifyConfig:
     refine_every: int = 100
     reset_every: int = 1000  # opacity reset period (0 = never)
     pause_after_reset: int = 0
-    grow_grad2d: float = 8e-4  # gsplat: 2e-4; at 128×96 that grew tabletop to 39k Gaussians in 120 s (24.9 dB), 8e-4 to 9k (25.3 dB)
+    grow_grad2d: float = (
+        8e-4  # gsplat: 2e-4; at 128×96 that grew tabletop to 39k Gaussians in 120 s (24.9 dB), 8e-4 to 9k (25.3 dB)
+    )
     grow_scale3d: float = 0.01
     prune_opa: float = 0.005
     prune_scale3d: float = 1.0  # gsplat: 0.1; larger so the background shell (init_shell_points) survives
@@ -69,7 +71,9 @@ class RGBConfig:
     init_shell_radius: float = 5.0  # shell radius in units of the scene scale
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
-    time_limit_s: float = 0.0  # training-time budget: the schedule compresses to fit it and the run stops there; 0 = none
+    time_limit_s: float = (
+        0.0  # training-time budget: the schedule compresses to fit it and the run stops there; 0 = none
+    )
     seed: int = 0
     backend: str = "auto"
     device: str = "auto"  # "auto" = cuda when available, else cpu
@@ -82,7 +86,9 @@ class RGBConfig:
         if self.init not in ("auto", "points", "random"):
             raise ValueError(f"init must be auto, points or random, got {self.init!r}")
         if self.background_mode not in BACKGROUND_MODES:
-            raise ValueError(f"background mode must be one of {', '.join(BACKGROUND_MODES)}, got {self.background_mode!r}")
+            raise ValueError(
+                f"background mode must be one of {', '.join(BACKGROUND_MODES)}, got {self.background_mode!r}"
+            )
         if len(self.background) != 3 or not all(0.0 <= float(v) <= 1.0 for v in self.background):
             raise ValueError(f"background must be three values in [0,1], got {self.background}")
         if self.checkpoint_every < 1 or self.sh_degree_every < 1:
@@ -197,8 +203,16 @@ def _build(cls, d: dict[str, Any], where: str):
     return cls(**args)
 
 
-_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": (type(None),),
-               "list": (list,), "tuple": (list, tuple), "dict": (dict,)}
+_JSON_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "None": (type(None),),
+    "list": (list,),
+    "tuple": (list, tuple),
+    "dict": (dict,),
+}
 
 
 def _check_type(name: str, annotation: str, value: Any) -> None:
@@ -216,6 +230,7 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
             return
-    wanted = " or ".join(a.strip() if a.strip().split("[")[0] in _JSON_TYPES else "a JSON object"
-                         for a in str(annotation).split("|"))
+    wanted = " or ".join(
+        a.strip() if a.strip().split("[")[0] in _JSON_TYPES else "a JSON object" for a in str(annotation).split("|")
+    )
     raise ValueError(f"{name} must be {wanted}, got {json.dumps(value)[:40]}")

@@ -40,19 +40,33 @@ def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict
             scene, source = init_from_ply(cfg.init_ply, drop_invalid=cfg.drop_invalid), "ply"
         else:
             scene, source = init_from_dataset(
-                ds, sh_degree=cfg.rgb.sh_degree, init_opacity=cfg.rgb.init_opacity, init_scale=cfg.rgb.init_scale,
-                random_count=cfg.rgb.init_random_count, random_extent=cfg.rgb.init_random_extent,
-                seed=cfg.rgb.seed, force_random=cfg.rgb.init == "random",
-                shell_points=cfg.rgb.init_shell_points, shell_radius=cfg.rgb.init_shell_radius)
+                ds,
+                sh_degree=cfg.rgb.sh_degree,
+                init_opacity=cfg.rgb.init_opacity,
+                init_scale=cfg.rgb.init_scale,
+                random_count=cfg.rgb.init_random_count,
+                random_extent=cfg.rgb.init_random_extent,
+                seed=cfg.rgb.seed,
+                force_random=cfg.rgb.init == "random",
+                shell_points=cfg.rgb.init_shell_points,
+                shell_radius=cfg.rgb.init_shell_radius,
+            )
             if cfg.rgb.init == "points" and not source.startswith("points"):
                 raise GssegError(f"{ds.root}: init 'points' requested but the dataset has no sparse points")
         trainer.start(scene)
     result = trainer.train()
     write_ply(run.scene_ply, result.scene)
-    summary = {"stage": "rgb", "init": source, "steps": result.steps, "resumed_from": result.resumed_from,
-               "gaussians": len(result.scene), "background": list(result.background),
-               "seconds": result.seconds, "scene_ply": str(run.scene_ply),
-               "views": _views(ds)}
+    summary = {
+        "stage": "rgb",
+        "init": source,
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "gaussians": len(result.scene),
+        "background": list(result.background),
+        "seconds": result.seconds,
+        "scene_ply": str(run.scene_ply),
+        "views": _views(ds),
+    }
     write_json(run.rgb_summary, summary)
     return summary
 
@@ -67,8 +81,11 @@ def run_features_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) ->
 def _views(ds) -> dict:
     """The views a stage trained on: train/test stems and the (width, height) of the first training view."""
     train = ds.names("train")
-    return {"train": list(train), "test": list(ds.names("test")),
-            "size": [int(v) for v in ds.size(train[0])] if train else None}
+    return {
+        "train": list(train),
+        "test": list(ds.names("test")),
+        "size": [int(v) for v in ds.size(train[0])] if train else None,
+    }
 
 
 DISTRIBUTED_STAGES = frozenset({"features"})  # stages every torchrun rank runs (data-parallel over views)
@@ -86,8 +103,9 @@ def check_stages(stages: list[str]) -> list[str]:
     return stages
 
 
-def run_training(cfg: TrainConfig, run: RunDir, opts: StageOptions | None = None, ds=None,
-                 clear: list[str] | tuple[str, ...] = ()) -> list[dict]:
+def run_training(
+    cfg: TrainConfig, run: RunDir, opts: StageOptions | None = None, ds=None, clear: list[str] | tuple[str, ...] = ()
+) -> list[dict]:
     """Load the dataset (unless given), lock the run, delete what the stages in ``clear`` wrote
     before, record the config and run ``cfg.stages`` in order.
 

@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-STAGE_HELP = ("Stage to run: 'all' (rgb, then features when the dataset has masks or --objective is given), "
-              "'rgb' (Gaussian geometry + colour) or 'features' (identity features on a run's frozen scene).")
+STAGE_HELP = (
+    "Stage to run: 'all' (rgb, then features when the dataset has masks or --objective is given), "
+    "'rgb' (Gaussian geometry + colour) or 'features' (identity features on a run's frozen scene)."
+)
 STAGE_CHOICES = {"all": ["rgb", "features"], "rgb": ["rgb"], "features": ["features"]}
 
 
@@ -16,63 +18,140 @@ def train(
     data: Annotated[Path, typer.Argument(help="Dataset directory (transforms*.json or COLMAP).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory; an existing run is resumed.")],
     stage: Annotated[str, typer.Option(help=STAGE_HELP)] = "all",
-    init_ply: Annotated[Optional[Path], typer.Option(
-        help="Start from a pretrained INRIA-layout 3DGS PLY. Without --iters the RGB stage is skipped "
-             "(the PLY becomes RUN/scene.ply as is).")] = None,
+    init_ply: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Start from a pretrained INRIA-layout 3DGS PLY. Without --iters the RGB stage is skipped "
+            "(the PLY becomes RUN/scene.ply as is)."
+        ),
+    ] = None,
     iters: Annotated[Optional[int], typer.Option(help="RGB optimisation steps (default 3000).")] = None,
     downscale: Annotated[Optional[float], typer.Option(help="Divide image resolution by this factor.")] = None,
     sh_degree: Annotated[Optional[int], typer.Option(help="Spherical-harmonics degree 0..3 (default 3).")] = None,
-    init: Annotated[Optional[str], typer.Option(
-        help="Initial Gaussians: auto (sparse points if present, else random), points or random.")] = None,
-    background: Annotated[Optional[str], typer.Option(
-        help="Background behind the Gaussians: 'learned' (default: one optimised colour), 'random' "
-             "(a new colour each step) or a fixed colour 'R,G,B' with values in [0,1], e.g. '1,1,1'.")] = None,
+    init: Annotated[
+        Optional[str],
+        typer.Option(help="Initial Gaussians: auto (sparse points if present, else random), points or random."),
+    ] = None,
+    background: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Background behind the Gaussians: 'learned' (default: one optimised colour), 'random' "
+            "(a new colour each step) or a fixed colour 'R,G,B' with values in [0,1], e.g. '1,1,1'."
+        ),
+    ] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Write a checkpoint every N steps.")] = None,
     time_limit: Annotated[Optional[float], typer.Option(help="Stop RGB training after this many seconds.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="Renderer: auto, reference, cpu or cuda.")] = None,
-    drop_invalid: Annotated[bool, typer.Option(
-        "--drop-invalid", help="Drop Gaussians with NaN/Inf parameters from --init-ply instead of failing.")] = False,
-    restart: Annotated[bool, typer.Option("--restart", help="Ignore existing checkpoints in RUN and start fresh.")] = False,
+    drop_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--drop-invalid", help="Drop Gaussians with NaN/Inf parameters from --init-ply instead of failing."
+        ),
+    ] = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore existing checkpoints in RUN and start fresh.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    objective: Annotated[Optional[str], typer.Option(
-        help="Identity objective of the features stage: contrastive (OmniSeg3D), contrastive-flat, "
-             "ultrametric (Ultrametric Feature Fields), ... (default contrastive).")] = None,
+    objective: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Identity objective of the features stage: contrastive (OmniSeg3D), contrastive-flat, "
+            "ultrametric (Ultrametric Feature Fields), ... (default contrastive)."
+        ),
+    ] = None,
     feature_iters: Annotated[Optional[int], typer.Option(help="Features-stage steps (default 2000).")] = None,
-    feature_lr: Annotated[Optional[float], typer.Option(help="Adam learning rate of the features (default 1e-2).")] = None,
-    feature_dim: Annotated[Optional[int], typer.Option(help="Feature dimension D of the objective (default 16).")] = None,
-    preset: Annotated[Optional[str], typer.Option(
-        help="Objective preset, e.g. contrastive: paper | omniseg3d-gs | omniseg3d-nerf; ultrametric: paper.")] = None,
-    objective_set: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="Objective setting KEY=VALUE (VALUE parsed as JSON when possible); repeatable, "
-                      "e.g. --set level_decay=0.2 --set pixels=8192.")] = None,
-    table_scale: Annotated[Optional[float], typer.Option(
-        help="Features stage: build contribution tables (and read masks) at this fraction of the image size "
-             "(default: full size, or the largest fraction at which every view's table fits --memory-budget).")] = None,
-    joint: Annotated[Optional[bool], typer.Option(
-        "--joint/--frozen", help="Features stage: also train the geometry with full rendering (slow; rewrites "
-                                 "RUN/scene.ply), or keep it frozen (default).")] = None,
-    feature_time_limit: Annotated[Optional[float], typer.Option(help="Stop the features stage after this many seconds.")] = None,
-    memory_budget: Annotated[Optional[str], typer.Option(
-        help="Features stage: RAM for cached contribution tables, e.g. 4G or 512M (default: 40% of the memory "
-             "available when the stage starts); tables beyond it are evicted and rebuilt on demand.")] = None,
-    views_per_step: Annotated[Optional[int], typer.Option(
-        help="Features stage: views per step, losses averaged (default 1). Under `torchrun --nproc-per-node N "
-             "-m gsseg train ...` the N processes share each step's views.")] = None,
-    click: Annotated[Optional[list[str]], typer.Option(
-        "--click", help="object-field / vote: a click STEM:X,Y on the object in a training view (pixel x, y), "
-                        "lifted to 3D with the rendered depth; repeatable; STEM:X,Y@K prompts object K.")] = None,
-    negative_click: Annotated[Optional[list[str]], typer.Option(
-        "--negative-click", help="object-field / vote: a click STEM:X,Y on something that is not the object; repeatable.")] = None,
-    prompts: Annotated[Optional[Path], typer.Option(
-        "--prompts", help='object-field / vote: prompt file {"objects": [{"name", "positive": [...], "negative": [...]}]} '
-                          'with 3D points (lists of x, y, z) or clicks "STEM:X,Y".')] = None,
-    sam_checkpoint: Annotated[Optional[Path], typer.Option(
-        "--sam-checkpoint", help="object-field / vote: build each view's object mask with SAM point prompts from "
-                                 "this checkpoint instead of choosing among the dataset's masks.")] = None,
-    vote_labels: Annotated[Optional[Path], typer.Option(
-        "--vote-labels", help="vote / clustering: folder of <stem>.png label maps whose ids are consistent across "
-                              "views (e.g. DATA/gt/object), instead of prompts or the mask store.")] = None,
+    feature_lr: Annotated[
+        Optional[float], typer.Option(help="Adam learning rate of the features (default 1e-2).")
+    ] = None,
+    feature_dim: Annotated[
+        Optional[int], typer.Option(help="Feature dimension D of the objective (default 16).")
+    ] = None,
+    preset: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Objective preset, e.g. contrastive: paper | omniseg3d-gs | omniseg3d-nerf; ultrametric: paper."
+        ),
+    ] = None,
+    objective_set: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--set",
+            help="Objective setting KEY=VALUE (VALUE parsed as JSON when possible); repeatable, "
+            "e.g. --set level_decay=0.2 --set pixels=8192.",
+        ),
+    ] = None,
+    table_scale: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Features stage: build contribution tables (and read masks) at this fraction of the image size "
+            "(default: full size, or the largest fraction at which every view's table fits --memory-budget)."
+        ),
+    ] = None,
+    joint: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--joint/--frozen",
+            help="Features stage: also train the geometry with full rendering (slow; rewrites "
+            "RUN/scene.ply), or keep it frozen (default).",
+        ),
+    ] = None,
+    feature_time_limit: Annotated[
+        Optional[float], typer.Option(help="Stop the features stage after this many seconds.")
+    ] = None,
+    memory_budget: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Features stage: RAM for cached contribution tables, e.g. 4G or 512M (default: 40% of the memory "
+            "available when the stage starts); tables beyond it are evicted and rebuilt on demand."
+        ),
+    ] = None,
+    views_per_step: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Features stage: views per step, losses averaged (default 1). Under `torchrun --nproc-per-node N "
+            "-m gsseg train ...` the N processes share each step's views."
+        ),
+    ] = None,
+    click: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--click",
+            help="object-field / vote: a click STEM:X,Y on the object in a training view (pixel x, y), "
+            "lifted to 3D with the rendered depth; repeatable; STEM:X,Y@K prompts object K.",
+        ),
+    ] = None,
+    negative_click: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--negative-click",
+            help="object-field / vote: a click STEM:X,Y on something that is not the object; repeatable.",
+        ),
+    ] = None,
+    prompts: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--prompts",
+            help='object-field / vote: prompt file {"objects": [{"name", "positive": [...], "negative": [...]}]} '
+            'with 3D points (lists of x, y, z) or clicks "STEM:X,Y".',
+        ),
+    ] = None,
+    sam_checkpoint: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--sam-checkpoint",
+            help="object-field / vote: build each view's object mask with SAM point prompts from "
+            "this checkpoint instead of choosing among the dataset's masks.",
+        ),
+    ] = None,
+    vote_labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--vote-labels",
+            help="vote / clustering: folder of <stem>.png label maps whose ids are consistent across "
+            "views (e.g. DATA/gt/object), instead of prompts or the mask store.",
+        ),
+    ] = None,
 ) -> None:
     """Train a Gaussian scene on DATA into RUN (resumes RUN's last checkpoint unless --restart)."""
     from rich.console import Console
@@ -86,23 +165,46 @@ def train(
     if stage not in STAGE_CHOICES:
         raise GssegError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGE_CHOICES)}")
     stages = check_stages(STAGE_CHOICES[stage])
-    feature_given = _feature_options(objective, feature_lr, feature_dim, preset, objective_set or [], table_scale,
-                                     joint, feature_time_limit, seed, backend, views_per_step)
+    feature_given = _feature_options(
+        objective,
+        feature_lr,
+        feature_dim,
+        preset,
+        objective_set or [],
+        table_scale,
+        joint,
+        feature_time_limit,
+        seed,
+        backend,
+        views_per_step,
+    )
     _prompt_options(feature_given, click or [], negative_click or [], prompts, sam_checkpoint, vote_labels)
     if not data.exists():
         raise file_error(data, "dataset directory not found")
     run = RunDir(out)
     clear: list[str] = []  # stages whose earlier outputs are deleted, once everything has been checked
-    given = {k: v for k, v in {
-        "iters": iters, "sh_degree": sh_degree, "init": init, **_background_options(background),
-        "checkpoint_every": checkpoint_every, "time_limit_s": time_limit, "seed": seed, "backend": backend,
-    }.items() if v is not None}
+    given = {
+        k: v
+        for k, v in {
+            "iters": iters,
+            "sh_degree": sh_degree,
+            "init": init,
+            **_background_options(background),
+            "checkpoint_every": checkpoint_every,
+            "time_limit_s": time_limit,
+            "seed": seed,
+            "backend": backend,
+        }.items()
+        if v is not None
+    }
 
     if run.has_config() and not restart:
         cfg = run.read_config()
         if Path(cfg.dataset) != data.resolve():
-            raise GssegError(f"{out}: this run was trained on {cfg.dataset}, not {data.resolve()}; "
-                             "use another --out or pass --restart")
+            raise GssegError(
+                f"{out}: this run was trained on {cfg.dataset}, not {data.resolve()}; "
+                "use another --out or pass --restart"
+            )
         changed = [k for k, v in given.items() if k != "iters" and getattr(cfg.rgb, k) != v]
         if downscale is not None and downscale != cfg.downscale:
             changed.append("downscale")
@@ -110,8 +212,10 @@ def train(
             changed.append("init_ply")
         if changed:
             flags = dict.fromkeys(_FLAG_NAMES.get(k, k.replace("_", "-")) for k in changed)
-            console.print(f"[yellow]resuming {out} with its recorded settings; ignoring --{', --'.join(flags)} "
-                          "(pass --restart to change them)[/]")
+            console.print(
+                f"[yellow]resuming {out} with its recorded settings; ignoring --{', --'.join(flags)} "
+                "(pass --restart to change them)[/]"
+            )
         if iters is not None:
             cfg.rgb.iters = iters
         if _apply_feature_options(cfg.features, feature_given, resuming=True) and "features" in stages:
@@ -119,8 +223,13 @@ def train(
             clear.append("features")
         cfg.stages = stages
     else:
-        cfg = TrainConfig(dataset=str(data.resolve()), downscale=downscale or 1.0, stages=stages,
-                          init_ply=str(init_ply.resolve()) if init_ply else None, drop_invalid=drop_invalid)
+        cfg = TrainConfig(
+            dataset=str(data.resolve()),
+            downscale=downscale or 1.0,
+            stages=stages,
+            init_ply=str(init_ply.resolve()) if init_ply else None,
+            drop_invalid=drop_invalid,
+        )
         for k, v in given.items():
             setattr(cfg.rgb, k, v)
         _apply_feature_options(cfg.features, feature_given, resuming=False)
@@ -150,8 +259,10 @@ def train(
 
         make_objective(cfg.features.objective, **cfg.features.objective_settings)  # bad settings fail before training
     if stage == "all" and objective is None and not _has_masks(data):
-        console.print(f"[yellow]{data}: no masks, so only the rgb stage runs (run `gsseg masks DATA`, then "
-                      "`gsseg train DATA --out RUN --stage features`)[/]")
+        console.print(
+            f"[yellow]{data}: no masks, so only the rgb stage runs (run `gsseg masks DATA`, then "
+            "`gsseg train DATA --out RUN --stage features`)[/]"
+        )
         cfg.stages = ["rgb"]
 
     from gsseg.train.distributed import current_group
@@ -163,8 +274,10 @@ def train(
         resumed = f", resumed from step {s['resumed_from']}" if s.get("resumed_from") is not None else ""
         target = s["features"] if s["stage"] == "features" else s["scene_ply"]
         what = f"{s['objective']}, D={s['dim']}, " if s["stage"] == "features" else ""
-        console.print(f"[green]{s['stage']}[/]: {s['steps']} steps{resumed}, {what}{s['gaussians']} Gaussians "
-                      f"({s['seconds']:.1f} s) -> {target}")
+        console.print(
+            f"[green]{s['stage']}[/]: {s['steps']} steps{resumed}, {what}{s['gaussians']} Gaussians "
+            f"({s['seconds']:.1f} s) -> {target}"
+        )
 
 
 _FLAG_NAMES = {"time_limit_s": "time-limit", "background_mode": "background", "init_ply": "init-ply"}
@@ -187,8 +300,9 @@ def _background_options(text: str | None) -> dict:
     return {"background_mode": "fixed", "background": rgb}
 
 
-def _feature_options(objective, lr, dim, preset, sets, table_scale, joint, time_limit, seed, backend,
-                     views_per_step=None) -> dict:
+def _feature_options(
+    objective, lr, dim, preset, sets, table_scale, joint, time_limit, seed, backend, views_per_step=None
+) -> dict:
     """FeatureStageConfig fields given on the command line (``objective_settings`` holds the objective's)."""
     import json
 
@@ -207,16 +321,30 @@ def _feature_options(objective, lr, dim, preset, sets, table_scale, joint, time_
         settings["dim"] = dim
     if preset is not None:
         settings["preset"] = preset
-    given = {"objective": objective, "lr": lr, "table_scale": table_scale, "joint": joint,
-             "time_limit_s": time_limit, "seed": seed, "backend": backend, "views_per_step": views_per_step}
+    given = {
+        "objective": objective,
+        "lr": lr,
+        "table_scale": table_scale,
+        "joint": joint,
+        "time_limit_s": time_limit,
+        "seed": seed,
+        "backend": backend,
+        "views_per_step": views_per_step,
+    }
     given = {k: v for k, v in given.items() if v is not None}
     if settings or objective is not None:
         given["objective_settings"] = settings
     return given
 
 
-def _prompt_options(given: dict, clicks: list[str], negative_clicks: list[str], prompts: Path | None,
-                    sam_checkpoint: Path | None, vote_labels: Path | None) -> None:
+def _prompt_options(
+    given: dict,
+    clicks: list[str],
+    negative_clicks: list[str],
+    prompts: Path | None,
+    sam_checkpoint: Path | None,
+    vote_labels: Path | None,
+) -> None:
     """Add prompt / label options to ``given["objective_settings"]`` (paths made absolute, files checked)."""
     from gsseg.errors import file_error
     from gsseg.prompts.spec import parse_click
@@ -230,8 +358,11 @@ def _prompt_options(given: dict, clicks: list[str], negative_clicks: list[str], 
         extra["clicks"] = list(clicks)
     if negative_clicks:
         extra["negative_clicks"] = list(negative_clicks)
-    for key, path, is_dir in (("prompts", prompts, False), ("sam_checkpoint", sam_checkpoint, False),
-                              ("labels_dir", vote_labels, True)):
+    for key, path, is_dir in (
+        ("prompts", prompts, False),
+        ("sam_checkpoint", sam_checkpoint, False),
+        ("labels_dir", vote_labels, True),
+    ):
         if path is None:
             continue
         if not (path.is_dir() if is_dir else path.is_file()):
