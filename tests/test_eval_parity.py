@@ -287,3 +287,91 @@ def test_pack_sanerf_hq(expected):
     miou_all, macc_all = sanerf_summary(list(objects.values()))
     assert math.isnan(miou_all) and e["mIoU_all_cases"] is None
     assert macc_all == pytest.approx(e["mAcc_all_cases"], abs=1e-12)
+
+
+# --- `gsseg eval --labels` on the pack converted to a dataset -------------------------------------
+
+
+def pack_dataset(root: Path, case: str = "noisy") -> tuple[Path, Path]:
+    """The parity pack as a gsseg dataset (cameras, depth, GT, pairs) plus label maps DIR/c<t>/<stem>.png."""
+    from PIL import Image
+
+    data, labels = root / "data", root / "labels"
+    frames, pairs = [], []
+    for k in range(3):
+        z = np.load(PACK / f"pair{k}.npz")
+        for side, stem in (("view", f"test_00{k}"), ("partner", f"test_00{k}_rot10")):
+            frames.append({"file_path": f"images/{stem}.png", "transform_matrix": z[f"c2w_{side}"].tolist()})
+            (data / "images").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((96, 128, 3), np.uint8)).save(data / "images" / f"{stem}.png")
+            (data / "depth").mkdir(exist_ok=True)
+            np.save(data / "depth" / f"{stem}.npy", z[f"depth_{side}"])
+            for i, lv in enumerate(z["levels"]):
+                (data / "gt" / str(lv)).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(z[f"gt_{side}"][i]).save(data / "gt" / str(lv) / f"{stem}.png")
+            for t, cut in enumerate(z[f"cuts_{case}_{side}"]):
+                (labels / f"c{t}").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(cut).save(labels / f"c{t}" / f"{stem}.png")
+        pairs.append([f"test_00{k}", f"test_00{k}_rot10"])
+    intr = {"camera_model": "OPENCV", "w": 128, "h": 96, "fl_x": 110.8513, "fl_y": 110.8513, "cx": 64.0, "cy": 48.0}
+    Image.fromarray(np.zeros((96, 128, 3), np.uint8)).save(data / "images" / "train_000.png")
+    train = [{**frames[0], "file_path": "images/train_000.png"}]
+    (data / "transforms_train.json").write_text(json.dumps({**intr, "frames": train}))
+    (data / "transforms_test.json").write_text(json.dumps({**intr, "frames": frames}))
+    (data / "pairs.json").write_text(json.dumps(pairs))
+    return data, labels
+
+
+@needs_pack
+def test_cli_labels_exact_reproduces_the_pack(tmp_path, expected):
+    from typer.testing import CliRunner
+
+    from gsseg.cli.app import app
+
+    data, labels = pack_dataset(tmp_path)
+    res = CliRunner().invoke(app, ["eval", "--data", str(data), "--labels", str(labels), "--exact", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["protocol"] == "official" and out["mode"] == "exact" and out["cuts"] == ["c0", "c1", "c2"]
+    assert sorted(out["per_view"]) == ["test_000", "test_001", "test_002"]
+    for k in range(3):
+        mine = out["per_view"][f"test_00{k}"]
+        for metric in ("nc", "vc"):
+            for lv in LEVELS:
+                want = expected[metric]["noisy"][f"pair{k}"][lv]["image"]
+                assert mine[f"{metric}_{lv}"] == pytest.approx(want, abs=0.002), f"{metric} pair{k} {lv}"
+    for lv in LEVELS:
+        assert out[f"vc_{lv}"] == pytest.approx(expected["vc"]["noisy"]["mean_over_pairs"][lv], abs=0.002)
+    assert set(out["pq_scene_per_cut"]) == {"c0", "c1", "c2"}
+
+
+@needs_pack
+def test_labels_mode_user_errors_are_one_line(tmp_path, capsys):
+    import shutil
+    import sys
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cli_fixtures import cli_exit_code
+
+    data, labels = pack_dataset(tmp_path)
+
+    def fails(argv: list[str], *words: str) -> None:
+        assert cli_exit_code(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        for w in words:
+            assert w in err, err
+
+    base = ["eval", "--data", str(data), "--labels"]
+    fails([*base, str(tmp_path / "nope")], "nope", "not found")
+    Image.fromarray(np.zeros((10, 12), np.uint16)).save(labels / "c1" / "test_001.png")
+    fails([*base, str(labels)], "c1/test_001.png", "12x10", "128x96")
+    (labels / "c1" / "test_001.png").unlink()
+    fails([*base, str(labels)], "c1/test_001.png", "not found")
+    shutil.rmtree(labels / "c1")
+    (labels / "c2" / "test_002_rot10.png").unlink()
+    fails([*base, str(labels)], "test_002_rot10.png", "partner")
+    fails(["eval", "--labels", str(labels)], "--data")
+    fails(["eval", str(tmp_path), "--data", str(data), "--labels", str(labels)], "not both")

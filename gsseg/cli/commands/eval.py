@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -45,8 +46,31 @@ HEADLINE = (
 
 
 def eval_run(
-    run: Annotated[Path, typer.Argument(help="Run directory written by `gsseg train`.")],
+    run: Annotated[
+        Optional[Path],
+        typer.Argument(help="Run directory written by `gsseg train` (leave out with --labels).", show_default=False),
+    ] = None,
     data: Annotated[Optional[Path], typer.Option(help="Dataset directory (default: the one the run recorded).")] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Score another method's label maps instead of a run: DIR/<cut>/<view>.png (uint16, 0 = unassigned, "
+            "the layout of RUN/segments) for the test views and their partners; needs --data."
+        ),
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="official (default: the papers' evaluation code, parity-tested) or gsseg (gsseg's own variants: "
+            "exclusive NC, first-pixel VC, per-view best threshold; not comparable with the papers)."
+        ),
+    ] = "official",
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact", help="Replace each sampled protocol (NC, SI, VC) by its exact expectation (deterministic)."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
     ] = False,
@@ -84,6 +108,21 @@ def eval_run(
     from rich.console import Console
     from rich.table import Table
 
+    from gsseg.errors import GssegError
+
+    if protocol not in ("official", "gsseg"):
+        raise GssegError(f"--protocol must be official or gsseg, got {protocol!r}")
+    if labels is not None:
+        if run is not None:
+            raise GssegError("give either RUN or --labels DIR, not both")
+        if data is None:
+            raise GssegError("--labels needs --data DATA (the dataset whose test views the label maps cover)")
+        if protocol != "official":
+            raise GssegError("--labels scores the official protocols only (drop --protocol gsseg)")
+        _eval_labels(data, labels, exact, samples, seed, min_size, as_json)
+        return
+    if run is None:
+        raise GssegError("missing RUN (a run directory), or pass --labels DIR --data DATA to score label maps")
     from gsseg.eval.context import EvalSettings
     from gsseg.eval.run_eval import evaluate_run
 
@@ -113,6 +152,48 @@ def eval_run(
     extra = f", objective {result['objective']}" if "objective" in result else ""
     cut_info = f", {result['cuts']} cuts ({result['cuts_source']})" if "cuts" in result else ""
     console.print(f"{result['gaussians']} Gaussians{extra}{cut_info}")
+
+
+def _finite(value):
+    """``value`` with every NaN / infinity replaced by None, so the JSON is strict."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _eval_labels(data: Path, labels: Path, exact: bool, samples: int, seed: int, min_size: int, as_json: bool) -> None:
+    """``gsseg eval --data DATA --labels DIR``: the official protocols on label maps, as a table or JSON."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gsseg.eval.official.labels import evaluate_labels
+    from gsseg.utils.progress import progress_bar
+
+    if as_json:
+        result = evaluate_labels(data, labels, exact=exact, samples=samples, seed=seed, min_size=min_size)
+        typer.echo(json.dumps(_finite(result)))
+        return
+    with progress_bar(transient=True) as progress:
+        result = evaluate_labels(
+            data, labels, exact=exact, samples=samples, seed=seed, min_size=min_size, progress=progress
+        )
+    console = Console()
+    mode = "exact expectation" if exact else f"{samples} draws per segment, seed {seed}"
+    console.print(f"gsseg eval --labels {labels} on {result['dataset']}: official protocols ({mode})")
+    table = Table(title=f"{result['views']} views, {result['vc_pairs']} pairs, cuts {', '.join(result['cuts'])}")
+    table.add_column("metric")
+    for lv in result["levels"]:
+        table.add_column(lv, justify="right")
+    for metric in ("nc", "nc_dense", "si", "vc"):
+        row = [f"{result[f'{metric}_{lv}']:.4f}" if f"{metric}_{lv}" in result else "-" for lv in result["levels"]]
+        table.add_row(metric.upper().replace("_", " "), *row)
+    console.print(table)
+    for cut, pq in result.get("pq_scene_per_cut", {}).items():
+        console.print(f"PQ^scene (object level) of cut {cut}: {pq['pq']:.4f} (SQ {pq['sq']:.4f}, RQ {pq['rq']:.4f})")
 
 
 def register(app: typer.Typer) -> None:

@@ -48,8 +48,8 @@ def panoptic_quality_official(
             raise ValueError(f"prediction {list(np.shape(p))} and ground truth {list(np.shape(g))} differ in size")
     if not len(gts):
         return OfficialPanoptic(float("nan"), float("nan"), float("nan"))
-    gt = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for g in gts])
-    pred = np.concatenate([np.asarray(p, dtype=np.int64).ravel() for p in preds])
+    gt = np.concatenate([np.asarray(g).ravel() for g in gts])  # kept in the maps' own integer type
+    pred = np.concatenate([np.asarray(p).ravel() for p in preds])
     kept = gt != 0
     gt, pred = gt[kept], pred[kept]
     things = int((pred != 0).sum())
