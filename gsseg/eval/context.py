@@ -24,7 +24,9 @@ class EvalSettings:
     protocol maximises over thresholds), "segments" (the cuts in RUN/segments) or "auto"
     (RUN/segments if any, else computed); max_cuts: cuts computed from the hierarchy; min_alpha: rendered pixels with
     less accumulated opacity are unassigned; depth_tolerance: relative depth agreement for
-    visibility in VC; hierarchy_k / spatial_weight / linkage: the hierarchy (segmentation API).
+    visibility in VC; hierarchy_k / spatial_weight / linkage: the hierarchy (segmentation API);
+    protocol: "official" (the papers' evaluation code, ``gsseg.eval.official``) or "gsseg" (gsseg's
+    own variants); exact: official NC / SI / VC as their exact expectation instead of ``samples`` draws.
     """
 
     samples: int = 100
@@ -38,12 +40,16 @@ class EvalSettings:
     spatial_weight: float = 0.0
     linkage: str = "average"
     pixel_cuts: bool = True
+    protocol: str = "official"
+    exact: bool = False
 
     def validate(self) -> None:
         if self.samples < 1 or self.min_size < 1 or self.max_cuts < 1:
             raise GssegError("samples, min_size and max_cuts must be >= 1")
         if self.cuts not in ("auto", "segments", "computed"):
             raise GssegError(f"cuts must be auto, segments or computed, got {self.cuts!r}")
+        if self.protocol not in ("official", "gsseg"):
+            raise GssegError(f"protocol must be official or gsseg, got {self.protocol!r}")
 
 
 class EvalContext:
@@ -110,7 +116,7 @@ class EvalContext:
         """A progress task (or None); advance with :meth:`advance`."""
         if self.progress is None:
             return None
-        return self.progress.add_task(name, total=total, info="")
+        return self.progress.add_task(name, total=total, info="", unit="view")
 
     def advance(self, task, info: str = "") -> None:
         if self.progress is not None and task is not None:

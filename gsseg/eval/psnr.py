@@ -38,7 +38,7 @@ def psnr_per_view(
     """{view stem: PSNR in dB} over the views of ``split``."""
     cams = ds.cameras(split)
     result = {}
-    task = progress.add_task("psnr", total=len(cams), info="") if progress is not None else None
+    task = progress.add_task("psnr", total=len(cams), info="", unit="view") if progress is not None else None
     for i in range(len(cams)):
         cam = cams[i]
         name = cam.names[0]

@@ -13,7 +13,7 @@ from gsseg.errors import GssegError
 from gsseg.masks.sources.base import MaskSource, NoInputForView, View
 from gsseg.masks.sources.sam_settings import SamSettings
 from gsseg.masks.store import MaskStore
-from gsseg.utils.progress import progress_bar
+from gsseg.utils.progress import NullProgress, progress_bar
 
 SPLITS = ("all", "train", "test")
 
@@ -114,8 +114,8 @@ def _run(
     todo: list[str] = []
     for name in names:
         (report.existing if store.has(name) and not force else todo).append(name)
-    with progress_bar(transient=not show_progress) as progress:
-        task = progress.add_task(f"masks ({source.name})", total=len(todo), info="")
+    with progress_bar() if show_progress else NullProgress() as progress:
+        task = progress.add_task(f"masks ({source.name})", total=len(todo), info="", unit="view")
         for name in todo:
             try:
                 view_masks = source(View(dataset, name))

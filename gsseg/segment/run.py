@@ -266,7 +266,7 @@ def _segment(ctx, req: SegmentRequest) -> dict:
             write_cut_files(folders[c.name], c, views, parents[c.name])
         todo = list(dict.fromkeys(views + (score_views if scores is not None else [])))
         with progress_bar(transient=True) if req.show_progress else contextlib.nullcontext() as bar:
-            task = bar.add_task("label maps", total=len(todo), info="") if bar else None
+            task = bar.add_task("label maps", total=len(todo), info="", unit="view") if bar else None
             for view in todo:
                 table = ctx.tables.get(view)
                 if view in view_set:

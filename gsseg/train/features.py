@@ -392,15 +392,16 @@ class FeatureTrainer:
             torch.set_num_threads(previous_threads)
 
     def _train_loop(self) -> FeatureResult:
-        from gsseg.train.rgb import _NullProgress
-        from gsseg.utils.progress import progress_bar
+        from gsseg.utils.progress import NullProgress, progress_bar
 
         cfg = self.cfg
         t0 = time.perf_counter()
         updates, empty_run = 0, 0
         loss_ema = math.nan
-        with progress_bar(transient=False) if self.show_progress else _NullProgress() as progress:
-            task = progress.add_task(f"features ({self.objective.name})", total=cfg.iters, completed=self.step, info="")
+        with progress_bar(transient=False) if self.show_progress else NullProgress() as progress:
+            task = progress.add_task(
+                f"features ({self.objective.name})", total=cfg.iters, completed=self.step, info="", unit="step"
+            )
             while self.step < cfg.iters:
                 result = self.train_step()
                 if result is None:

@@ -27,10 +27,12 @@ class StageOptions:
 
 
 def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict:
-    """RGB stage: resume or initialise, train, write ``RUN/scene.ply``. Returns a summary dict."""
+    """RGB stage: resume or initialise, train, write ``RUN/scene.ply``; the summary (also written to
+    ``RUN/rgb.json``) has the test-view PSNR and a warning when the run stopped far short of its steps."""
     from gsseg.gaussians.init import init_from_dataset, init_from_ply
     from gsseg.gaussians.ply import write_ply
-    from gsseg.train.rgb import RGBTrainer
+    from gsseg.train.rgb import RGBTrainer, held_out_psnr, schedule_warning
+    from gsseg.utils.progress import NullProgress, progress_bar
 
     trainer = RGBTrainer(ds, cfg.rgb, run, callbacks=opts.callbacks, show_progress=opts.show_progress)
     resumed = opts.resume and trainer.resume()
@@ -56,6 +58,10 @@ def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict
         trainer.start(scene)
     result = trainer.train()
     write_ply(run.scene_ply, result.scene)
+    with progress_bar(transient=True) if opts.show_progress else NullProgress() as progress:
+        backend = "auto" if cfg.rgb.backend == "cuda" else cfg.rgb.backend  # test cameras live on the CPU
+        held_out = held_out_psnr(result.scene, ds, result.background, backend, progress)
+    warning = schedule_warning(result.steps, cfg.rgb.iters, cfg.rgb.time_limit_s)
     summary = {
         "stage": "rgb",
         "init": source,
@@ -66,6 +72,11 @@ def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict
         "seconds": result.seconds,
         "scene_ply": str(run.scene_ply),
         "views": _views(ds),
+        "iters": cfg.rgb.iters,
+        "time_limit_s": cfg.rgb.time_limit_s,
+        "test_psnr": held_out["psnr"] if held_out else None,  # mean dB over the test views
+        "test_psnr_per_view": held_out["per_view"] if held_out else {},
+        "warnings": [warning] if warning else [],
     }
     write_json(run.rgb_summary, summary)
     return summary

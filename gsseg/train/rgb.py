@@ -124,6 +124,34 @@ def time_progress(elapsed_s: float, time_limit_s: float, grace: float = SCHEDULE
     return max(0.0, elapsed_s - lag) / (time_limit_s - lag)
 
 
+SHORT_SCHEDULE_FRACTION = 0.5  # a run that stops before this share of its steps gets a warning
+
+
+def schedule_warning(steps: int, iters: int, time_limit_s: float) -> str | None:
+    """One line when the stage stopped far short of its schedule (fewer than
+    SHORT_SCHEDULE_FRACTION of ``iters`` steps, i.e. the time limit ran out first), else None."""
+    if iters <= 0 or steps >= SHORT_SCHEDULE_FRACTION * iters:
+        return None
+    why = f"its time limit of {time_limit_s:g} s ran out" if time_limit_s > 0 else "it was stopped"
+    return (
+        f"the rgb stage stopped after {steps} of its {iters} steps ({100 * steps / iters:.0f}%) because {why}: "
+        "the scene is undertrained (raise --time-limit, or lower the resolution with --downscale)"
+    )
+
+
+def held_out_psnr(
+    scene: GaussianScene, ds, background: tuple[float, float, float], backend: str = "auto", progress=None
+) -> dict | None:
+    """PSNR of ``scene`` on the dataset's test views, the way ``gsseg eval`` measures it:
+    ``{"psnr": mean dB, "views": count, "per_view": {stem: dB}}``; None without test views."""
+    from gsseg.eval.psnr import psnr_per_view
+
+    if len(ds.names("test")) == 0:
+        return None
+    per_view = psnr_per_view(scene, ds, "test", background, backend, progress)
+    return {"psnr": sum(per_view.values()) / len(per_view), "views": len(per_view), "per_view": per_view}
+
+
 class RGBTrainer:
     """Holds parameters, optimisers and strategy state; runs and checkpoints the loop.
 
@@ -328,13 +356,13 @@ class RGBTrainer:
 
     def train(self) -> RGBResult:
         """Run from ``self.step`` to ``cfg.iters``; checkpoint periodically and at the end."""
-        from gsseg.utils.progress import progress_bar
+        from gsseg.utils.progress import NullProgress, progress_bar
 
         cfg = self.cfg
         t0 = self._t0 = time.perf_counter()
         psnr_ema = math.nan
-        with progress_bar(transient=False) if self.show_progress else _NullProgress() as progress:
-            task = progress.add_task("rgb", total=cfg.iters, completed=self.step, info="")
+        with progress_bar(transient=False) if self.show_progress else NullProgress() as progress:
+            task = progress.add_task("rgb", total=cfg.iters, completed=self.step, info="", unit="step")
             while self.step < cfg.iters:
                 loss, psnr = self.train_step()
                 psnr_ema = psnr if math.isnan(psnr_ema) else 0.9 * psnr_ema + 0.1 * psnr
@@ -354,19 +382,3 @@ class RGBTrainer:
         if self.run.latest_checkpoint(STAGE) is None:
             self.checkpoint()  # iters == 0: record the initial state so the stage counts as done
         return RGBResult(self.scene(), self.background(), self.step, self.resumed_from, time.perf_counter() - t0)
-
-
-class _NullProgress:
-    """Stand-in for a rich Progress when the bar is disabled."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, *args, **kwargs) -> None:
-        return None

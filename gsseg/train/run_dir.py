@@ -4,7 +4,8 @@
 RUN/config.json          TrainConfig (absolute dataset path, stage settings)
 RUN/checkpoints/<stage>_<step>.pt
 RUN/scene.ply            vanilla INRIA PLY written at the end of the RGB stage
-RUN/rgb.json             RGB stage summary: steps, Gaussian count, background colour to render over
+RUN/rgb.json             RGB stage summary: steps, Gaussian count, background colour to render over,
+                         test-view PSNR (test_psnr), warnings
 RUN/features.pt          identity features (features stage)
 RUN/segments/<cut>/...   segmentation outputs
 RUN/scores/<stem>.npy    click-query scores

@@ -274,10 +274,14 @@ def train(
         resumed = f", resumed from step {s['resumed_from']}" if s.get("resumed_from") is not None else ""
         target = s["features"] if s["stage"] == "features" else s["scene_ply"]
         what = f"{s['objective']}, D={s['dim']}, " if s["stage"] == "features" else ""
+        held_out = f", test PSNR {s['test_psnr']:.2f} dB" if s.get("test_psnr") is not None else ""
         console.print(
             f"[green]{s['stage']}[/]: {s['steps']} steps{resumed}, {what}{s['gaussians']} Gaussians "
-            f"({s['seconds']:.1f} s) -> {target}"
+            f"({s['seconds']:.1f} s){held_out} -> {target}",
+            soft_wrap=True,
         )
+        for warning in s.get("warnings", []):
+            console.print(f"[yellow]warning: {warning}[/]", highlight=False, soft_wrap=True)
 
 
 _FLAG_NAMES = {"time_limit_s": "time-limit", "background_mode": "background", "init_ply": "init-ply"}
