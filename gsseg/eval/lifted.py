@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -132,10 +133,15 @@ def cut_object_metrics(ctx, stack_of) -> dict:
         iou, _, _, _ = segment_ious(gts, preds, void=0, unassigned=0)
         per_object = iou.max(axis=1) if iou.shape[1] else np.zeros(iou.shape[0])
         best_iou = per_object if best_iou is None else np.maximum(best_iou, per_object)
-        pq = panoptic_quality_scene(gts, preds, void=0, unassigned=0).pq
-        if pq > best_pq:
+        if ctx.settings.protocol == "official":
+            from gsseg.eval.official.panoptic import panoptic_quality_official
+
+            pq = panoptic_quality_official(gts, preds).pq
+        else:
+            pq = panoptic_quality_scene(gts, preds, void=0, unassigned=0).pq
+        if pq > best_pq:  # NaN (category dropped) never wins
             best_pq, best_cut = pq, t
-    out = {"hier_pq_scene": float(best_pq), "hier_pq_cut": int(best_cut)}
+    out = {"hier_pq_scene": float(best_pq) if best_cut >= 0 else float("nan"), "hier_pq_cut": int(best_cut)}
     if best_iou is not None and len(best_iou):
         out["hier_object_miou"] = float(best_iou.mean())
     return out
@@ -146,9 +152,38 @@ def _protocol_kwargs(ctx) -> dict:
     return dict(samples=st.samples, seed=st.seed, min_size=st.min_size, background=0, unassigned=0)
 
 
+def official_cuts(ctx, stack_of, out: dict, suffix: str, with_gt: bool) -> None:
+    """The official protocols (``gsseg.eval.official``): NC, NC dense, SI per view and VC per rotated
+    pair, per GT level and fg/bg, of the stacks ``stack_of(view) -> [T,H,W]``; ``with_gt`` adds
+    ``vc_gt``, the official VC of the GT levels as the prediction (what the geometry allows)."""
+    from gsseg.eval.official.dataset import score_dataset
+
+    st = ctx.settings
+    kw = dict(exact=st.exact, samples=st.samples, seed=st.seed, min_size=st.min_size, require_depth=False)
+    task = ctx.task(f"cuts{suffix}", len(ctx.eval_views))
+    r = score_dataset(ctx.ds, stack_of, suffix=suffix, advance=lambda v: ctx.advance(task, v), **kw)
+    r.pop(f"views{suffix}", None)
+    out.update(r)
+    if with_gt:
+        levels = ctx.ds.gt_levels
+
+        def gt_stack(view: str) -> np.ndarray:
+            maps = [ctx.gt(view, lv) for lv in levels]
+            shape = next(m.shape for m in maps if m is not None)
+            return np.stack([m if m is not None else np.zeros(shape, np.int64) for m in maps])
+
+        gt = score_dataset(ctx.ds, gt_stack, **kw)
+        if "vc_mean" in gt:
+            out["vc_gt"] = gt["vc_mean"]
+
+
 def scored_cuts(ctx, stack_of, out: dict, suffix: str, variants: bool) -> None:
-    """NC, SI (per view) and VC (per rotated pair) of the label-map stacks ``stack_of(view) -> [T,H,W]``;
-    ``variants`` adds the exclusive and dense NC and the exclusive SI."""
+    """NC, SI (per view) and VC (per rotated pair) of the label-map stacks ``stack_of(view) -> [T,H,W]``:
+    the official protocols by default, gsseg's own variants with ``protocol="gsseg"`` (where
+    ``variants`` adds the exclusive and dense NC and the exclusive SI)."""
+    if ctx.settings.protocol == "official":
+        official_cuts(ctx, stack_of, out, suffix, with_gt=variants)
+        return
     kw = _protocol_kwargs(ctx)
     nc, nc_ex, nc_dense, si, si_ex, vc, vc_gt = (defaultdict(list) for _ in range(7))
     task = ctx.task(f"cuts{suffix}", len(ctx.eval_views))
@@ -199,13 +234,20 @@ def _pair_consistency(ctx, view: str, stack: np.ndarray, stack_of, vc: dict, vc_
 
 def _point_query_metrics(ctx, out: dict) -> None:
     """OmniSeg3D's two-level query: one click per part ⊂ object pair of every evaluation view;
-    the score map is the click's per-Gaussian similarity rendered in that view."""
+    the score map is the click's per-Gaussian similarity rendered in a view.
+
+    Official (OmniSeg3D's released protocol): the threshold is fixed on the click's view (the
+    reference) per level and transferred to the other evaluation views showing the part / object;
+    a query's IoU is the mean over those views (``hier_miou_l1/l2``). The best threshold per view,
+    in the click's view only, is an upper bound: ``hier_miou_best_l1/l2`` (the ``gsseg`` protocol's
+    ``hier_miou_l1/l2``)."""
     from gsseg.segment import Click, render_score_map, scores_from_clicks
 
     qlv = query_levels(ctx.ds.gt_levels)
     if qlv is None:
         return
     l1s, l2s = [], []
+    refs: list[tuple[str, object, torch.Tensor | None, float, float]] = []
     for view in ctx.eval_views:
         g1, g2 = ctx.gt(view, qlv[0]), ctx.gt(view, qlv[1])
         if g1 is None or g2 is None:
@@ -217,15 +259,71 @@ def _point_query_metrics(ctx, out: dict) -> None:
             except GssegError:  # nothing rendered under the query pixel: the query fails
                 l1s.append(0.0)
                 l2s.append(0.0)
+                refs.append((view, q, None, 0.0, 0.0))
                 continue
-            a, b = hierarchical_query(render_score_map(ctx.table(view), scores), g1 == q.part, g2 == q.obj)
+            score_map = render_score_map(ctx.table(view), scores)
+            a, b = hierarchical_query(score_map, g1 == q.part, g2 == q.obj)
             l1s.append(a)
             l2s.append(b)
-    if l1s:
-        out["hier_miou_l1"] = float(np.mean(l1s))
-        out["hier_miou_l2"] = float(np.mean(l2s))
+            if ctx.settings.protocol == "official":
+                refs.append(
+                    (view, q, scores, _ref_threshold(score_map, g1 == q.part), _ref_threshold(score_map, g2 == q.obj))
+                )
+    if not l1s:
+        return
+    key = "hier_miou" if ctx.settings.protocol == "gsseg" else "hier_miou_best"
+    out[f"{key}_l1"] = float(np.mean(l1s))
+    out[f"{key}_l2"] = float(np.mean(l2s))
+    out[key] = (out[f"{key}_l1"] + out[f"{key}_l2"]) / 2
+    out["hier_queries"] = len(l1s)
+    if ctx.settings.protocol == "official":
+        _transferred_queries(ctx, qlv, refs, out)
+
+
+def _ref_threshold(score_map: np.ndarray, mask: np.ndarray) -> float:
+    """The official threshold of a query level: the best on the reference view (first on ties)."""
+    from gsseg.eval.official.transfer import THRESHOLDS, threshold_ious
+
+    return float(THRESHOLDS[int(np.argmax(threshold_ious(score_map, mask)))])
+
+
+def _transferred_queries(ctx, qlv: tuple[str, str], refs: list, out: dict, chunk: int = 16) -> None:
+    """``hier_miou_l1/l2``: each query's reference thresholds applied in every other evaluation view
+    where its part / object is visible (score maps of up to ``chunk`` queries rendered at once).
+    Failed queries score 0; a query no other view shows is left out of that level."""
+    from gsseg.segment.scores import ALPHA_EPS
+
+    live = [i for i, r in enumerate(refs) if r[2] is not None]
+    ious: list[list[list[float]]] = [[[], []] for _ in refs]
+    for view in ctx.eval_views:
+        g1, g2 = ctx.gt(view, qlv[0]), ctx.gt(view, qlv[1])
+        if g1 is None or g2 is None:
+            continue
+        for c0 in range(0, len(live), chunk):
+            ids = [i for i in live[c0 : c0 + chunk] if refs[i][0] != view]
+            ids = [i for i in ids if (g1 == refs[i][1].part).any() or (g2 == refs[i][1].obj).any()]
+            if not ids:
+                continue
+            total, alpha = ctx.composite(view, torch.stack([refs[i][2].float() for i in ids], dim=1))
+            maps = np.where(alpha[..., None] > ALPHA_EPS, total / np.maximum(alpha, ALPHA_EPS)[..., None], 0.0)
+            maps = np.clip(maps, 0.0, 1.0)
+            for j, i in enumerate(ids):
+                _, q, _, th1, th2 = refs[i]
+                for lv, (mask, th) in enumerate(((g1 == q.part, th1), (g2 == q.obj, th2))):
+                    if mask.any():
+                        pred = maps[..., j] > th
+                        ious[i][lv].append(float((pred & mask).sum() / (pred | mask).sum()))
+    for lv, name in enumerate(("l1", "l2")):
+        per_query = [
+            0.0 if refs[i][2] is None else float(np.mean(ious[i][lv]))
+            for i in range(len(refs))
+            if refs[i][2] is None or ious[i][lv]
+        ]
+        if per_query:
+            out[f"hier_miou_{name}"] = float(np.mean(per_query))
+            out[f"hier_transfer_queries_{name}"] = len(per_query)
+    if "hier_miou_l1" in out and "hier_miou_l2" in out:
         out["hier_miou"] = (out["hier_miou_l1"] + out["hier_miou_l2"]) / 2
-        out["hier_queries"] = len(l1s)
 
 
 # --- prompted objects -------------------------------------------------------------------------
@@ -301,7 +399,13 @@ def prompted_metrics(ctx) -> dict:
     dim = ctx.record.info.dim
     if max(objects) >= dim:
         raise GssegError(f"{ctx.run.features_pt}: {max(objects)} prompted objects but only {dim} logit channels")
-    scores = {k: ObjectScore() for k in objects}
+    official = ctx.settings.protocol == "official"
+    if official:  # SANeRF-HQ's main(): an object absent everywhere with nothing predicted has IoU NaN
+        from gsseg.eval.official.prompted import OfficialObject
+
+        scores = {k: OfficialObject() for k in objects}
+    else:
+        scores = {k: ObjectScore() for k in objects}
     task = ctx.task("objects", len(ctx.eval_views))
     for view in ctx.eval_views:
         gt = ctx.gt(view, "object")
@@ -313,7 +417,12 @@ def prompted_metrics(ctx) -> dict:
         for k, gt_id in objects.items():
             scores[k].add(pred == k, gt == gt_id)
         ctx.advance(task, view)
-    miou, macc = mean_object_scores(list(scores.values()))
+    if official:
+        from gsseg.eval.official.prompted import sanerf_summary
+
+        miou, macc = sanerf_summary(list(scores.values()))
+    else:
+        miou, macc = mean_object_scores(list(scores.values()))  # type: ignore[arg-type]
     return {
         "object_miou": miou,
         "object_acc": macc,
@@ -346,6 +455,11 @@ def panoptic_metrics(ctx) -> dict:
     if not gts:
         return {}
     r = panoptic_quality_scene(gts, preds, void=0, unassigned=0)
+    if ctx.settings.protocol == "official":  # Panoptic Lifting's rules; "miou" stays gsseg's matched mIoU
+        from gsseg.eval.official.panoptic import panoptic_quality_official
+
+        o = panoptic_quality_official(gts, preds)
+        r = replace(r, pq=o.pq, sq=o.sq, rq=o.rq, tp=o.tp, fp=o.fp, fn=o.fn)
     return {
         "pq_scene": r.pq,
         "rq_scene": r.rq,

@@ -8,9 +8,15 @@ Metrics (each returns {} when it does not apply to the run):
 - ``panoptic``: flat logits (clustering): PQ^scene, RQ, SQ, mIoU;
 - ``input``: the input 2D masks scored with the NC and point-query protocols (training views);
 - ``oracle`` (on request): the same protocols on Gaussians labelled with the ground truth, the
-  ceiling any lifting method reaches on the run's geometry;
+  ceiling any lifting method reaches on the run's geometry (scored with gsseg's own variants);
 - ``oracle_tree`` (on request): the hierarchy, cuts and label maps of the segmentation stage fed
   with features made from those ground-truth labels (what that stage alone loses).
+
+``settings.protocol`` picks how NC / SI / VC, the point query, PQ^scene and the prompted-object
+IoU are computed: "official" (default; ``gsseg.eval.official``, the papers' evaluation code,
+tested against ``shared/parity``) or "gsseg" (gsseg's own variants, kept for comparison with
+older results: first-pixel VC, best threshold per view, exclusive NC). ``result["protocol"]``
+says which.
 """
 
 from __future__ import annotations
@@ -167,7 +173,14 @@ def evaluate_run(
     unknown = [m for m in names if m not in fns]
     if unknown:
         raise GssegError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(fns)}")
-    result: dict = {"run": str(run.root.resolve()), "dataset": str(data_path.resolve()), "gaussians": len(scene)}
+    result: dict = {
+        "run": str(run.root.resolve()),
+        "dataset": str(data_path.resolve()),
+        "gaussians": len(scene),
+        "protocol": settings.protocol,
+    }
+    if settings.protocol == "official":
+        result["protocol_mode"] = "exact" if settings.exact else "sampled"
     if record is not None:
         result["objective"] = record.info.objective
         result["feature_kind"] = record.info.kind

@@ -9,15 +9,22 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.parsing import MAX_CUTS, SEED, Range
+
 HEADLINE = (
     "psnr",
     "nc_part",
     "nc_object",
     "nc_group",
     "nc_mean",
+    "nc_fgbg",
     "nc_exclusive_mean",
     "nc_dense_mean",
     "si",
+    "vc_part",
+    "vc_object",
+    "vc_group",
+    "vc_fgbg",
     "vc",
     "vc_gt",
     "nc_mean_2d",
@@ -26,6 +33,7 @@ HEADLINE = (
     "hier_miou_l1",
     "hier_miou_l2",
     "hier_miou",
+    "hier_miou_best",
     "object_miou",
     "object_acc",
     "pq_scene",
@@ -82,8 +90,10 @@ def eval_run(
             "'oracle' (GT-labelled Gaussians: the ceiling on this geometry) runs only when named."
         ),
     ] = None,
-    samples: Annotated[int, typer.Option(help="Pixels sampled per ground-truth segment (NC, SI, VC).")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the sampled protocols.")] = 0,
+    samples: Annotated[
+        int, typer.Option(help="Pixels sampled per ground-truth segment (NC, SI, VC)."), Range(ge=1, le=10**7)
+    ] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled protocols."), SEED] = 0,
     cuts: Annotated[
         str,
         typer.Option(
@@ -91,7 +101,9 @@ def eval_run(
             "as in UFF), segments (those in RUN/segments) or auto (RUN/segments if present, else computed)."
         ),
     ] = "computed",
-    max_cuts: Annotated[int, typer.Option(help="Cuts computed from the hierarchy (spread over its levels).")] = 32,
+    max_cuts: Annotated[
+        int, typer.Option(help="Cuts computed from the hierarchy (spread over its levels)."), Range(ge=1, le=MAX_CUTS)
+    ] = 32,
     min_size: Annotated[
         int, typer.Option(help="Ground-truth segments smaller than this many pixels are skipped.")
     ] = 20,
@@ -127,11 +139,18 @@ def eval_run(
     from gsseg.eval.run_eval import evaluate_run
 
     settings = EvalSettings(
-        samples=samples, seed=seed, cuts=cuts, max_cuts=max_cuts, min_size=min_size, pixel_cuts=pixel_cuts
+        samples=samples,
+        seed=seed,
+        cuts=cuts,
+        max_cuts=max_cuts,
+        min_size=min_size,
+        pixel_cuts=pixel_cuts,
+        protocol=protocol,
+        exact=exact,
     )
     result = evaluate_run(run, data, metrics=metric, backend=backend, show_progress=not as_json, settings=settings)
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps(_finite(result)))
         return
     console = Console()
     if "psnr_per_view" in result:
@@ -142,11 +161,16 @@ def eval_run(
         for name, value in result["psnr_per_view"].items():
             views.add_row(name, f"{value:.2f}")
         console.print(views)
-    table = Table(title="metrics")
+    title = (
+        "metrics (official protocols: the papers' evaluation code)"
+        if protocol == "official"
+        else "metrics (gsseg's own variants: NOT the papers' protocols)"
+    )
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in HEADLINE:
-        if key in result:
+        if key in result and isinstance(result[key], (int, float)) and math.isfinite(result[key]):
             table.add_row(key, f"{result[key]:.2f}" if key == "psnr" else f"{result[key]:.4f}")
     console.print(table)
     extra = f", objective {result['objective']}" if "objective" in result else ""

@@ -59,10 +59,12 @@ def score_dataset(
     min_size: int = DEFAULT_MIN_SIZE,
     suffix: str = "",
     advance: Callable[[str], None] | None = None,
+    require_depth: bool = True,
 ) -> dict:
     """Official NC / NC dense / SI / VC of the label-map stacks ``stack_of(view) -> [C,H,W]``.
 
-    Returns the summary keys (module doc, each with ``suffix``) and ``per_view``.
+    Returns the summary keys (module doc, each with ``suffix``) and ``per_view``. A pair without
+    depth is an error with ``require_depth``, else its VC is skipped.
     """
     views, partners = eval_views_of(ds)
     levels = list(ds.gt_levels)
@@ -76,7 +78,9 @@ def score_dataset(
         stack = stack_of(view)
         partner = partners.get(view)
         geo = partner_stack = None
-        if partner is not None:
+        if partner is not None and (
+            require_depth or (ds.depth_path(view).is_file() and ds.depth_path(partner).is_file())
+        ):
             geo = geometry_of(ds, view, partner)
             partner_stack = stack_of(partner)
             n_pairs += 1
