@@ -52,9 +52,10 @@ def sorted_rows(a: np.ndarray) -> np.ndarray:
 
 def test_objects_partition_the_labelled_gaussians(run, scene, tmp_path):
     out = tmp_path / "export"
-    manifest = export_run(run, out, cut="t0.100", device="cpu")
+    manifest = export_run(run, out, cut="t0.100", device="cpu", keep_outliers=True)
     labels = SegmentsDir(run).labels("t0.100", len(scene))
     np.testing.assert_array_equal(np.load(out / "labels.npy"), labels)
+    assert manifest["outliers"]["enabled"] is False and manifest["outliers"]["removed"] == 0
     ids = sorted(np.unique(labels[labels > 0]).tolist())
     assert manifest["selected"] == ids and manifest["cut"] == "t0.100"
     files = sorted(p.name for p in out.glob("object_*.ply"))
@@ -94,8 +95,12 @@ def test_selected_objects_and_rest(run, scene, tmp_path):
     manifest = export_run(run, tmp_path / "sel", cut="t0.100", objects=ids, device="cpu")
     assert sorted(p.name for p in (tmp_path / "sel").glob("object_*.ply")) == [f"object_{i}.ply" for i in ids]
     rest = read_ply(tmp_path / "sel" / "scene_without_selected.ply")
-    np.testing.assert_array_equal(sorted_rows(rows(rest)), sorted_rows(rows(scene)[~np.isin(labels, ids)]))
-    assert manifest["selected_gaussians"] == int(np.isin(labels, ids).sum())
+    exported = np.load(tmp_path / "sel" / "labels.npy")  # the cut's, less the objects' outliers
+    changed = exported != labels
+    assert np.isin(labels[changed], ids).all() and (exported[changed] == 0).all()
+    np.testing.assert_array_equal(sorted_rows(rows(rest)), sorted_rows(rows(scene)[~np.isin(exported, ids)]))
+    assert manifest["selected_gaussians"] == int(np.isin(exported, ids).sum())
+    assert manifest["outliers"]["removed"] == int(changed.sum())
     assert sum(s["file"] is not None for s in manifest["segments"]) == 2
 
 

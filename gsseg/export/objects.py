@@ -5,11 +5,18 @@ DIR/object_<id>.<ext>             the Gaussians of each selected segment (no ext
 DIR/scene_without_selected.<ext>  every other Gaussian (unassigned ones included)
 DIR/scene_with_labels.ply         with --with-labels: the whole scene plus an int ``object_id``
                                   vertex property (0 = unassigned), kept by splat-transform/SuperSplat
-DIR/labels.npy                    int32 [N] labels of the whole scene (the cut's), row = RUN/scene.ply row
+DIR/labels.npy                    int32 [N] labels of the whole scene as exported (the cut's, with the
+                                  outliers removed from selected objects set to 0), row = RUN/scene.ply row
 DIR/segments.json                 manifest: cut, selection, formats, files written and their Gaussian
-                                  counts, and per segment id, parent id, Gaussian count, bounding
-                                  box of the means, display colour, files
+                                  counts, outlier rule and count, and per segment id, parent id,
+                                  Gaussian count, outliers removed, bounding box of the means,
+                                  display colour, files
 ```
+
+Outliers: by default every selected object loses the Gaussians far from its bulk
+(:mod:`gsseg.export.outliers`); they go to ``scene_without_selected`` (no Gaussian of the scene
+is dropped) and their count is in the manifest, per segment and in total. ``keep_outliers``
+exports the cut's segments as they are.
 
 ``<ext>`` is one per requested format (``formats.py``: ply, compressed.ply, spz, splat). A file
 that would hold no Gaussian is not written (a cut covering every Gaussian has no
@@ -30,6 +37,8 @@ import torch
 
 from gsseg.errors import GssegError, file_error
 from gsseg.export.formats import check_formats, file_name, write_splats
+from gsseg.export.outliers import object_inliers
+from gsseg.export.outliers import settings as outlier_settings
 from gsseg.gaussians.scene import GaussianScene
 from gsseg.segment.cuts import replace_dir
 from gsseg.utils.atomic import atomic_path, write_json
@@ -74,8 +83,10 @@ def segment_summary(
     groups: dict[int, np.ndarray],
     parents: dict[int, int] | None,
     files: dict[int, dict[str, str]],
+    removed: dict[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Manifest rows of every segment in ``groups`` (id -> Gaussian indices); ``files``: id -> format -> file."""
+    """Manifest rows of every segment in ``groups`` (id -> Gaussian indices); ``files``: id -> format -> file;
+    ``removed``: id -> outliers taken out of it (None in the row: not checked)."""
     means = scene.means.detach().cpu().numpy()
     rows = []
     for sid, idx in groups.items():
@@ -86,6 +97,7 @@ def segment_summary(
                 "id": sid,
                 "parent": None if parents is None or sid not in parents else int(parents[sid]),
                 "gaussians": int(len(idx)),
+                "outliers_removed": None if removed is None or sid not in removed else int(removed[sid]),
                 "bbox": {"min": pts.min(0).astype(float).tolist(), "max": pts.max(0).astype(float).tolist()},
                 "color": segment_color(sid),
                 "file": next(iter(written.values()), None),
@@ -106,13 +118,15 @@ def export_segments(
     show_progress: bool = False,
     formats: list[str] | None = None,
     with_labels: bool = False,
+    keep_outliers: bool = False,
 ) -> dict[str, Any]:
     """Write the export of ``scene`` segmented by ``labels [N]`` into ``out_dir``; returns the manifest.
 
     selected: segment ids to write as objects (default: every id > 0; a cut without segments
     exports only the rest of the scene); parents: id -> parent id in the next coarser cut;
     cut, source: recorded in the manifest; formats: file formats (default ``["ply"]``);
-    with_labels: also write the whole scene with an ``object_id`` property.
+    with_labels: also write the whole scene with an ``object_id`` property; keep_outliers: export
+    the selected segments whole (default: their outliers go to the rest of the scene, see module doc).
     """
     out_dir = Path(out_dir)
     formats = check_formats(formats)
@@ -131,6 +145,10 @@ def export_segments(
         shown = f"{min(present)}..{max(present)}" if present else "none"
         raise GssegError(f"segment ids {', '.join(map(str, missing))} are not in cut {cut!r} (ids present: {shown})")
     check_out_dir(out_dir)
+    unassigned = int((labels == 0).sum())
+    removed: dict[int, int] | None = None
+    if not keep_outliers:
+        labels, removed = remove_outliers(scene, labels, groups, chosen)
     scene = scene.with_features(None, None)
     in_selection = np.isin(labels, chosen)
     rest_index = np.flatnonzero(~in_selection)
@@ -139,6 +157,11 @@ def export_segments(
         notes.append(f"cut {cut!r} has no segments (every Gaussian is unassigned): no object files")
     if rest_index.size == 0:
         notes.append("the selection covers every Gaussian: no scene_without_selected file")
+    if removed and sum(removed.values()):
+        notes.append(
+            f"{sum(removed.values())} outlier Gaussians of the selected objects (far from their bulk) are in "
+            "scene_without_selected, not in the object files (--keep-outliers keeps them)"
+        )
     written: dict[str, int] = {}
     object_files: dict[int, dict[str, str]] = {}
     rest_files: dict[str, str] = {}
@@ -167,6 +190,13 @@ def export_segments(
             "source": source or {},
             "num_gaussians": int(len(scene)),
             "labelled_gaussians": int((labels > 0).sum()),
+            "unassigned_gaussians": unassigned,
+            "outliers": {
+                **outlier_settings(),
+                "enabled": not keep_outliers,
+                "removed": 0 if removed is None else int(sum(removed.values())),
+                "kept_in": "scene_without_selected",
+            },
             "selected": chosen,
             "selected_gaussians": int(in_selection.sum()),
             "sh_degree": scene.sh_degree,
@@ -178,9 +208,26 @@ def export_segments(
             },
             "written": written,
             "notes": notes,
-            "segments": segment_summary(scene, groups, parents, object_files),
+            "segments": segment_summary(scene, groups, parents, object_files, removed),
         }
         with atomic_path(tmp / LABELS_FILE) as p:
             np.save(p, labels)
         write_json(tmp / MANIFEST, manifest)
     return manifest
+
+
+def remove_outliers(
+    scene: GaussianScene, labels: np.ndarray, groups: dict[int, np.ndarray], chosen: list[int]
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Labels [N] with the outliers of the ``chosen`` segments set to 0, and id -> count removed;
+    ``groups`` (id -> Gaussian indices) is updated in place to the kept Gaussians."""
+    means = scene.means.detach().cpu().numpy()
+    out = labels.copy()
+    removed: dict[int, int] = {}
+    for sid in chosen:
+        idx = groups[sid]
+        keep = object_inliers(means[idx])
+        out[idx[~keep]] = 0
+        groups[sid] = idx[keep]
+        removed[sid] = int((~keep).sum())
+    return out, removed

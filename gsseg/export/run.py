@@ -26,13 +26,14 @@ def export_run(
     show_progress: bool = False,
     formats: list[str] | None = None,
     with_labels: bool = False,
+    keep_outliers: bool = False,
 ) -> dict[str, Any]:
     """Export a run's segments; returns the manifest.
 
     Without clicks: the segments ``objects`` (default all) of ``cut`` (default: the coarsest
     auto cut of the latest ``gsseg segment``). Clicks with a cut: the cut's segments under the
     clicks. Clicks without a cut: the Gaussians the click query selects, exported as object 1.
-    formats, with_labels: see :func:`export_segments`.
+    formats, with_labels, keep_outliers: see :func:`export_segments`.
     """
     from gsseg.train.run_dir import RunDir
 
@@ -48,7 +49,17 @@ def export_run(
         labels = selected.astype(np.int32)
         source = {"run": str(run.root), "clicks": [str(c) for c in clicks], "click_threshold": thr}
         return export_segments(
-            ctx.scene.to("cpu"), labels, out_dir, [1], None, "click", source, show_progress, formats, with_labels
+            ctx.scene.to("cpu"),
+            labels,
+            out_dir,
+            [1],
+            None,
+            "click",
+            source,
+            show_progress,
+            formats,
+            with_labels,
+            keep_outliers,
         )
 
     from gsseg.features import load_run_scene
@@ -76,5 +87,15 @@ def export_run(
     if clicks:
         source["clicks"] = [str(c) for c in clicks]
     return export_segments(
-        scene, labels, out_dir, selected, parents or None, name, source, show_progress, formats, with_labels
+        scene,
+        labels,
+        out_dir,
+        selected,
+        parents or None,
+        name,
+        source,
+        show_progress,
+        formats,
+        with_labels,
+        keep_outliers,
     )

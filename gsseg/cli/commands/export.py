@@ -53,6 +53,14 @@ def export(
             "--with-labels", help="Also write scene_with_labels.ply: the whole scene with an object_id property."
         ),
     ] = False,
+    keep_outliers: Annotated[
+        bool,
+        typer.Option(
+            "--keep-outliers",
+            help="Export each object whole; by default Gaussians far from an object's bulk (floaters) go to "
+            "scene_without_selected instead (counted in segments.json).",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (click queries).")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -76,6 +84,7 @@ def export(
         show_progress=not quiet,
         formats=fmt,
         with_labels=with_labels,
+        keep_outliers=keep_outliers,
     )
     if as_json:
         typer.echo(json.dumps(manifest))
