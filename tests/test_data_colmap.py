@@ -93,18 +93,34 @@ def test_colmap_downscale_scales_intrinsics_and_images(tmp_path):
     np.testing.assert_allclose(ds.train.Ks[b].numpy(), [[25, 0, 10], [0, 25, 7.5], [0, 0, 1]])
 
 
-@pytest.mark.parametrize("model", ["OPENCV 40 30 50 50 20 15 0.1 0 0 0", "SIMPLE_RADIAL 40 30 50 20 15 0.01"])
-def test_colmap_distorted_model_rejected(tmp_path, model):
+@pytest.mark.parametrize(
+    "model", ["OPENCV 40 30 50 50 20 15 0.1 0 0 0", "SIMPLE_RADIAL 40 30 50 20 15 0.01", "FOV 40 30 50 50 20 15 0.3"]
+)
+def test_colmap_distorted_model_loads_as_pinhole(tmp_path, model):
     _write_legacy_text_model(tmp_path, camera_line=f"1 {model}")
-    with pytest.raises(GssegError, match=r"cameras\.txt.*(OPENCV|SIMPLE_RADIAL).*image_undistorter"):
-        load_dataset(tmp_path)
+    ds = load_dataset(tmp_path, test_every=0)
+    b = ds.train.index_of("b")
+    K = ds.train.Ks[b].numpy()
+    assert K[0, 1] == 0 and K[2, 2] == 1 and K[0, 0] > 0
+    w, h = ds.size("b")
+    # the undistorted camera: OpenCV zooms at the same size, COLMAP's undistorter keeps f and crops
+    assert not np.allclose(K[0, 0], 50.0, atol=1e-3) or (w, h) != (40, 30)
+    assert ds.image("b").shape == (h, w, 3)
+    assert ds.describe()["undistorted_views"] == 1
 
 
-def test_colmap_missing_image_and_wrong_size(tmp_path):
+def test_colmap_missing_image_skipped_or_refused_and_wrong_size(tmp_path, capsys):
     _write_legacy_text_model(tmp_path)
     (tmp_path / "images" / "a.png").unlink()
-    with pytest.raises(GssegError, match=r"a\.png: image file not found \(listed in sparse/images\.txt as .a\.png.\)"):
-        load_dataset(tmp_path)
+    ds = load_dataset(tmp_path, test_every=0)
+    assert ds.names("all") == ["b"] and ds.skipped_frames == 1
+    assert (
+        "warning: 1 of 2 posed images in the COLMAP model sparse have no image file; skipped" in capsys.readouterr().err
+    )
+    with pytest.raises(
+        GssegError, match=r"a\.png: image file not found \(listed in sparse/images\.txt as .a\.png.\); 1 of 2"
+    ):
+        load_dataset(tmp_path, strict=True)
     write_png(tmp_path / "images" / "a.png", 41, 30)
     with pytest.raises(GssegError, match=r"a\.png: image is 41x30 but cameras\.txt says camera 2 is 40x30"):
         load_dataset(tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import make_colmap_dataset, make_transforms_dataset, orbit_cameras, write_png
+from data_fixtures import make_transforms_dataset, orbit_cameras, write_png
 
 from gsseg.cli.app import main
 from gsseg.data import load_dataset
@@ -38,10 +38,11 @@ def _missing_folder(tmp):
     return tmp / "nowhere", r"nowhere: dataset folder not found"
 
 
-def _missing_image(tmp):
+def _all_train_images_missing(tmp):
     root = _good(tmp)
-    (root / "images" / "view_001.png").unlink()
-    return root, r"images/view_001\.png: image file not found \(listed in transforms_train\.json frame 1"
+    for i in range(3):
+        (root / "images" / f"view_{i:03d}.png").unlink()
+    return root, r"transforms_train\.json: no training frames with an image file \(3 listed frames have none\)"
 
 
 def _malformed_json(tmp):
@@ -110,27 +111,22 @@ def _unreadable_image(tmp):
     return root, r"images/view_002\.png: cannot read image"
 
 
-def _distortion(tmp):
+def _ambiguous_k4(tmp):
     root = _good(tmp)
-    _edit_json(root / "transforms_train.json", lambda d: d["frames"][1].update(k1=0.05))
-    return root, r"transforms_train\.json: frame 1: lens distortion .*undistort"
+    _edit_json(root / "transforms_train.json", lambda d: d["frames"][1].update(k1=0.05, k4=0.01))
+    return root, r"transforms_train\.json: frame 1: k4/k5/k6 on a non-fisheye camera are ambiguous.*FULL_OPENCV"
 
 
-def _colmap_model(tmp):
-    root = make_colmap_dataset(tmp / "ds", orbit_cameras(2), text=True)
-    cams = root / "sparse" / "0" / "cameras.txt"
-    lines = [
-        ln.replace(" PINHOLE ", " OPENCV ") + " 0.1 0 0 0" if " PINHOLE " in ln else ln
-        for ln in cams.read_text().splitlines()
-    ]
-    cams.write_text("\n".join(lines) + "\n")
-    return root, r"sparse/0/cameras\.txt: camera 1 uses the OPENCV model.*colmap image_undistorter"
+def _unsupported_camera_model(tmp):
+    root = _good(tmp)
+    _edit_json(root / "transforms_train.json", lambda d: d.update(camera_model="EQUIRECTANGULAR"))
+    return root, r"transforms_train\.json: camera_model 'EQUIRECTANGULAR' is not supported"
 
 
 CASES = [
     _not_a_dataset,
     _missing_folder,
-    _missing_image,
+    _all_train_images_missing,
     _malformed_json,
     _missing_frames,
     _missing_matrix,
@@ -141,8 +137,8 @@ CASES = [
     _empty_train,
     _empty_test,
     _unreadable_image,
-    _distortion,
-    _colmap_model,
+    _ambiguous_k4,
+    _unsupported_camera_model,
 ]
 
 

@@ -150,7 +150,7 @@ def test_sam_source_through_the_cli(data, tmp_path):
             "0",
             "--min-region-area",
             "4",
-            "--max-size",
+            "--sam-max-size",
             "32",
         ]
         assert run_cli(args) == 0

@@ -129,7 +129,7 @@ def _inf_matrix(d, r):
 
 def _missing_image(d, r):
     (d / "images" / "train_002.png").unlink()
-    return ["train", d, "--out", r, "--restart", "-q"], r"images/train_002\.png: image file not found"
+    return ["train", d, "--out", r, "--restart", "-q", "--strict"], r"images/train_002\.png: image file not found"
 
 
 def _wrong_size_image(d, r):

@@ -1,9 +1,12 @@
 """COLMAP sparse models (binary or text) read with pycolmap.
 
-Layout: ``ROOT/images/<name>`` and the model in ``ROOT/sparse/0`` or ``ROOT/sparse``. Only
-undistorted pinhole cameras (PINHOLE, SIMPLE_PINHOLE) are accepted. COLMAP's ``cam_from_world``
+Layout: ``ROOT/images/<name>`` and the model in ``ROOT/sparse/0`` or ``ROOT/sparse``. Every
+COLMAP camera model is accepted: distorted ones (SIMPLE_RADIAL, RADIAL, OPENCV, FULL_OPENCV,
+OPENCV_FISHEYE, ...) are undistorted by :mod:`gsseg.data.undistort`. COLMAP's ``cam_from_world``
 is already an OpenCV world-to-camera transform and its principal point uses the same
-pixel-centre convention as :class:`Cameras`, so no conversion is needed.
+pixel-centre convention as :class:`Cameras`, so no conversion is needed. Posed images whose file
+is missing are left out (reported in ``missing``); every ``test_every``-th of the others by sorted
+name is a test view (COLMAP models have no split).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import numpy as np
 from gsseg.data.cameras import Cameras
 from gsseg.data.colmap_check import check_colmap_model
 from gsseg.data.images import image_size
-from gsseg.data.records import ParsedScene, ViewRecord, unique_names
+from gsseg.data.records import ParsedScene, ViewRecord, ordinal, unique_names
+from gsseg.data.undistort import from_colmap
 from gsseg.errors import GssegError, file_error
 
 MODEL_DIRS = ("sparse/0", "sparse")
-SUPPORTED_MODELS = ("PINHOLE", "SIMPLE_PINHOLE")
 
 
 def find_model_dir(root: Path) -> Path | None:
@@ -51,28 +54,24 @@ def load_colmap(root: Path, test_every: int = 8, check_images: bool = True) -> P
     if test_every < 0:
         raise GssegError(f"test_every must be >= 0, got {test_every}")
 
-    images = sorted((im for im in rec.images.values() if im.has_pose), key=lambda im: im.name)
-    for cam_id in sorted({im.camera_id for im in images}):
-        cam = rec.cameras[cam_id]
-        if cam.model_name not in SUPPORTED_MODELS:
-            raise file_error(
-                cameras_file,
-                f"camera {cam_id} uses the {cam.model_name} model; only undistorted PINHOLE/SIMPLE_PINHOLE "
-                "cameras are supported: undistort first (e.g. `colmap image_undistorter`)",
-            )
-    if not images:
-        raise file_error(model_dir, "COLMAP model has no posed images (empty train split)")
+    posed = sorted((im for im in rec.images.values() if im.has_pose), key=lambda im: im.name)
     image_dir = root / "images"
+    listed_in = images_file.relative_to(root).as_posix()
+    missing = [
+        (image_dir / im.name, f"listed in {listed_in} as '{im.name}'")
+        for im in posed
+        if not (image_dir / im.name).is_file()
+    ]
+    images = [im for im in posed if (image_dir / im.name).is_file()]
+    if not images:
+        note = f" with an image file ({len(missing)} posed images have none)" if missing else ""
+        raise file_error(model_dir, f"COLMAP model has no posed images{note} (empty train split)")
     names = unique_names([im.name for im in images])
     views = []
     for rank, (name, im) in enumerate(zip(names, images)):
         cam = rec.cameras[im.camera_id]
         path = image_dir / im.name
         if check_images:
-            if not path.is_file():
-                raise file_error(
-                    path, f"image file not found (listed in {images_file.relative_to(root).as_posix()} as '{im.name}')"
-                )
             aw, ah = image_size(path)
             if (aw, ah) != (cam.width, cam.height):
                 raise file_error(
@@ -83,9 +82,9 @@ def load_colmap(root: Path, test_every: int = 8, check_images: bool = True) -> P
         pose = im.cam_from_world() if callable(im.cam_from_world) else im.cam_from_world
         viewmat = np.eye(4)
         viewmat[:3, :] = np.asarray(pose.matrix(), dtype=np.float64)
-        K = np.asarray(cam.calibration_matrix(), dtype=np.float64)
+        K, distortion = from_colmap(cam.model_name, np.asarray(cam.params))
         split = "test" if test_every > 0 and rank % test_every == 0 and len(images) > 1 else "train"
-        views.append(ViewRecord(name, path, int(cam.width), int(cam.height), K, viewmat, split))
+        views.append(ViewRecord(name, path, int(cam.width), int(cam.height), K, viewmat, split, distortion=distortion))
     if len(set(names)) != len(names):
         raise file_error(model_dir, "two images share the same name")
     points = None
@@ -95,12 +94,20 @@ def load_colmap(root: Path, test_every: int = 8, check_images: bool = True) -> P
         rgb = np.array([p.color for p in pts], dtype=np.float32).reshape(-1, 3) / 255.0
         points = (xyz, rgb)
     fallback = root / "points3d.ply"
+    rule = (
+        f"every {ordinal(test_every)} image held out as a test view (by sorted name; COLMAP models have no split)"
+        if test_every > 0
+        else "no test views (test_every 0)"
+    )
     return ParsedScene(
         "colmap",
         model_dir,
         views,
         points=points,
         points_file=fallback if points is None and fallback.is_file() else None,
+        split_rule=rule,
+        missing=missing,
+        listed=len(posed),
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gsseg.data.undistort import Distortion
 from gsseg.errors import file_error
 
 
@@ -25,6 +26,7 @@ class ViewRecord:
         split: "train" or "test".
         depth_path: the view's depth map when the dataset names one (else ``depth/<name>.npy``).
         depth_scale: metres (scene units) per stored depth unit, for integer depth PNGs.
+        distortion: the lens distortion of ``K``'s camera, or None for a pinhole camera.
     """
 
     name: str
@@ -36,6 +38,7 @@ class ViewRecord:
     split: str
     depth_path: Path | None = None
     depth_scale: float = 1.0
+    distortion: Distortion | None = None
 
 
 @dataclass
@@ -48,6 +51,10 @@ class ParsedScene:
         views: every view, train and test.
         points: ([P,3] float32 xyz, [P,3] float32 rgb in [0,1]) read from the model, or None.
         points_file: a PLY to read sparse points from lazily when ``points`` is None.
+        split_rule: how train and test were chosen, in words (shown by ``gsseg info``).
+        missing: (image path, where it is listed) of every listed frame whose image file is absent.
+        listed: how many frames / posed images the source lists (missing ones included).
+        ignored: fields present in the source that are read but knowingly not used.
     """
 
     format: str
@@ -55,6 +62,10 @@ class ParsedScene:
     views: list[ViewRecord]
     points: tuple[np.ndarray, np.ndarray] | None = None
     points_file: Path | None = None
+    split_rule: str = ""
+    missing: list[tuple[Path, str]] = field(default_factory=list)
+    listed: int = 0
+    ignored: list[str] = field(default_factory=list)
 
 
 def read_json(path: Path) -> Any:
@@ -69,6 +80,12 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise file_error(path, f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 8th, 11th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def unique_names(paths: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -16,7 +16,19 @@ def info(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
     ] = False,
-    downscale: Annotated[float, typer.Option(help="Image size divisor, as the other commands would use it.")] = 1.0,
+    downscale: Annotated[
+        Optional[float], typer.Option(help="Divide the native image size by this factor, as the other verbs would.")
+    ] = None,
+    max_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Cap the longest image side at this many pixels (0: no cap). Default: 960 when --downscale "
+            "is not given either."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse frames whose image file is missing instead of skipping them.")
+    ] = False,
     test_every: Annotated[
         int, typer.Option(help="Every N-th view is a test view when the dataset has no explicit split (0: none).")
     ] = 8,
@@ -27,7 +39,7 @@ def info(
     """Show views per split, resolution and which optional data (depth, ground truth, masks, points) is present."""
     from gsseg.data import load_dataset
 
-    ds = load_dataset(data, downscale=downscale, test_every=test_every)
+    ds = load_dataset(data, downscale=downscale, test_every=test_every, max_size=max_size, strict=strict)
     summary = ds.describe()
     summary["masks"] = _mask_summary(ds.masks_dir)
     if views:
@@ -72,10 +84,19 @@ def _print_table(s: dict[str, Any]) -> None:
     table.add_column("key", style="bold")
     table.add_column("value")
     table.add_row("format", f"{s['format']} ({s['source']})")
-    table.add_row("views", f"{s['train_views']} train, {s['test_views']} test")
-    table.add_row(
-        "resolution", ", ".join(s["resolutions"]) + (f" (downscale {s['downscale']:g})" if s["downscale"] != 1 else "")
-    )
+    table.add_row("views", f"{s['train_views']} train, {s['test_views']} test; split: {s['split']}")
+    if s["skipped_frames"]:
+        table.add_row(
+            "frames",
+            f"{s['listed_frames']} listed, {s['skipped_frames']} without an image file (skipped; --strict refuses)",
+        )
+    table.add_row("resolution", _resolution(s))
+    if s["lens"]:
+        table.add_row(
+            "lens", f"{'; '.join(s['lens'])}: undistorted to pinhole cameras ({s['undistorted_views']} views)"
+        )
+    if s["ignored_fields"]:
+        table.add_row("ignored fields", ", ".join(s["ignored_fields"]) + " (not needed by Gaussian splatting)")
     table.add_row("scene scale", f"{s['scene_scale']:.4g}")
     table.add_row("depth", f"{s['depth_views']} views" if s["depth_views"] else "none")
     gt = s["gt_levels"]
@@ -102,6 +123,20 @@ def _print_table(s: dict[str, Any]) -> None:
         for v in s["views"]:
             vt.add_row(v["name"], v["split"], v["size"], "-" if v["masks"] is None else str(v["masks"]))
         console.print(vt)
+
+
+def _resolution(s: dict[str, Any]) -> str:
+    """Working resolution, with the native one and the rule that chose it when they differ."""
+    text = ", ".join(s["resolutions"])
+    if s["resolutions"] == s["native_resolutions"]:
+        return text
+    if s["auto_size"]:
+        why = f"longest side capped at {s['max_size']} by default; --max-size N or --downscale F to change"
+    elif s["max_size"]:
+        why = f"--max-size {s['max_size']}" + (f", downscale {s['downscale']:.4g}" if s["downscale"] != 1 else "")
+    else:
+        why = f"downscale {s['downscale']:.4g}"
+    return f"{text} (native {', '.join(s['native_resolutions'])}; {why})"
 
 
 def register(app: typer.Typer) -> None:

@@ -31,8 +31,9 @@ def masks(
     min_region_area: Annotated[
         int, typer.Option(help="SAM: Fill holes / drop islands smaller than this many pixels (0: off).")
     ] = 128,
-    max_size: Annotated[
-        int, typer.Option(help="SAM: Downscale images whose long side exceeds this many pixels before running SAM.")
+    sam_max_size: Annotated[
+        int,
+        typer.Option(help="SAM: Downscale images whose long side exceeds this many pixels before running SAM."),
     ] = 1024,
     device: Annotated[str, typer.Option(help="SAM: cpu or cuda.")] = "cpu",
     levels: Annotated[
@@ -44,6 +45,19 @@ def masks(
     ] = 0.002,
     noise: Annotated[str, typer.Option(help="Simulated: easy, medium or hard.")] = "medium",
     seed: Annotated[int, typer.Option(help="Simulated: Random seed (with the view name, fixes the masks).")] = 0,
+    downscale: Annotated[
+        Optional[float], typer.Option(help="Work at the native image size divided by this factor.")
+    ] = None,
+    max_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Work with the longest image side capped at this many pixels (0: no cap; default 960 when "
+            "--downscale is not given either). Train with the same option so masks and views match."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse frames whose image file is missing instead of skipping them.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -64,7 +78,7 @@ def masks(
         region_counts = [int(v) for v in levels.split(",") if v.strip()]
     except ValueError as e:
         raise GssegError(f"--levels must be comma-separated integers, got {levels!r}") from e
-    ds = load_dataset(data)
+    ds = load_dataset(data, downscale=downscale, max_size=max_size, strict=strict)
     options = SourceOptions(
         sam=SamSettings(
             checkpoint=checkpoint,
@@ -73,7 +87,7 @@ def masks(
             pred_iou_thresh=pred_iou,
             stability_score_thresh=stability,
             min_mask_region_area=min_region_area,
-            max_size=max_size,
+            max_size=sam_max_size,
             device=device,
         ),
         region_counts=region_counts,

@@ -26,7 +26,20 @@ def train(
         ),
     ] = None,
     iters: Annotated[Optional[int], typer.Option(help="RGB optimisation steps (default 3000).")] = None,
-    downscale: Annotated[Optional[float], typer.Option(help="Divide image resolution by this factor.")] = None,
+    downscale: Annotated[
+        Optional[float],
+        typer.Option(help="Divide the native image size by this factor (recorded in the run)."),
+    ] = None,
+    max_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Cap the longest image side at this many pixels (0: no cap; default 960 when --downscale is not "
+            "given either). The working resolution is recorded in the run; later verbs reuse it."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse frames whose image file is missing instead of skipping them.")
+    ] = False,
     sh_degree: Annotated[Optional[int], typer.Option(help="Spherical-harmonics degree 0..3 (default 3).")] = None,
     init: Annotated[
         Optional[str],
@@ -206,8 +219,10 @@ def train(
                 "use another --out or pass --restart"
             )
         changed = [k for k, v in given.items() if k != "iters" and getattr(cfg.rgb, k) != v]
-        if downscale is not None and downscale != cfg.downscale:
-            changed.append("downscale")
+        if (downscale is not None or max_size is not None) and _working_downscale(
+            data, downscale, max_size, strict
+        ) != cfg.downscale:
+            changed.append("downscale" if max_size is None else "max_size")
         if init_ply is not None and str(init_ply.resolve()) != cfg.init_ply:
             changed.append("init_ply")
         if changed:
@@ -225,7 +240,7 @@ def train(
     else:
         cfg = TrainConfig(
             dataset=str(data.resolve()),
-            downscale=downscale or 1.0,
+            downscale=_working_downscale(data, downscale, max_size, strict),
             stages=stages,
             init_ply=str(init_ply.resolve()) if init_ply else None,
             drop_invalid=drop_invalid,
@@ -282,6 +297,13 @@ def train(
         )
         for warning in s.get("warnings", []):
             console.print(f"[yellow]warning: {warning}[/]", highlight=False, soft_wrap=True)
+
+
+def _working_downscale(data: Path, downscale: float | None, max_size: int | None, strict: bool) -> float:
+    """The native-size divisor of the working resolution (``--downscale`` / ``--max-size`` / automatic)."""
+    from gsseg.data import load_dataset
+
+    return load_dataset(data, downscale=downscale, max_size=max_size, strict=strict, check_images=False).downscale
 
 
 _FLAG_NAMES = {"time_limit_s": "time-limit", "background_mode": "background", "init_ply": "init-ply"}

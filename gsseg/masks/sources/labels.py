@@ -8,7 +8,7 @@ colours (black, or alpha 0, is "no mask"). Every PNG must have the view's image 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -58,11 +58,18 @@ def label_pngs(root: Path, stem: str) -> list[Path]:
     return sorted(p for p in folder.glob("*.png") if p.is_file()) if folder.is_dir() else []
 
 
-def import_label_maps(paths: list[Path], image_size: tuple[int, int]) -> ViewMasks:
-    """Masks from label PNGs that must all be ``image_size`` (height, width)."""
+def import_label_maps(
+    paths: list[Path],
+    image_size: tuple[int, int],
+    resample: Callable[[np.ndarray, Path], np.ndarray] | None = None,
+) -> ViewMasks:
+    """Masks from label PNGs that must all be ``image_size`` (height, width) once ``resample``d
+    (the dataset's ``resample_labels``: to the working size, undistorted, nearest-neighbour)."""
     maps = []
     for path in paths:
         labels = read_label_png(path)
+        if resample is not None:
+            labels = resample(labels, path)
         if labels.shape != tuple(image_size):
             raise file_error(
                 path,
@@ -89,4 +96,7 @@ class LabelSource:
         paths = label_pngs(view.root, view.stem)
         if not paths:
             raise NoInputForView(f"no {LABEL_DIR}/{view.stem}/*.png")
-        return import_label_maps(paths, view.size())
+        resample = getattr(view.dataset, "resample_labels", None)
+        if resample is None:
+            return import_label_maps(paths, view.size())
+        return import_label_maps(paths, view.size(), lambda labels, path: resample(view.stem, labels, path))
