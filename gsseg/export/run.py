@@ -83,6 +83,8 @@ def export_run(
         "cut_kind": entry.get("kind"),
         "cut_value": entry.get("value"),
         "parent_cut": entry.get("parent"),
+        "filled_from_neighbours": entry.get("filled_from_neighbours"),
+        "never_seen": entry.get("never_seen"),
     }
     if clicks:
         source["clicks"] = [str(c) for c in clicks]

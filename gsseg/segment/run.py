@@ -218,7 +218,30 @@ def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut],
         add("threshold", t, h.cut_threshold(t), t)
     nest_cuts(cuts)
     cuts.sort(key=lambda c: -c.threshold)
+    fill_thin_gaussians(ctx, h, cuts)
     return cuts, settings
+
+
+def fill_thin_gaussians(ctx: SegmentContext, h, cuts: list[Cut]) -> None:
+    """Give the Gaussians the hierarchy left out (seen, but covered thinly by the masks) the labels
+    of their well-observed neighbours in every cut (:mod:`gsseg.segment.fill`), in place; each
+    cut's ``info`` records how many were filled and how many stay unassigned (never seen)."""
+    from gsseg.segment.fill import choose_donors, seen_gaussians
+
+    n = len(ctx.scene)
+    seen = seen_gaussians(ctx.record.coverage, n)
+    donors = None
+    if cuts and h.leaf_gaussians is not None:
+        fillable = seen.copy()
+        fillable[h.leaf_gaussians] = False
+        finest = min(cuts, key=lambda c: c.threshold)
+        donors = choose_donors(ctx.scene.means.detach().cpu().numpy(), finest.labels, fillable)
+    for c in cuts:
+        if donors is not None and len(donors):
+            c.labels = donors.fill(c.labels)
+        c.info["filled_from_neighbours"] = 0 if donors is None else len(donors)
+        c.info["unassigned"] = int((c.labels == 0).sum())
+        c.info["never_seen"] = int((~seen).sum())
 
 
 def segment_run(run_root: str | Path, req: SegmentRequest, device: str = "auto") -> dict:
