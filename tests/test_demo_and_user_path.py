@@ -11,7 +11,7 @@ import pytest
 
 from gsseg.cli.app import app, main
 
-VERBS = ["synth", "info", "masks", "train", "segment", "export", "view", "eval", "demo"]
+VERBS = ["synth", "info", "masks", "train", "segment", "export", "view", "eval", "render", "demo"]
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -111,7 +111,7 @@ def test_wrong_dataset_directory(verb, tmp_path, capsys):
     assert_one_clear_line(code, err, "no_such_dataset", "not found")
 
 
-@pytest.mark.parametrize("verb", ["segment", "eval", "view"])
+@pytest.mark.parametrize("verb", ["segment", "eval", "view", "render"])
 def test_wrong_run_directory(verb, tmp_path, capsys):
     code, _, err = run_cli([verb, str(tmp_path)], capsys)
     assert_one_clear_line(code, err, str(tmp_path))
