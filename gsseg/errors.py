@@ -17,3 +17,7 @@ class GssegError(Exception):
 def file_error(path: str | Path, problem: str) -> GssegError:
     """``GssegError`` whose message names the file first: ``"<path>: <problem>"``."""
     return GssegError(f"{path}: {problem}")
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a verb (raised instead of KeyboardInterrupt, which Typer turns into a silent exit)."""

@@ -643,3 +643,107 @@ def test_every_file_write_in_gsseg_is_atomic():
                     offenders.append(f"{rel}:{node.lineno}: {ast.unparse(node)[:70]}")
     assert not offenders, "non-atomic writes:\n" + "\n".join(offenders)
     assert protected >= 8  # the scan does see the writers
+
+
+# ---------------------------------------------------------------------------------- issue 30
+def _count_changes(before: dict[str, str], *folders: Path) -> list[str]:
+    after = snapshot(*folders)
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+BAD_NUMBERS = [
+    (["segment", "{run}", "--click", "test_000:nan,5"], r"click 'test_000:nan,5': coordinates must be finite"),
+    (["segment", "{run}", "--click", "test_000:inf,5"], r"click 'test_000:inf,5': coordinates must be finite"),
+    (["segment", "{run}", "--negative-click", "nan,nan,nan"], r"click 'nan,nan,nan': coordinates must be finite"),
+    (["export", "{run}", "--out", "{tmp}/e", "--click", "nan,1,2"], r"click 'nan,1,2': coordinates must be finite"),
+    (["segment", "{run}", "--thresholds", "nan:1:0.1"], r"--thresholds 'nan:1:0\.1': nan is not a finite number"),
+    (["segment", "{run}", "--thresholds", "0:inf:1"], r"--thresholds '0:inf:1': inf is not a finite number"),
+    (["segment", "{run}", "--thresholds", "0:1:1e-7"], r"asks for 10,000,001 cuts; at most 256"),
+    (["segment", "{run}", "--threshold", "2"], r"--threshold: must be >= 0 and <= 1, got 2"),
+    (["segment", "{run}", "--min-size", "-5"], r"--min-size: must be >= 0, got -5"),
+    (["segment", "{run}", "--click-threshold", "nan"], r"--click-threshold: nan is not a finite number"),
+    (["train", "{data}", "--out", "{run}", "--feature-lr", "nan"], r"--feature-lr: nan is not a finite number"),
+    (["train", "{data}", "--out", "{run}", "--feature-lr", "0"], r"--feature-lr: must be > 0, got 0"),
+    (["train", "{data}", "--out", "{run}", "--set", "pixels=1e999"], r"--set pixels: inf is not a finite number"),
+    (["train", "{data}", "--out", "{run}", "--set", "pixels=" + "5" * 5000], r"--set pixels: value too long"),
+    (["train", "{data}", "--out", "{run}", "--seed", "9" * 20], r"--seed: 9+ is out of range"),
+    (["train", "{data}", "--out", "{run}", "--seed", "-1"], r"--seed: must be >= 0 and <= 4294967295"),
+    (["train", "{data}", "--out", "{run}", "--downscale", "0"], r"--downscale: must be > 0"),
+    (["train", "{data}", "--out", "{run}", "--time-limit", "nan"], r"--time-limit: nan is not a finite number"),
+    (["train", "{data}", "--out", "{run}", "--restart", "--iters", "-3"], r"--iters: must be >= 0, got -3"),
+    (["eval", "{run}", "--samples", "0"], r"--samples: must be >= 1"),
+    (["view", "{run}", "--port", "70000"], r"--port: must be >= 0 and <= 65535"),
+    (["synth", "{tmp}/s", "--width", "1e3"], None),  # not an int: Click's own usage error (exit 2)
+]
+
+
+@pytest.mark.parametrize("argv,pattern", BAD_NUMBERS, ids=[" ".join(a[2:])[:40] for a, _ in BAD_NUMBERS])
+def test_bad_numbers_are_refused_up_front(fresh, tmp_path, argv, pattern, capsys):
+    data, run = fresh
+    argv = [a.format(run=run, data=data, tmp=tmp_path) for a in argv]
+    before = snapshot(data, run)
+    if pattern is None:
+        capsys.readouterr()
+        assert cli_exit_code(argv) == 2
+        assert "Traceback" not in capsys.readouterr().err
+    else:
+        line = one_error_line(argv, capsys)
+        assert re.search(pattern, line), line
+    assert not _count_changes(before, data, run)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "s").exists()
+
+
+def test_error_text_is_never_read_as_markup(tmp_path, capsys):
+    for name in ["no[/x]where", "d[red]e", "x:smile:y", "[bold]b[/bold]"]:
+        line = one_error_line(["info", str(tmp_path / name)], capsys)
+        assert f"{tmp_path / name}: " in line, line  # printed as typed: no tag eaten, no emoji
+
+
+def test_every_help_renders_cleanly(capsys):
+    from gsseg.cli.app import app
+
+    for verb in [c.name for c in app.registered_commands]:
+        capsys.readouterr()
+        assert cli_exit_code([verb, "--help"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "%%" not in out, verb
+        assert not re.search(r"[\U0001f000-\U0001faff]", out), verb  # no :name: turned into an emoji
+        if verb == "segment":
+            assert "written A:B:STEP" in out and "0.05% of them" in out
+
+
+def test_ctrl_c_prints_the_resume_line(fresh, monkeypatch, capsys):
+    import gsseg.train.pipeline as pipeline
+
+    data, run = fresh
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run_training", interrupted)
+    capsys.readouterr()
+    assert cli_exit_code(["train", str(data), "--out", str(run), "-q"]) == 130
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"interrupted: completed work is saved; re-run the same command to resume\.\n", err), err
+
+
+@pytest.mark.parametrize(
+    "failure,pattern",
+    [
+        (OSError(28, "No space left on device", "/x/scene.ply"), r"^error: /x/scene\.ply: no space left on device"),
+        (RuntimeError("[enforce fail] PytorchStreamWriter failed writing file data/0: file write failed"), "disk full"),
+        (RecursionError("maximum recursion depth exceeded"), r"nested too deeply"),
+    ],
+    ids=["enospc", "torch-save", "recursion"],
+)
+def test_system_failures_are_one_line(fresh, monkeypatch, failure, pattern, capsys):
+    import gsseg.train.pipeline as pipeline
+
+    data, run = fresh
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(pipeline, "run_training", fail)
+    line = one_error_line(["train", str(data), "--out", str(run), "-q"], capsys)
+    assert re.search(pattern, line), line

@@ -287,7 +287,7 @@ def test_cli_segment_json(emb_run, capsys):
     "args, message",
     [
         (["--thresholds", "0.5:0.1:0.1"], "STEP > 0 and B >= A"),
-        (["--threshold", "1.5"], "out of range"),
+        (["--threshold", "1.5"], "--threshold: must be >= 0 and <= 1, got 1.5"),
         (["--argmax"], "needs logit features"),
         (["--views", "val"], "unknown views"),
         (["--click", "test_000:5"], "expected STEM:X,Y"),

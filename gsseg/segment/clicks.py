@@ -6,6 +6,7 @@ the right, y down, pixel (0,0) is the top-left pixel.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from gsseg.errors import GssegError
@@ -43,9 +44,12 @@ class Click:
 
 def _numbers(text: str, what: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise GssegError(f"click {what!r}: expected numbers separated by commas") from None
+    if not all(math.isfinite(v) for v in values):
+        raise GssegError(f"click {what!r}: coordinates must be finite numbers (no nan or inf)")
+    return values
 
 
 def parse_click(text: str, positive: bool = True) -> Click:

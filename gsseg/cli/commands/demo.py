@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from gsseg.cli.parsing import NON_NEGATIVE, POSITIVE, SEED, SIDE, Range
+
 SHOWN_METRICS = (
     ("psnr", "test-view PSNR (dB)"),
     ("nc_mean", "normalized covering, mean of part/object/group"),
@@ -24,13 +26,17 @@ def demo(
     ] = Path("demo_out"),
     scene: Annotated[str, typer.Option(help="Built-in scene (see `gsseg synth --list`).")] = "tabletop",
     objective: Annotated[str, typer.Option(help="Identity objective: contrastive or ultrametric.")] = "contrastive",
-    width: Annotated[int, typer.Option(help="Image width of the built-in scene.")] = 128,
-    height: Annotated[int, typer.Option(help="Image height of the built-in scene.")] = 96,
-    views: Annotated[int, typer.Option(help="Training views.")] = 32,
-    rgb_iters: Annotated[int, typer.Option(help="RGB-stage steps (also bounded by --rgb-time-limit).")] = 3000,
-    rgb_time_limit: Annotated[float, typer.Option(help="Stop the RGB stage after this many seconds.")] = 100.0,
-    feature_iters: Annotated[int, typer.Option(help="Feature-stage steps.")] = 1500,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    width: Annotated[int, typer.Option(help="Image width of the built-in scene."), SIDE] = 128,
+    height: Annotated[int, typer.Option(help="Image height of the built-in scene."), SIDE] = 96,
+    views: Annotated[int, typer.Option(help="Training views."), Range(ge=1, le=10_000)] = 32,
+    rgb_iters: Annotated[
+        int, typer.Option(help="RGB-stage steps (also bounded by --rgb-time-limit)."), NON_NEGATIVE
+    ] = 3000,
+    rgb_time_limit: Annotated[
+        float, typer.Option(help="Stop the RGB stage after this many seconds."), POSITIVE
+    ] = 100.0,
+    feature_iters: Annotated[int, typer.Option(help="Feature-stage steps."), NON_NEGATIVE] = 1500,
+    seed: Annotated[int, typer.Option(help="Random seed."), SEED] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run everything on a built-in scene: make it, mask it with the weight-free watershed source,

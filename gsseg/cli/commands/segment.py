@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.parsing import NON_NEGATIVE, UNIT, Range
+
 
 def segment(
     run: Annotated[Path, typer.Argument(help="Run directory with scene.ply and features.pt.")],
@@ -31,12 +33,14 @@ def segment(
             help="Score in [0,1] a Gaussian needs to be selected by the clicks "
             "(default 0.85 for embeddings, 0.5 for logits)."
         ),
+        UNIT,
     ] = None,
     threshold: Annotated[
         Optional[list[float]],
         typer.Option(
             "--threshold", "-t", help="Hierarchy cut at this feature distance in [0,1] (cut 't0.300'). Repeatable."
         ),
+        UNIT,
     ] = None,
     thresholds: Annotated[
         Optional[str], typer.Option(help="Hierarchy cuts at A, A+STEP, ..., B, written A:B:STEP.")
@@ -44,6 +48,7 @@ def segment(
     regions: Annotated[
         Optional[list[int]],
         typer.Option("--regions", "-n", help="Hierarchy cut with about this many segments (cut 'n016'). Repeatable."),
+        Range(ge=1, le=1_000_000),
     ] = None,
     auto: Annotated[
         bool,
@@ -53,7 +58,9 @@ def segment(
             "The default when nothing else is asked.",
         ),
     ] = False,
-    auto_levels: Annotated[int, typer.Option(help="How many stable levels --auto keeps at most.")] = 3,
+    auto_levels: Annotated[
+        int, typer.Option(help="How many stable levels --auto keeps at most."), Range(ge=1, le=64)
+    ] = 3,
     argmax: Annotated[
         bool,
         typer.Option(
@@ -63,15 +70,20 @@ def segment(
     views: Annotated[
         str, typer.Option(help="Views to write label maps (and score maps) for: train, test or all.")
     ] = "test",
-    k: Annotated[int, typer.Option("--k", help="Neighbours per Gaussian in the hierarchy's kNN graph.")] = 10,
+    k: Annotated[
+        int, typer.Option("--k", help="Neighbours per Gaussian in the hierarchy's kNN graph."), Range(ge=1, le=1000)
+    ] = 10,
     spatial_weight: Annotated[
-        float, typer.Option(help="Share in [0,1] of spatial distance blended into the feature distance of graph edges.")
+        float,
+        typer.Option(help="Share in [0,1] of spatial distance blended into the feature distance of graph edges."),
+        UNIT,
     ] = 0.0,
     min_size: Annotated[
         Optional[int],
         typer.Option(
-            help="Segments smaller than this many Gaussians are merged or dropped (default: 0.05%% of them, >= 10)."
+            help="Segments smaller than this many Gaussians are merged or dropped (default: 0.05% of them, >= 10)."
         ),
+        NON_NEGATIVE,
     ] = None,
     small: Annotated[
         str, typer.Option(help="What happens to too-small segments: merge (into a neighbour) or drop (label 0).")
@@ -84,7 +96,9 @@ def segment(
         ),
     ] = "average",
     min_alpha: Annotated[
-        float, typer.Option(help="Label-map pixels whose accumulated opacity is below this are 0 (unassigned).")
+        float,
+        typer.Option(help="Label-map pixels whose accumulated opacity is below this are 0 (unassigned)."),
+        UNIT,
     ] = 0.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
@@ -94,12 +108,16 @@ def segment(
     from rich.console import Console
     from rich.table import Table
 
+    from gsseg.cli.parsing import MAX_CUTS, threshold_range
+    from gsseg.errors import GssegError
     from gsseg.segment.clicks import parse_clicks
-    from gsseg.segment.run import SegmentRequest, parse_threshold_range, segment_run
+    from gsseg.segment.run import SegmentRequest, segment_run
 
     ts = list(threshold or [])
     if thresholds:
-        ts += parse_threshold_range(thresholds)
+        ts += threshold_range(thresholds)
+    if len(ts) + len(regions or []) > MAX_CUTS:
+        raise GssegError(f"{len(ts) + len(regions or [])} cuts asked for; at most {MAX_CUTS} per run")
     req = SegmentRequest(
         clicks=parse_clicks(click, negative_click),
         click_threshold=click_threshold,

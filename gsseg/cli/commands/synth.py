@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.parsing import SEED, SIDE, Range
+
 # Kept in sync with gsseg.synth.recipes.SCENE_NAMES (a test checks); listed here so --help stays fast.
 SCENES_HELP = "tabletop (default), livingroom, toys, random"
 
@@ -18,17 +20,25 @@ def synth(
         typer.Argument(metavar="OUT", help="Output dataset folder (created if missing).", show_default=False),
     ] = None,
     scene: Annotated[str, typer.Option("--scene", "-s", help=f"Recipe: {SCENES_HELP}.")] = "tabletop",
-    seed: Annotated[int, typer.Option(help="Random seed (sun direction, camera jitter; layout for 'random').")] = 0,
-    width: Annotated[int, typer.Option(help="Image width in pixels.")] = 128,
-    height: Annotated[int, typer.Option(help="Image height in pixels.")] = 96,
-    views: Annotated[int, typer.Option(help="Number of training views.")] = 32,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (sun direction, camera jitter; layout for 'random')."), SEED
+    ] = 0,
+    width: Annotated[int, typer.Option(help="Image width in pixels."), SIDE] = 128,
+    height: Annotated[int, typer.Option(help="Image height in pixels."), SIDE] = 96,
+    views: Annotated[int, typer.Option(help="Number of training views."), Range(ge=1, le=10_000)] = 32,
     test_views: Annotated[
-        int, typer.Option("--test-views", help="Number of test views (each also gets a partner rotated 10°).")
+        int,
+        typer.Option("--test-views", help="Number of test views (each also gets a partner rotated 10°)."),
+        Range(ge=0, le=10_000),
     ] = 8,
     supersample: Annotated[
-        int, typer.Option(help="Anti-aliasing: RGB averages NxN rays per pixel (labels and depth use the centre ray).")
+        int,
+        typer.Option(help="Anti-aliasing: RGB averages NxN rays per pixel (labels and depth use the centre ray)."),
+        Range(ge=1, le=16),
     ] = 2,
-    points: Annotated[int, typer.Option(help="Number of sparse init points written to points3d.ply.")] = 4000,
+    points: Annotated[
+        int, typer.Option(help="Number of sparse init points written to points3d.ply."), Range(ge=1, le=10**8)
+    ] = 4000,
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty folder that is not a previous synth output.")
     ] = False,

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.parsing import COUNT, NON_NEGATIVE, POSITIVE, SEED, UNIT, Range
+
 STAGE_HELP = (
     "Stage to run: 'all' (rgb, then features when the dataset has masks or --objective is given), "
     "'rgb' (Gaussian geometry + colour) or 'features' (identity features on a run's frozen scene)."
@@ -25,10 +27,11 @@ def train(
             "(the PLY becomes RUN/scene.ply as is)."
         ),
     ] = None,
-    iters: Annotated[Optional[int], typer.Option(help="RGB optimisation steps (default 3000).")] = None,
+    iters: Annotated[Optional[int], typer.Option(help="RGB optimisation steps (default 3000)."), NON_NEGATIVE] = None,
     downscale: Annotated[
         Optional[float],
         typer.Option(help="Divide the native image size by this factor (recorded in the run)."),
+        Range(gt=0, le=1000),
     ] = None,
     max_size: Annotated[
         Optional[int],
@@ -36,11 +39,14 @@ def train(
             help="Cap the longest image side at this many pixels (0: no cap; default 960 when --downscale is not "
             "given either). The working resolution is recorded in the run; later verbs reuse it."
         ),
+        Range(ge=0, le=1_000_000),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Refuse frames whose image file is missing instead of skipping them.")
     ] = False,
-    sh_degree: Annotated[Optional[int], typer.Option(help="Spherical-harmonics degree 0..3 (default 3).")] = None,
+    sh_degree: Annotated[
+        Optional[int], typer.Option(help="Spherical-harmonics degree 0..3 (default 3)."), Range(ge=0, le=3)
+    ] = None,
     init: Annotated[
         Optional[str],
         typer.Option(help="Initial Gaussians: auto (sparse points if present, else random), points or random."),
@@ -52,9 +58,11 @@ def train(
             "(a new colour each step) or a fixed colour 'R,G,B' with values in [0,1], e.g. '1,1,1'."
         ),
     ] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Write a checkpoint every N steps.")] = None,
-    time_limit: Annotated[Optional[float], typer.Option(help="Stop RGB training after this many seconds.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Write a checkpoint every N steps."), COUNT] = None,
+    time_limit: Annotated[
+        Optional[float], typer.Option(help="Stop RGB training after this many seconds."), POSITIVE
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed."), SEED] = None,
     backend: Annotated[Optional[str], typer.Option(help="Renderer: auto, reference, cpu or cuda.")] = None,
     drop_invalid: Annotated[
         bool,
@@ -73,12 +81,14 @@ def train(
             "ultrametric (Ultrametric Feature Fields), ... (default contrastive)."
         ),
     ] = None,
-    feature_iters: Annotated[Optional[int], typer.Option(help="Features-stage steps (default 2000).")] = None,
+    feature_iters: Annotated[
+        Optional[int], typer.Option(help="Features-stage steps (default 2000)."), NON_NEGATIVE
+    ] = None,
     feature_lr: Annotated[
-        Optional[float], typer.Option(help="Adam learning rate of the features (default 1e-2).")
+        Optional[float], typer.Option(help="Adam learning rate of the features (default 1e-2)."), POSITIVE
     ] = None,
     feature_dim: Annotated[
-        Optional[int], typer.Option(help="Feature dimension D of the objective (default 16).")
+        Optional[int], typer.Option(help="Feature dimension D of the objective (default 16)."), Range(ge=1, le=4096)
     ] = None,
     preset: Annotated[
         Optional[str],
@@ -100,6 +110,7 @@ def train(
             help="Features stage: build contribution tables (and read masks) at this fraction of the image size "
             "(default: full size, or the largest fraction at which every view's table fits --memory-budget)."
         ),
+        UNIT,
     ] = None,
     joint: Annotated[
         Optional[bool],
@@ -110,7 +121,7 @@ def train(
         ),
     ] = None,
     feature_time_limit: Annotated[
-        Optional[float], typer.Option(help="Stop the features stage after this many seconds.")
+        Optional[float], typer.Option(help="Stop the features stage after this many seconds."), POSITIVE
     ] = None,
     memory_budget: Annotated[
         Optional[str],
@@ -125,6 +136,7 @@ def train(
             help="Features stage: views per step, losses averaged (default 1). Under `torchrun --nproc-per-node N "
             "-m gsseg train ...` the N processes share each step's views."
         ),
+        Range(ge=1, le=100_000),
     ] = None,
     click: Annotated[
         Optional[list[str]],
@@ -330,19 +342,12 @@ def _feature_options(
     objective, lr, dim, preset, sets, table_scale, joint, time_limit, seed, backend, views_per_step=None
 ) -> dict:
     """FeatureStageConfig fields given on the command line (``objective_settings`` holds the objective's)."""
-    import json
-
-    from gsseg.errors import GssegError
+    from gsseg.cli.parsing import json_setting
 
     settings = {}
     for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise GssegError(f"bad --set {item!r}: use KEY=VALUE, e.g. --set level_decay=0.2")
-        try:
-            settings[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key.strip()] = value
+        key, value = json_setting(item)
+        settings[key] = value
     if dim is not None:
         settings["dim"] = dim
     if preset is not None:

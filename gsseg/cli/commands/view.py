@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.parsing import Range
 from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY
 
 
@@ -14,7 +15,7 @@ def view(
     run: Annotated[
         Path, typer.Argument(help="Run directory (with scene.ply; features.pt and segments/ when present).")
     ],
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port)."), Range(ge=0, le=65535)] = 8080,
     host: Annotated[
         str,
         typer.Option(help="Address to listen on; 127.0.0.1 keeps the viewer local, 0.0.0.0 opens it to the network."),
