@@ -747,3 +747,83 @@ def test_system_failures_are_one_line(fresh, monkeypatch, failure, pattern, caps
     monkeypatch.setattr(pipeline, "run_training", fail)
     line = one_error_line(["train", str(data), "--out", str(run), "-q"], capsys)
     assert re.search(pattern, line), line
+
+
+def _ws_status(port: int, origin: str | None) -> int:
+    """101 when the viewer's websocket accepts a client sending ``origin``, else the HTTP status."""
+    import viser
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    headers = {"Origin": origin} if origin is not None else None
+    try:
+        with connect(
+            f"ws://127.0.0.1:{port}",
+            subprotocols=[f"viser-v{viser.__version__}"],
+            additional_headers=headers,
+            open_timeout=10,
+        ):
+            return 101
+    except InvalidStatus as e:
+        return e.response.status_code
+
+
+def test_viewer_websocket_refuses_foreign_origins(viewer_run):
+    from gsseg.viewer.server import ViewerApp, ViewerConfig
+
+    app = ViewerApp(viewer_run.run, ViewerConfig(port=0, allow_origins=("https://Embed.example.org/",)))
+    app.start()
+    try:
+        port = app.server.get_port()
+        for origin in [
+            "http://evil.example.com",
+            f"http://evil.example.com:{port}",
+            "null",
+            f"http://127.0.0.1:{port + 1}",
+            f"ftp://127.0.0.1:{port}",
+            "https://embed.example.org:8443",
+            "http://[::1",
+        ]:
+            assert _ws_status(port, origin) == 403, origin
+        for origin in [
+            f"http://127.0.0.1:{port}",
+            f"http://localhost:{port}",
+            f"http://[::1]:{port}",
+            "https://embed.example.org",
+            None,
+        ]:
+            assert _ws_status(port, origin) == 101, origin
+    finally:
+        app.stop()
+    import websockets.asyncio.server as ws_server
+
+    assert ws_server.serve.__module__ == "websockets.asyncio.server"  # the hook is gone after start()
+
+
+def test_view_on_a_network_address_warns_and_prints_a_usable_url(viewer_run, monkeypatch, capsys):
+    import types
+
+    import gsseg.viewer.server as server
+
+    seen = {}
+
+    def fake_serve(run, cfg, ready=None):
+        seen["cfg"] = cfg
+        ready(
+            types.SimpleNamespace(
+                n=5, shown=None, has_features=True, server=types.SimpleNamespace(get_port=lambda: 8123)
+            )
+        )
+
+    monkeypatch.setattr(server, "serve", fake_serve)
+    capsys.readouterr()
+    assert cli_exit_code(["view", str(viewer_run.run), "--host", "0.0.0.0", "--allow-origin", "http://box:9"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert seen["cfg"].allow_origins == ("http://box:9",)
+    assert err.startswith("warning: listening on 0.0.0.0, so anyone who can reach this machine on port 8123"), err
+    assert "http://0.0.0.0" not in err and re.search(r"at http://[^ ]+:8123 \(Ctrl\+C to stop\)", err), err
+    assert cli_exit_code(["view", str(viewer_run.run)]) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and "at http://localhost:8123 (Ctrl+C" in err, err
+    line = one_error_line(["view", str(viewer_run.run), "--allow-origin", "evil.com"], capsys)
+    assert "--allow-origin 'evil.com': give an origin such as" in line

@@ -25,6 +25,7 @@ import torch
 from gsseg.errors import GssegError
 from gsseg.features.coverage import supervised_gaussians
 from gsseg.viewer.display import DISPLAY_MODES, DisplayOptions, compose_rgba, segment_colors
+from gsseg.viewer.origin import OriginPolicy, checking_origins
 from gsseg.viewer.pick import PickResult, RayPicker
 from gsseg.viewer.selection import ClickRecord, FeatureScorer, SegmentScorer, Selection, default_threshold
 from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY, SplatData, display_indices, with_rgba
@@ -39,7 +40,8 @@ class ViewerConfig:
     training view, when the run's dataset can be read); min_weight: ``T·α`` a Gaussian needs to be
     picked; export_dir: the folder "export selection" writes under (default ``RUN/exports``): the page
     names a sub-folder of it and can never write anywhere else; max_display: the browser draws at most
-    this many Gaussians (0 = all; see ``splats.display_indices``), clicks still select among all."""
+    this many Gaussians (0 = all; see ``splats.display_indices``), clicks still select among all;
+    allow_origins: web origins besides the viewer's own page whose websockets are accepted (``origin.py``)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -47,6 +49,7 @@ class ViewerConfig:
     min_weight: float = 0.1
     export_dir: Path | None = None
     max_display: int = DEFAULT_MAX_DISPLAY
+    allow_origins: tuple[str, ...] = ()
 
 
 @dataclass
@@ -418,7 +421,9 @@ class ViewerApp:
             self.display.centers
         )
         check_port_free(self.cfg.host, self.cfg.port)
-        with contextlib.redirect_stdout(io.StringIO()):  # viser's own banner; `gsseg view` prints the URL
+        policy = OriginPolicy(self.cfg.host, self.cfg.allow_origins)
+        # viser's own banner is hidden (`gsseg view` prints the URL); foreign web pages are refused
+        with contextlib.redirect_stdout(io.StringIO()), checking_origins(policy):
             server = viser.ViserServer(host=self.cfg.host, port=self.cfg.port, label="gsseg", verbose=False)
         if self.cfg.port != 0 and server.get_port() != self.cfg.port:
             self.server = server

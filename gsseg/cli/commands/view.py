@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -43,12 +44,22 @@ def view(
             "selection and exports still use every Gaussian."
         ),
     ] = DEFAULT_MAX_DISPLAY,
+    allow_origin: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--allow-origin",
+            help="Also accept the websocket of pages at this origin (e.g. https://my.site:443) when embedding the "
+            "viewer; by default only the viewer's own page may connect. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Open the run in the browser: splats drawn client-side, click an object to select it (shift+click: negative),
     slide the threshold, colour by hierarchy cut, isolate / hide, export the selection as PLYs."""
     from rich.console import Console
+    from rich.text import Text
 
     from gsseg.errors import GssegError
+    from gsseg.viewer.origin import is_loopback, network_urls
     from gsseg.viewer.server import ViewerConfig, serve
 
     if not (0 <= port <= 65535):
@@ -58,18 +69,46 @@ def view(
     if not (0.0 < min_weight <= 1.0):
         raise GssegError(f"--min-weight {min_weight}: must be in (0, 1]")
     console = Console(stderr=True)
+    origins = tuple(allow_origin or [])
+    for o in origins:
+        if not re.fullmatch(r"https?://[^/\s]+", o.strip().rstrip("/")):
+            raise GssegError(f"--allow-origin {o!r}: give an origin such as https://example.org or http://host:8000")
     cfg = ViewerConfig(
-        host=host, port=port, view=start_view, min_weight=min_weight, export_dir=export_dir, max_display=max_display
+        host=host,
+        port=port,
+        view=start_view,
+        min_weight=min_weight,
+        export_dir=export_dir,
+        max_display=max_display,
+        allow_origins=origins,
     )
 
     def ready(app) -> None:
-        shown = "localhost" if host in ("127.0.0.1", "localhost") else host
+        port_ = app.server.get_port()
         drawn = f" ({len(app.shown)} drawn)" if app.shown is not None else ""
+        if is_loopback(host):
+            urls = [f"http://localhost:{port_}"]
+        else:
+            urls = network_urls(host, port_)
+            console.print(
+                Text.assemble(
+                    ("warning", "bold yellow"),
+                    f": listening on {host}, so anyone who can reach this machine on port {port_} can open the "
+                    "scene and export from it (use the default --host 127.0.0.1 to keep it local). Open it at "
+                    + (" or ".join(urls) or f"http://<this machine's address>:{port_}")
+                    + " (another name needs --allow-origin http://NAME:PORT).",
+                ),
+                soft_wrap=True,
+            )
         console.print(
-            f"[bold green]gsseg view[/]: {app.n} Gaussians{drawn}"
-            + ("" if app.has_features else " (no identity features: view only)")
-            + f" at [bold]http://{shown}:{app.server.get_port()}[/] (Ctrl+C to stop)",
-            highlight=False,
+            Text.assemble(
+                ("gsseg view", "bold green"),
+                f": {app.n} Gaussians{drawn}" + ("" if app.has_features else " (no identity features: view only)"),
+                " at ",
+                (urls[0] if urls else f"http://{host}:{port_}", "bold"),
+                " (Ctrl+C to stop)",
+            ),
+            soft_wrap=True,
         )
 
     try:
