@@ -375,3 +375,26 @@ def test_labels_mode_user_errors_are_one_line(tmp_path, capsys):
     fails([*base, str(labels)], "test_002_rot10.png", "partner")
     fails(["eval", "--labels", str(labels)], "--data")
     fails(["eval", str(tmp_path), "--data", str(data), "--labels", str(labels)], "not both")
+
+
+def test_sparse_pair_tables_give_the_dense_results(monkeypatch):
+    """Cuts with many labels use sparse (segment, label) tables: same values as the dense path."""
+    import gsseg.eval.official.protocols as protocols
+
+    rng = np.random.default_rng(0)
+    gt = np.repeat(np.repeat(rng.integers(0, 5, (6, 8)), 4, 0), 4, 1)  # 24 x 32, blocky segments
+    cuts = np.stack([gt * 3 + (rng.random(gt.shape) < 0.2), rng.integers(0, 40, gt.shape), gt // 2])
+    partner = np.roll(cuts, 1, axis=2)
+    n = gt.size
+    geo = PairGeometry(np.roll(np.arange(n).reshape(gt.shape), 1, axis=1).ravel(), np.ones(n, bool), np.ones(n, bool))
+    levels = official_levels({"object": gt})
+    for exact in (True, False):
+        dense = score_view(levels, cuts, partner, geo, exact=exact, min_size=4)
+        monkeypatch.setattr(protocols, "DENSE_TABLE", 0)
+        monkeypatch.setattr(protocols, "_DIRECT_LABELS", 0)  # np.unique relabelling too
+        sparse = score_view(levels, cuts, partner, geo, exact=exact, min_size=4)
+        monkeypatch.undo()
+        for metric in dense:
+            for lv in dense[metric]:
+                assert sparse[metric][lv].segments == pytest.approx(dense[metric][lv].segments, abs=1e-12)
+        assert dense["vc"]["object"].segments  # something was scored

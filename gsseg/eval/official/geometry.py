@@ -10,7 +10,7 @@ intrinsics ``K [3,3]`` and world-to-camera ``viewmat [4,4]`` in OpenCV axes (gss
   coordinate's fractional part is below 0.5, as the official code does;
 - visibility (the official masks are precomputed and not released; this is the parity pack's
   rule): the pixel containing the projection lies inside the other view, in front of it, and
-  its depth agrees within 2 % of the projected depth (:func:`gsseg.eval.metrics.depth_warp`).
+  its depth agrees within 2 % of the projected depth.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsseg.eval.metrics.consistency import DEFAULT_DEPTH_TOLERANCE, depth_warp
+DEFAULT_DEPTH_TOLERANCE = 0.02
 
 
 def viewmat_from_opengl_c2w(c2w: np.ndarray) -> np.ndarray:
@@ -30,14 +30,47 @@ def viewmat_from_opengl_c2w(c2w: np.ndarray) -> np.ndarray:
     return np.linalg.inv(cv)
 
 
-def _lift(depth: np.ndarray, K: np.ndarray, viewmat: np.ndarray) -> np.ndarray:
-    """World points [H*W,3] float64 of every pixel centre of a view (depth 0 gives the camera centre)."""
+def _transfer(
+    depth: np.ndarray, K: np.ndarray, viewmat: np.ndarray, K_other: np.ndarray, viewmat_other: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, v, z) [P] of every pixel centre of a view lifted with its z-depth [H,W] and projected into
+    another camera (pixel coordinates, centres at +0.5; z along the other camera's axis).
+
+    The view-to-other transform is affine in the lifted point z * (a(col), b(row), 1), so each
+    coordinate is z * (r0 a + r1 b + r2) + t with a separable bracket: a few passes over the image.
+    """
     h, w = depth.shape
-    row, col = np.mgrid[0:h, 0:w].astype(np.float64)
+    rel = viewmat_other @ np.linalg.inv(viewmat)
+    a = (np.arange(w) + 0.5 - K[0, 2]) / K[0, 0]
+    b = (np.arange(h) + 0.5 - K[1, 2]) / K[1, 1]
     z = depth.astype(np.float64)
-    cam = np.stack([(col + 0.5 - K[0, 2]) / K[0, 0] * z, (row + 0.5 - K[1, 2]) / K[1, 1] * z, z], axis=-1)
-    c2w = np.linalg.inv(viewmat)
-    return cam.reshape(-1, 3) @ c2w[:3, :3].T + c2w[:3, 3]
+    x2, y2, z2 = ((z * (r[0] * a[None, :] + r[1] * b[:, None] + r[2]) + r[3]).ravel() for r in rel[:3])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = K_other[0, 0] * x2 / z2 + K_other[0, 2]
+        v = K_other[1, 1] * y2 / z2 + K_other[1, 2]
+    return u, v, z2
+
+
+def _official_index(u: np.ndarray, v: np.ndarray, shape) -> np.ndarray:
+    """[P,2] (row, col) = trunc(coordinate - 0.5), clipped to the image (the official transform)."""
+    h, w = shape
+    col = np.trunc(np.clip(np.nan_to_num(u - 0.5), 0, w - 1)).astype(np.int64)
+    row = np.trunc(np.clip(np.nan_to_num(v - 0.5), 0, h - 1)).astype(np.int64)
+    return np.stack([row, col], axis=-1)
+
+
+def _visible(
+    depth: np.ndarray, u: np.ndarray, v: np.ndarray, z: np.ndarray, depth_other: np.ndarray, rel_tol: float
+) -> np.ndarray:
+    """[P] bool: the pack's visibility rule from the projections (u, v, z) into the other view."""
+    h, w = depth_other.shape
+    ok = (np.asarray(depth).ravel() > 0) & (z > 1e-9)
+    with np.errstate(invalid="ignore"):
+        col, row = np.floor(np.where(ok, u, -1.0)), np.floor(np.where(ok, v, -1.0))
+    ok &= (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    target = np.where(ok, row * w + col, 0).astype(np.int64)
+    d = np.asarray(depth_other, dtype=np.float64).ravel()[target]
+    return ok & (d > 0) & (np.abs(d - z) <= rel_tol * np.abs(z))
 
 
 def reprojection(
@@ -48,18 +81,9 @@ def reprojection(
     depth: [H,W] z-depth of the view; shape: (H', W') of the partner. Pixels without depth get
     whatever the formula gives (they are never visible).
     """
-    depth = np.asarray(depth, dtype=np.float64)
-    K, Kp = np.asarray(K, dtype=np.float64), np.asarray(K_partner, dtype=np.float64)
-    world = _lift(depth, K, np.asarray(viewmat, dtype=np.float64))
-    vp = np.asarray(viewmat_partner, dtype=np.float64)
-    cam = world @ vp[:3, :3].T + vp[:3, 3]
-    hp, wp = shape
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = Kp[0, 0] * cam[:, 0] / cam[:, 2] + Kp[0, 2] - 0.5
-        v = Kp[1, 1] * cam[:, 1] / cam[:, 2] + Kp[1, 2] - 0.5
-    col = np.trunc(np.clip(np.nan_to_num(u), 0, wp - 1)).astype(np.int64)
-    row = np.trunc(np.clip(np.nan_to_num(v), 0, hp - 1)).astype(np.int64)
-    return np.stack([row, col], axis=-1).reshape(*depth.shape, 2)
+    d, K, vm, Kp, vmp = (np.asarray(x, dtype=np.float64) for x in (depth, K, viewmat, K_partner, viewmat_partner))
+    u, v, _ = _transfer(d, K, vm, Kp, vmp)
+    return _official_index(u, v, shape).reshape(*d.shape, 2)
 
 
 def visibility(
@@ -72,7 +96,9 @@ def visibility(
     rel_tol: float = DEFAULT_DEPTH_TOLERANCE,
 ) -> np.ndarray:
     """[H,W] bool: the view's pixels visible in the other view (the parity pack's rule)."""
-    return depth_warp(depth, K, viewmat, depth_other, K_other, viewmat_other, rel_tol) >= 0
+    d, K, vm, Ko, vmo = (np.asarray(x, dtype=np.float64) for x in (depth, K, viewmat, K_other, viewmat_other))
+    u, v, z = _transfer(d, K, vm, Ko, vmo)
+    return _visible(d, u, v, z, np.asarray(depth_other), rel_tol).reshape(d.shape)
 
 
 @dataclass
@@ -106,8 +132,12 @@ def pair_geometry(
     viewmat_partner: np.ndarray,
     rel_tol: float = DEFAULT_DEPTH_TOLERANCE,
 ) -> PairGeometry:
-    """tau, V and V' of a view pair from both views' z-depth [H,W] and cameras."""
-    tau = reprojection(depth, K, viewmat, K_partner, viewmat_partner, np.shape(depth_partner))
-    v = visibility(depth, K, viewmat, depth_partner, K_partner, viewmat_partner, rel_tol)
-    vp = visibility(depth_partner, K_partner, viewmat_partner, depth, K, viewmat, rel_tol)
-    return PairGeometry.from_maps(tau, v, vp)
+    """tau, V and V' of a view pair from both views' z-depth [H,W] and cameras (each view projected once)."""
+    f64 = [np.asarray(a, dtype=np.float64) for a in (depth, K, viewmat, depth_partner, K_partner, viewmat_partner)]
+    d, K, vm, dp, Kp, vmp = f64
+    u, v, z = _transfer(d, K, vm, Kp, vmp)
+    tau = _official_index(u, v, dp.shape)
+    vis = _visible(d, u, v, z, dp, rel_tol)
+    up, vp_, zp = _transfer(dp, Kp, vmp, K, vm)
+    vis_p = _visible(dp, up, vp_, zp, d, rel_tol)
+    return PairGeometry(tau[:, 0] * dp.shape[1] + tau[:, 1], vis, vis_p)

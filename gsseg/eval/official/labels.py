@@ -68,7 +68,7 @@ def evaluate_labels(
         raise GssegError("--samples and --min-size must be >= 1")
     labels_dir = Path(labels_dir)
     cuts = label_cuts(labels_dir)
-    ds = load_dataset(data)
+    ds = load_dataset(data, downscale=1)  # label maps are scored at the native image size
     if not ds.gt_levels:
         raise file_error(ds.root, "has no ground truth (gt/<level>/<view>.png): nothing to score labels against")
     views, partners = eval_views_of(ds)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gsseg.eval.metrics.contingency import sample_in_segments, segment_pixels
+from gsseg.eval.metrics.contingency import sample_in_segments
 from gsseg.eval.official.geometry import PairGeometry
 from gsseg.eval.official.levels import ScoredLevel
 
@@ -33,6 +33,7 @@ DEFAULT_SAMPLES = 100
 DEFAULT_MIN_SIZE = 20
 UNASSIGNED = 0
 _DIRECT_LABELS = 1 << 22  # labels below this are relabelled by a lookup table instead of a sort
+DENSE_TABLE = 1 << 20  # pair tables up to max(this, 4 x pixels) entries are dense, larger ones sparse
 
 
 @dataclass
@@ -57,13 +58,18 @@ def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inv.ravel().astype(np.int64), values
 
 
+def _dense(entries: int, pixels: int) -> bool:
+    """Whether a pair table of ``entries`` cells is built dense (else sparse over occurring pairs)."""
+    return DENSE_TABLE > 0 and entries <= max(4 * pixels, DENSE_TABLE)
+
+
 def pair_counts(
     x: np.ndarray, y: np.ndarray, kx: int, ky: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Joint counts of compact labels x, y [P]: (count of each pixel's (x, y) pair [P], and over the
     Q pairs that occur: x ids [Q], y ids [Q], counts [Q])."""
     key = x * ky + y
-    if kx * ky <= max(4 * key.size, 1 << 20):
+    if _dense(kx * ky, key.size):
         table = np.bincount(key, minlength=kx * ky)
         nz = np.flatnonzero(table)
         return table[key], nz // ky, nz % ky, table[nz]
@@ -91,18 +97,42 @@ class _Level:
 
     def fit(self, t: int, k: np.ndarray, n_k: int, k_area: np.ndarray) -> None:
         """Fold cut ``t`` (compact labels k [P], n_k of them, areas k_area) into the running best."""
-        joint, gx, ky, counts = pair_counts(self.g, k, self.n, n_k)
-        iou = joint / (self.area[self.g] + k_area[k] - joint)
-        better = iou > self.best
-        self.best[better] = iou[better]
-        self.tstar[better] = t
-        self.si[better] = joint[better] / self.area[self.g[better]]
-        # dense: max IoU over the (segment, label) pairs that occur; absent pairs have IoU 0
-        np.maximum.at(self.dense, gx, counts / (self.area[gx] + k_area[ky] - counts))
+        key = self.g * n_k + k
+        if _dense(self.n * n_k, key.size):  # dense (segment, label) table
+            joint = np.bincount(key, minlength=self.n * n_k).reshape(self.n, n_k)
+            union = self.area[:, None] + k_area[None, :] - joint
+            table = np.divide(joint, union, out=np.zeros(joint.shape), where=union > 0)
+            self.dense = np.maximum(self.dense, table.max(axis=1))
+            iou = table.ravel()[key]
+            share = (joint / np.maximum(self.area, 1)[:, None]).ravel()
+            pair = key
+        else:  # sparse: only the pairs that occur
+            uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+            gx, ky = uniq // n_k, uniq % n_k
+            pair_iou = counts / (self.area[gx] + k_area[ky] - counts)
+            np.maximum.at(self.dense, gx, pair_iou)
+            pair = inv.ravel()
+            iou = pair_iou[pair]
+            share = counts / self.area[gx]
+        better = iou > self.best  # strict: the first cut keeps ties
+        np.copyto(self.best, iou, where=better)
+        np.copyto(self.tstar, t, where=better)
+        np.copyto(self.si, share[pair], where=better)
 
     def per_segment(self, pixel_values: np.ndarray) -> np.ndarray:
         """Mean of a per-pixel value over each segment: [n]."""
         return np.bincount(self.g, weights=pixel_values, minlength=self.n) / np.maximum(self.area, 1)
+
+
+def group_order(index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels grouped by compact label: (order [P] positions sorted by label, starts [k+1]); a radix
+    sort on 16-bit keys when the labels fit."""
+    flat = np.asarray(index).ravel()
+    keys = flat.astype(np.uint16) if k <= 1 << 16 else flat
+    order = np.argsort(keys, kind="stable")
+    starts = np.zeros(k + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(np.bincount(flat, minlength=k))
+    return order, starts
 
 
 def _scores(values: np.ndarray, segs: np.ndarray, per_seg: np.ndarray, ok: np.ndarray | None = None) -> ImageScore:
@@ -138,11 +168,13 @@ def score_view(
     for name, lv in levels.items():
         if np.shape(lv.labels) != stack.shape[1:]:
             raise ValueError(f"level {name}: ground truth {list(np.shape(lv.labels))} and cuts {list(stack.shape[1:])}")
+    compacted = []  # (compact labels [P] int32, count) of each cut, reused by VC
     for t in range(stack.shape[0]):
         k, kv = compact(stack[t])
         k_area = np.bincount(k, minlength=len(kv))
         for st in states.values():
             st.fit(t, k, len(kv), k_area)
+        compacted.append((k.astype(np.int32), len(kv)))
 
     out: dict[str, dict[str, ImageScore]] = {"nc": {}, "nc_dense": {}, "si": {}}
     draws: dict[str, dict[str, np.ndarray]] = {}
@@ -154,14 +186,14 @@ def score_view(
             continue
         rng = np.random.default_rng(seed)
         if len(st.segs):
-            order, starts = segment_pixels(st.g, st.n)
+            order, starts = group_order(st.g, st.n)
             p = sample_in_segments(order, starts, st.segs, samples, rng)
             p2 = sample_in_segments(order, starts, st.segs, samples, rng)
             u = rng.random(p.shape)
+            draws[name] = {"p": p, "p2": p2, "u": u, "order": order, "starts": starts}
         else:
-            p = p2 = np.zeros((0, samples), dtype=np.int64)
-            u = np.zeros((0, samples))
-        draws[name] = {"p": p, "p2": p2, "u": u}
+            p = np.zeros((0, samples), dtype=np.int64)
+            draws[name] = {"p": p, "p2": p, "u": np.zeros((0, samples))}
         nc = np.zeros(st.n)
         nc[st.segs] = st.best[p].mean(axis=1)
         out["nc"][name] = _scores(st.values, st.segs, nc)
@@ -183,7 +215,11 @@ def score_view(
         n_cuts = stack.shape[0]
         n_elig = {name: np.zeros((st.n, n_cuts), dtype=np.int64) for name, st in states.items()}
         sum_s = {name: np.zeros((st.n, n_cuts)) for name, st in states.items()}
-        weight = {name: np.zeros((st.n, n_cuts)) for name, st in states.items()}
+        weight = {  # w[g, t]: share of g's pixels whose best-fitting cut is t
+            name: np.bincount(st.g * n_cuts + st.tstar, minlength=st.n * n_cuts).reshape(st.n, n_cuts)
+            / np.maximum(st.area, 1)[:, None]
+            for name, st in states.items()
+        }
         vc_sum = {name: np.zeros(len(st.segs)) for name, st in states.items()}
         vc_rec = {name: np.zeros(len(st.segs), dtype=np.int64) for name, st in states.items()}
     si_hits = {name: np.zeros(len(st.segs)) for name, st in states.items()}
@@ -197,32 +233,42 @@ def score_view(
                 si_hits[name] += (chose & (cut[d["p"]] == cut[d["p2"]])).sum(axis=1)
         if not with_vc:
             continue
-        pulled = pstack[t].ravel()[tau]
-        elig = seen_back & (pulled != UNASSIGNED)
-        a, av = compact(cut[vis])
-        b, bv = compact(pulled[vis])
-        joint, _, _, _ = pair_counts(a, b, len(av), len(bv))
-        ra = np.bincount(a, minlength=len(av))
-        cb = np.bincount(b, minlength=len(bv))
+        p_raw = pstack[t].ravel()
+        kp, kpv = compact(p_raw)
+        unassigned = np.flatnonzero(kpv == UNASSIGNED)
+        pulled = kp[tau]  # the partner's compact label pulled back to every view pixel
+        elig = seen_back if not len(unassigned) else seen_back & (pulled != unassigned[0])
+        a = compacted[t][0][vis].astype(np.int64)
+        b = pulled[vis]
+        n_a, n_b = compacted[t][1], len(kpv)
+        joint, _, _, _ = pair_counts(a, b, n_a, n_b)
+        ra = np.bincount(a, minlength=n_a)
+        cb = np.bincount(b, minlength=n_b)
         s_vis = joint / (ra[a] + cb[b] - joint)
         elig_vis = elig[vis]
         elig_ids = np.flatnonzero(vis)[elig_vis]
         s_elig = s_vis[elig_vis]
+        if not exact:
+            s_full = np.zeros(size)
+            s_full[elig_ids] = s_elig
         for name, st in states.items():
             ge = st.g[elig_ids]
-            weight[name][:, t] = np.bincount(st.g, weights=(st.tstar == t), minlength=st.n) / np.maximum(st.area, 1)
             n_elig[name][:, t] = np.bincount(ge, minlength=st.n)
             sum_s[name][:, t] = np.bincount(ge, weights=s_elig, minlength=st.n)
             if exact or not len(st.segs):
                 continue
+            # p' = the r-th eligible pixel of g (pixel order), found by a running count over g's pixels
             d = draws[name]
             rows, cols = np.nonzero(st.tstar[d["p"]] == t)
-            order, starts = segment_pixels(ge, st.n)
+            order, starts = d["order"], d["starts"]
+            running = np.cumsum(elig[order])
+            before = np.concatenate([[0], running])
             seg = st.segs[rows]
-            cnt = starts[seg + 1] - starts[seg]
+            cnt = before[starts[seg + 1]] - before[starts[seg]]
             ok = cnt > 0
-            off = np.floor(d["u"][rows[ok], cols[ok]] * cnt[ok]).astype(np.int64)
-            got = s_elig[order[starts[seg[ok]] + off]]
+            rank = np.floor(d["u"][rows[ok], cols[ok]] * cnt[ok]).astype(np.int64)
+            pos = np.searchsorted(running, before[starts[seg[ok]]] + rank + 1)
+            got = s_full[order[pos]]
             np.add.at(vc_sum[name], rows[ok], got)
             np.add.at(vc_rec[name], rows[ok], 1)
 
