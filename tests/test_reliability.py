@@ -827,3 +827,51 @@ def test_view_on_a_network_address_warns_and_prints_a_usable_url(viewer_run, mon
     assert "warning" not in err and "at http://localhost:8123 (Ctrl+C" in err, err
     line = one_error_line(["view", str(viewer_run.run), "--allow-origin", "evil.com"], capsys)
     assert "--allow-origin 'evil.com': give an origin such as" in line
+
+
+def test_export_replaces_only_what_it_wrote(fresh, capsys):
+    data, run = fresh
+    assert cli_exit_code(["segment", str(run), "-q"]) == 0
+    u = run.parent / "u"
+    u.mkdir()
+    (u / "segments.json").write_text("{}")
+    (u / "precious.txt").write_text("keep me")
+    line = one_error_line(["export", str(run), "--out", str(u)], capsys)
+    assert re.search(r"u: is not empty and not a gsseg export \(no \.gsseg-export mark", line), line
+    assert (u / "precious.txt").read_text() == "keep me"
+
+    out = run.parent / "exported"
+    assert cli_exit_code(["export", str(run), "--out", str(out), "-q"]) == 0
+    mark = json.loads((out / ".gsseg-export").read_text())
+    assert set(mark["files"]) | {".gsseg-export"} == {p.name for p in out.iterdir()}
+    assert "segments.json" in mark["files"]
+    assert cli_exit_code(["export", str(run), "--out", str(out), "-q"]) == 0  # its own export: replaced
+    (out / "notes.txt").write_text("mine")
+    before = snapshot(out)
+    line = one_error_line(["export", str(run), "--out", str(out)], capsys)
+    assert "holds files the earlier export did not write (notes.txt)" in line, line
+    assert snapshot(out) == before
+    (out / "notes.txt").unlink()
+    (out / ".gsseg-export").write_text('{"writer": "someone else", "files": []}')
+    line = one_error_line(["export", str(run), "--out", str(out)], capsys)
+    assert "not a gsseg export" in line
+
+
+def test_viewer_export_names_that_are_not_sub_folders(viewer_run, tmp_path):
+    from gsseg.viewer.server import export_folder
+
+    root = tmp_path / "exports"
+    (root / "earlier").mkdir(parents=True)
+    for bad, why in [
+        (".", "itself"),
+        ("./", "itself"),
+        ("a/..", r"'\.\.'"),
+        ("a\x00b", "control characters"),
+        ("x" * 300, "longer than 200"),
+        ("a/" + "y" * 256, "longer than 200"),
+        ("line\nbreak", "control characters"),
+    ]:
+        with pytest.raises(GssegError, match=why):
+            export_folder(root, bad)
+    assert (root / "earlier").is_dir()
+    assert export_folder(root, "./sel") == root / "sel"

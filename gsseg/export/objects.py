@@ -22,13 +22,15 @@ exports the cut's segments as they are.
 that would hold no Gaussian is not written (a cut covering every Gaussian has no
 ``scene_without_selected``); the manifest lists only files that exist and says why others
 are missing. The folder is written beside ``DIR`` and swapped in: an existing export is
-replaced whole or not at all. A non-empty ``DIR`` that is not a gsseg export is refused.
+replaced whole or not at all. ``DIR/.gsseg-export`` lists every file the export wrote; a non-empty
+``DIR`` without it, or holding anything it does not list, is refused (never deleted).
 """
 
 from __future__ import annotations
 
 import colorsys
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,8 @@ REST_STEM = "scene_without_selected"
 LABELLED_FILE = "scene_with_labels.ply"
 LABELS_FILE = "labels.npy"
 MANIFEST_VERSION = 2
+OWNER_MARK = ".gsseg-export"  # {"writer": OWNER, "files": [...]}: what the export wrote; only that is replaced
+OWNER = "gsseg export"
 
 
 def object_file(segment_id: int, fmt: str = "ply") -> str:
@@ -62,12 +66,39 @@ def segment_color(segment_id: int) -> list[int]:
     return [int(round(r * 255)), int(round(g * 255)), int(round(b * 255))]
 
 
+def owned_files(out_dir: Path) -> set[str] | None:
+    """Names listed by ``out_dir``'s :data:`OWNER_MARK` (the files an export wrote there), or None
+    when the folder has no readable mark of gsseg's."""
+    try:
+        mark = json.loads((out_dir / OWNER_MARK).read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(mark, dict) or mark.get("writer") != OWNER or not isinstance(mark.get("files"), list):
+        return None
+    return {str(f) for f in mark["files"]} | {OWNER_MARK}
+
+
 def check_out_dir(out_dir: Path) -> None:
-    """GssegError when ``out_dir`` exists and is neither empty nor a previous gsseg export."""
+    """GssegError unless ``out_dir`` is absent, empty, or an earlier export holding only the files
+    that export wrote (its :data:`OWNER_MARK` lists them): an export replaces nothing else."""
     if out_dir.exists() and not out_dir.is_dir():
         raise file_error(out_dir, "exists and is not a folder; choose another --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise file_error(out_dir, "is not empty and not a gsseg export (no segments.json); choose another --out")
+    if not out_dir.is_dir():
+        return
+    entries = sorted(p.name for p in out_dir.iterdir())
+    if not entries:
+        return
+    owned = owned_files(out_dir)
+    if owned is None:
+        raise file_error(
+            out_dir, f"is not empty and not a gsseg export (no {OWNER_MARK} mark of gsseg's); choose another --out"
+        )
+    foreign = [e for e in entries if e not in owned]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise file_error(
+            out_dir, f"holds files the earlier export did not write ({shown}); move them or choose another --out"
+        )
 
 
 def group_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
@@ -213,6 +244,7 @@ def export_segments(
         with atomic_path(tmp / LABELS_FILE) as p:
             np.save(p, labels)
         write_json(tmp / MANIFEST, manifest)
+        write_json(tmp / OWNER_MARK, {"writer": OWNER, "files": sorted(p.name for p in tmp.iterdir())})
     return manifest
 
 

@@ -93,6 +93,7 @@ def check_port_free(host: str, port: int) -> None:
 
 
 DEFAULT_EXPORT_NAME = "selection"
+MAX_EXPORT_NAME = 200  # characters; each path component also fits a file system's 255 bytes
 
 
 def export_folder(root: Path, name: str | None) -> Path:
@@ -105,9 +106,15 @@ def export_folder(root: Path, name: str | None) -> Path:
             f"export folder {text!r}: give a folder name inside {root} (no absolute path, '~', "
             "':' or '..'); start `gsseg view` with --export-dir to export elsewhere"
         )
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise GssegError(f"export folder {text[:40]!r}: control characters (NUL, newline, ...) are not allowed")
+    if len(text) > MAX_EXPORT_NAME or any(len(p.encode()) > 255 for p in parts):
+        raise GssegError(f"export folder {text[:40]!r}...: longer than {MAX_EXPORT_NAME} characters")
     out = root / text
     if not out.resolve().is_relative_to(root.resolve()):
         raise GssegError(f"export folder {text!r}: leaves {root} through a symbolic link")
+    if out.resolve() == root.resolve():
+        raise GssegError(f"export folder {text!r}: is {root} itself; give a sub-folder name, e.g. selection")
     return out
 
 
