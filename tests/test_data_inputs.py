@@ -134,11 +134,11 @@ def test_fox_as_published(capsys):
     assert info["train_views"] + info["test_views"] == 50 and info["test_views"] == 7
     assert (info["listed_frames"], info["skipped_frames"]) == (67, 17)
     assert "17 of 67 frames in transforms.json have no image file" in err
-    assert info["native_resolutions"] == ["1080x1920"] and info["resolutions"] == ["540x960"]
+    assert info["native_resolutions"] == ["1080x1920"] and info["resolutions"] == ["270x480"]
     assert info["lens"] and info["undistorted_views"] == 50 and info["auto_size"]
     ds = load_dataset(FOX)
     name = ds.names("test")[0]
     img = ds.image(name)
-    assert img.shape == (960, 540, 3) and 0.05 < float(img.mean()) < 0.95
+    assert img.shape == (480, 270, 3) and 0.05 < float(img.mean()) < 0.95
     K = ds.test.Ks[0]
-    assert abs(float(K[0, 0]) - 1375.52 / 2) < 40 and abs(float(K[1, 2]) - 965.268 / 2) < 20
+    assert abs(float(K[0, 0]) - 1375.52 / 4) < 20 and abs(float(K[1, 2]) - 965.268 / 4) < 10

@@ -22,7 +22,7 @@ def info(
     max_size: Annotated[
         Optional[int],
         typer.Option(
-            help="Cap the longest image side at this many pixels (0: no cap). Default: 960 when --downscale "
+            help="Cap the longest image side at this many pixels (0: no cap). Default: 480 when --downscale "
             "is not given either."
         ),
     ] = None,

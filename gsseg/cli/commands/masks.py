@@ -51,7 +51,7 @@ def masks(
     max_size: Annotated[
         Optional[int],
         typer.Option(
-            help="Work with the longest image side capped at this many pixels (0: no cap; default 960 when "
+            help="Work with the longest image side capped at this many pixels (0: no cap; default 480 when "
             "--downscale is not given either). Train with the same option so masks and views match."
         ),
     ] = None,

@@ -36,7 +36,7 @@ def train(
     max_size: Annotated[
         Optional[int],
         typer.Option(
-            help="Cap the longest image side at this many pixels (0: no cap; default 960 when --downscale is not "
+            help="Cap the longest image side at this many pixels (0: no cap; default 480 when --downscale is not "
             "given either). The working resolution is recorded in the run; later verbs reuse it."
         ),
         Range(ge=0, le=1_000_000),
