@@ -112,7 +112,7 @@ class SceneHierarchy:
     def __len__(self) -> int:
         return self.num_gaussians
 
-    def _per_gaussian(self, leaf_labels: np.ndarray) -> np.ndarray:
+    def per_gaussian(self, leaf_labels: np.ndarray) -> np.ndarray:
         """Leaf labels [n] as labels of all N Gaussians [N] int32 (0 for Gaussians that are no leaf)."""
         if self.leaf_gaussians is None:
             return leaf_labels.astype(np.int32)
@@ -167,7 +167,16 @@ class SceneHierarchy:
         small = regions[self.sizes[regions] < self.min_size]
         if self.small == "merge" and len(small):
             self._merge_small(region, small, node_label, len(big))
-        return self._per_gaussian(node_label[leaf_region])
+        return self.per_gaussian(node_label[leaf_region])
+
+    def leaf_regions(self, threshold: float) -> np.ndarray:
+        """[n] int64: the region (tree node id) of every leaf in the cut at ``threshold``, with no
+        minimum size (every region, however small, keeps its own id)."""
+        nodes = np.arange(len(self.parents), dtype=np.int64)
+        cond = self.altitudes[self.parents] <= float(threshold)
+        cond[self.root] = False
+        region = np.asarray(hg.propagate_sequential(self.tree, nodes, cond), np.int64)
+        return region[: self.num_leaves]
 
     def _merge_small(self, region: np.ndarray, small: np.ndarray, node_label: np.ndarray, n_big: int) -> None:
         """Give every small region of a cut the label of the region it merges into.
@@ -209,15 +218,30 @@ class SceneHierarchy:
         best = min(plats, key=lambda p: (abs(p.regions - n), -p.length))
         return self.cut_threshold(best.middle), best.middle
 
-    def auto_thresholds(self, levels: int = 3, min_regions: int = 2, min_relative_length: float = 0.1) -> list[float]:
-        """Thresholds of up to ``levels`` stable cuts, coarsest first: the middles of the longest
-        threshold ranges over which the number of segments (>= ``min_regions``) does not change,
-        ignoring ranges shorter than ``min_relative_length`` times the longest one."""
-        plats = [p for p in self.plateaus() if p.regions >= min_regions and p.length > 0]
-        plats.sort(key=lambda p: -p.length)
-        if plats:
-            plats = [p for p in plats if p.length >= min_relative_length * plats[0].length]
-        chosen = sorted(plats[:levels], key=lambda p: -p.middle)
+    def auto_thresholds(self, levels: int = 3, min_regions: int = 3, min_relative_length: float = 0.1) -> list[float]:
+        """Thresholds of up to ``levels`` stable cuts, coarsest first, spanning part -> object -> group.
+
+        Candidates are the threshold ranges over which the number of segments does not change,
+        with at least ``min_regions`` segments (2 when no range has that many: a cut of 1-2
+        segments covering the scene separates nothing) and at least ``min_relative_length``
+        times the longest candidate's length. The levels are spread evenly in log(segments)
+        from the candidate with the fewest segments to the one with the most (ties: the longer
+        range), so the coarsest separates the main objects and the finest holds the parts."""
+        plats = [p for p in self.plateaus() if p.length > 0]
+        cands = [p for p in plats if p.regions >= min_regions] or [p for p in plats if p.regions >= 2]
+        if not cands:
+            return []
+        longest = max(p.length for p in cands)
+        cands = [p for p in cands if p.length >= min_relative_length * longest]
+        regions = np.array([p.regions for p in cands], np.float64)
+        targets = np.geomspace(regions.min(), regions.max(), max(1, levels))
+        chosen: list[Plateau] = []
+        for t in np.log(targets):
+            order = sorted(range(len(cands)), key=lambda i: (abs(np.log(regions[i]) - t), -cands[i].length))
+            pick = next((cands[i] for i in order if cands[i] not in chosen), None)
+            if pick is not None:
+                chosen.append(pick)
+        chosen.sort(key=lambda p: -p.middle)
         return [p.middle for p in chosen]
 
 

@@ -173,15 +173,24 @@ def click_selection(
 
 
 def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut], dict]:
-    """Cuts of the scene hierarchy asked for by ``req`` (nested, coarsest first) and the hierarchy settings."""
-    from gsseg.segment.hierarchy import build_hierarchy
+    """Cuts of the scene hierarchy asked for by ``req`` (nested, coarsest first) and the hierarchy settings.
 
+    With ``small="merge"`` (the default) segments under the minimum size (default
+    :func:`gsseg.segment.merge.segment_min_size`, a share of the supervised Gaussians) join the
+    spatial neighbour they share the most boundary with (:mod:`gsseg.segment.merge`)."""
+    from gsseg.features.coverage import supervised_gaussians
+    from gsseg.segment.hierarchy import build_hierarchy
+    from gsseg.segment.merge import SpatialAdjacency, merge_small, segment_min_size
+
+    min_size = req.min_size
+    if min_size is None:
+        min_size = segment_min_size(int(supervised_gaussians(ctx.record.coverage, len(ctx.scene)).sum()))
     h = build_hierarchy(
         ctx.scene,
         ctx.record,
         k=req.k,
         spatial_weight=req.spatial_weight,
-        min_size=req.min_size,
+        min_size=min_size,
         small=req.small,
         linkage=req.linkage,
     )
@@ -190,18 +199,11 @@ def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut],
         "spatial_weight": req.spatial_weight,
         "min_size": h.min_size,
         "small": req.small,
+        "merge": "spatial neighbour" if req.small == "merge" else None,
         "linkage": req.linkage,
         "leaves": h.num_leaves,
     }
-    cuts: list[Cut] = []
-    seen: set[str] = set()
-
-    def add(kind: str, value: float, labels: np.ndarray, threshold: float) -> None:
-        name = cut_name(kind, value)
-        if name not in seen:
-            seen.add(name)
-            cuts.append(Cut(name, kind, value, labels, threshold, info={"hierarchy": settings}))
-
+    specs: dict[str, tuple[str, float, float]] = {}
     if req.auto:
         thresholds = h.auto_thresholds(req.auto_levels)
         if not thresholds:
@@ -210,14 +212,28 @@ def hierarchy_cuts(ctx: SegmentContext, req: SegmentRequest) -> tuple[list[Cut],
                 "separate anything); check the feature stage or use --regions N"
             )
         for i, t in enumerate(thresholds):
-            add("auto", i, h.cut_threshold(t), t)
+            specs.setdefault(cut_name("auto", i), ("auto", i, t))
     for n in req.regions:
-        labels, t = h.cut_regions(n)
-        add("regions", n, labels, t)
+        specs.setdefault(cut_name("regions", n), ("regions", n, h.cut_regions(n)[1]))
     for t in req.thresholds:
-        add("threshold", t, h.cut_threshold(t), t)
+        specs.setdefault(cut_name("threshold", t), ("threshold", t, t))
+    order = sorted(specs, key=lambda name: -specs[name][2])  # coarsest first (stable for equal thresholds)
+    adjacency = None
+    if req.small == "merge":
+        means = ctx.scene.means.detach().cpu().numpy()
+        adjacency = SpatialAdjacency(means if h.leaf_gaussians is None else means[h.leaf_gaussians])
+    cuts: list[Cut] = []
+    coarser = None
+    for name in order:
+        kind, value, t = specs[name]
+        if adjacency is None:
+            labels = h.cut_threshold(t)
+        else:
+            leaf = merge_small(h.leaf_regions(t), adjacency, h.min_size, coarser)
+            coarser = leaf
+            labels = h.per_gaussian(leaf)
+        cuts.append(Cut(name, kind, value, labels, t, info={"hierarchy": settings}))
     nest_cuts(cuts)
-    cuts.sort(key=lambda c: -c.threshold)
     fill_thin_gaussians(ctx, h, cuts)
     return cuts, settings
 
