@@ -146,11 +146,14 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0].split(". ")[0] if text else type(e).__name__
 
 
-def load_run_scene(run_root: str | Path, require_features: bool = True) -> tuple[GaussianScene, FeatureRecord | None]:
+def load_run_scene(
+    run_root: str | Path, require_features: bool = True, keep_invalid: bool = False
+) -> tuple[GaussianScene, FeatureRecord | None]:
     """The run's Gaussians (``RUN/scene.ply``) with its identity features attached.
 
     Returns (scene, record); ``scene.features`` is set when a record exists. With
     ``require_features`` a run without features raises a GssegError saying what to run.
+    ``keep_invalid``: Gaussians with NaN/Inf values are kept (see ``read_ply``), not refused.
     """
     from gsseg.gaussians.ply import read_ply
 
@@ -160,7 +163,7 @@ def load_run_scene(run_root: str | Path, require_features: bool = True) -> tuple
         raise file_error(root, "run directory not found")
     if not ply.is_file():
         raise file_error(ply, "not found: this run has no trained scene yet (run `gsseg train` first)")
-    scene = read_ply(ply)
+    scene = read_ply(ply, keep_invalid=keep_invalid)
     if not feats.is_file():
         if require_features:
             raise file_error(

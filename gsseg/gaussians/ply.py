@@ -106,12 +106,13 @@ def _indexed(names: list[str], prefix: str) -> list[int]:
     return sorted(int(m.group(2)) for n in names if (m := _INDEXED.match(n)) and m.group(1) == prefix)
 
 
-def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
+def read_ply(path: str | Path, drop_invalid: bool = False, keep_invalid: bool = False) -> GaussianScene:
     """Read an INRIA-layout PLY (binary or ascii) into a ``GaussianScene`` (float32, CPU).
 
     Raises GssegError for an unreadable/truncated file, missing properties (named), an
     inconsistent number of ``f_rest_*`` columns, or NaN/Inf values (unless ``drop_invalid``,
-    which drops those rows).
+    which drops those rows, or ``keep_invalid``, which keeps them for a caller that needs the
+    file's row numbers and handles them itself: ``GaussianScene.invalid_rows``).
     """
     path = Path(path)
     if not path.is_file():
@@ -173,7 +174,7 @@ def read_ply(path: str | Path, drop_invalid: bool = False) -> GaussianScene:
             if bad.any():
                 bad_rows |= bad
                 bad_props.append(name)
-    if bad_rows.any():
+    if bad_rows.any() and not keep_invalid:
         if not drop_invalid:
             rows = np.flatnonzero(bad_rows)
             shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")

@@ -9,6 +9,7 @@ re-sends only the splat buffer with new colours (``display``), all in numpy.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 import math
@@ -28,7 +29,7 @@ from gsseg.viewer.display import DISPLAY_MODES, DisplayOptions, compose_rgba, se
 from gsseg.viewer.origin import OriginPolicy, checking_origins
 from gsseg.viewer.pick import PickResult, RayPicker
 from gsseg.viewer.selection import ClickRecord, FeatureScorer, SegmentScorer, Selection, default_threshold
-from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY, SplatData, display_indices, with_rgba
+from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY, SplatData, display_indices, drawable, with_rgba
 
 NO_CUT = "(scene colours)"
 CLICK_MODES = ("similar features", "segment of the shown cut")
@@ -151,6 +152,30 @@ def start_camera_from_dataset(run_root: Path, view: str | None, center: np.ndarr
     return StartCamera(pos, pos + depth * forward, up, 2.0 * math.atan(0.5 * h / fy))
 
 
+def drop_undrawable(scene, record):
+    """(scene, record, kept): the Gaussians the browser can draw (``splats.drawable``), their
+    features and coverage; ``kept`` [M] int64 rows of the file they came from, None when all are kept."""
+    ok = drawable(scene)
+    if ok.all():
+        return scene, record, None
+    kept = np.flatnonzero(ok)
+    index = torch.from_numpy(kept)
+    if record is not None:
+        coverage = None if record.coverage is None else record.coverage[index]
+        record = dataclasses.replace(record, features=record.features[index], coverage=coverage)
+    return scene.subset(index), record, kept
+
+
+def clip_planes(centers: np.ndarray, position: np.ndarray) -> tuple[float, float]:
+    """(near, far) for the browser camera at ``position``: viser's 0.01 and 1000 unless the
+    scene ``centers [N,3]`` need a farther far plane (twice the farthest centre) or a nearer
+    near plane (1% of the nearest percentile of distances), e.g. scenes in millimetres or km."""
+    dist = np.linalg.norm(np.asarray(centers, np.float64) - np.asarray(position, np.float64), axis=1)
+    if dist.size == 0:
+        return 0.01, 1000.0
+    return min(0.01, 0.01 * max(float(np.percentile(dist, 1)), 1e-6)), max(1000.0, 2.0 * float(dist.max()))
+
+
 def start_camera_from_points(means: np.ndarray) -> StartCamera:
     """A camera looking at the middle of ``means [N,3]`` from outside their bounding box (z up)."""
     lo, hi = np.percentile(means, [2, 98], axis=0) if len(means) else (np.zeros(3), np.ones(3))
@@ -175,15 +200,21 @@ class ViewerApp:
         self.cfg = cfg or ViewerConfig()
         self.features_note = ""
         try:
-            scene, record = load_run_scene(self.run_root, require_features=False)
+            scene, record = load_run_scene(self.run_root, require_features=False, keep_invalid=True)
         except GssegError as e:
             if not (self.run_root / "scene.ply").is_file():
                 raise
             from gsseg.gaussians.ply import read_ply
 
-            scene, record, self.features_note = read_ply(self.run_root / "scene.ply"), None, str(e)
+            scene, record = read_ply(self.run_root / "scene.ply", keep_invalid=True), None
+            self.features_note = str(e)
         if len(scene) == 0:
             raise GssegError(f"{self.run_root / 'scene.ply'}: the scene has no Gaussians")
+        self.n_file = len(scene)  # rows of scene.ply (and of its cuts' labels)
+        scene, record, self.kept = drop_undrawable(scene, record)
+        self.dropped = self.n_file - len(scene)
+        if len(scene) == 0:
+            raise GssegError(f"{self.run_root / 'scene.ply'}: every Gaussian has NaN/Inf values; nothing to draw")
         self.scene, self.record = scene, record
         self.n = len(scene)
         self.rgbs, self.opacities = SplatData.colors_of(scene)
@@ -219,6 +250,15 @@ class ViewerApp:
     def has_features(self) -> bool:
         return self.scorer is not None
 
+    def dropped_note(self) -> str:
+        """One line on the Gaussians dropped at load ("" when none were)."""
+        if not self.dropped:
+            return ""
+        return (
+            f"{self.dropped} of {self.n_file} Gaussians in {self.run_root / 'scene.ply'} have NaN/Inf values "
+            "(or are too large for the browser's half floats): dropped, not drawn, selected or exported"
+        )
+
     def _list_cuts(self) -> tuple[list[str], str]:
         try:
             names = self.segments.names()
@@ -227,9 +267,10 @@ class ViewerApp:
         return names, "" if names else f"no segmentation yet (run `gsseg segment {self.run_root} --auto`)"
 
     def cut_labels(self, name: str) -> np.ndarray:
-        """[N] int32 labels of a cut (read once)."""
+        """[N] int32 labels of a cut (read once), of the Gaussians kept at load."""
         if name not in self._cut_labels:
-            self._cut_labels[name] = self.segments.labels(name, self.n)
+            labels = self.segments.labels(name, self.n_file)
+            self._cut_labels[name] = labels if self.kept is None else labels[self.kept]
         return self._cut_labels[name]
 
     # ------------------------------------------------------------------ colours
@@ -370,6 +411,7 @@ class ViewerApp:
             ]
             source = {
                 "run": str(self.run_root),
+                "dropped_at_load": self.dropped,  # Gaussians with NaN/Inf values: not drawn, not exported
                 "viewer": {
                     "threshold": self.selection.threshold,
                     "clicks": clicks,
@@ -442,6 +484,8 @@ class ViewerApp:
         server.initial_camera.look_at = tuple(float(v) for v in cam.look_at)
         server.initial_camera.up = tuple(float(v) for v in cam.up)
         server.initial_camera.fov = float(cam.fov)
+        near, far = clip_planes(self.display.centers, cam.position)
+        server.initial_camera.near, server.initial_camera.far = near, far
         self._splat_handle = server.scene.add_gaussian_splats(
             "/scene",
             centers=self.display.centers,
@@ -469,6 +513,7 @@ class ViewerApp:
         )
         gui.add_markdown(
             f"**gsseg** · `{self.run_root.name}` · {self.n} Gaussians{shown}"
+            + (f" · {self.dropped} with NaN/Inf values dropped" if self.dropped else "")
             + (f" · {self.record.info.objective} {self.record.info.kind}" if self.record else "")
         )
         self._gui["status"] = gui.add_markdown(self.status_text())

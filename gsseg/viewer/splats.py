@@ -79,6 +79,27 @@ class SplatData:
         return buf
 
 
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # the buffer's covariances are half floats
+
+
+def drawable(scene: GaussianScene) -> np.ndarray:
+    """[N] bool: Gaussians the browser can draw: every parameter (and feature) finite, a
+    non-zero quaternion, and a centre, covariance, colour and opacity that stay finite in the
+    splat buffer (float32 centres, float16 covariances: a standard deviation above ~256 scene
+    units overflows). Anything else would put NaN/Inf on the page, where three.js's bounding
+    sphere turns NaN and nothing is drawn."""
+    ok = ~scene.invalid_rows().cpu().numpy()
+    ok &= scene.quats.detach().double().cpu().norm(dim=-1).numpy() > 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        centers = scene.means.detach().float().cpu().numpy()
+        ok &= np.isfinite(centers).all(axis=1)
+        cov = gaussian_frames(scene, 2.0).reshape(-1, 9)[:, _TRIU]
+        ok &= np.isfinite(cov).all(axis=1) & (np.abs(cov) <= FLOAT16_MAX).all(axis=1)
+        rgbs, opacities = SplatData.colors_of(scene)
+    ok &= np.isfinite(rgbs).all(axis=1) & np.isfinite(opacities)
+    return ok
+
+
 DEFAULT_MAX_DISPLAY = 500_000  # a browser sorts and draws this many splats interactively on a laptop GPU
 
 

@@ -84,6 +84,8 @@ def view(
     )
 
     def ready(app) -> None:
+        if app.dropped:
+            console.print(Text.assemble(("warning", "bold yellow"), f": {app.dropped_note()}"), soft_wrap=True)
         port_ = app.server.get_port()
         drawn = f" ({len(app.shown)} drawn)" if app.shown is not None else ""
         if is_loopback(host):
