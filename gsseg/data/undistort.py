@@ -211,11 +211,6 @@ class Undistorter:
             self.map_x, self.map_y = (np.ascontiguousarray(pix[..., i], dtype=np.float32) for i in (0, 1))
         else:
             raise GssegError(f"unknown distortion model {dist.model!r} (use one of {', '.join(MODELS)})")
-        # nearest-neighbour source indices (OpenCV rounds to the nearest pixel centre the same way)
-        sw, sh = self.src_size
-        ix, iy = np.floor(self.map_x + 0.5).astype(np.int64), np.floor(self.map_y + 0.5).astype(np.int64)
-        self._valid = (ix >= 0) & (ix < sw) & (iy >= 0) & (iy < sh)
-        self._ix, self._iy = np.clip(ix, 0, sw - 1), np.clip(iy, 0, sh - 1)
 
     def image(self, img: np.ndarray) -> np.ndarray:
         """Bilinear resample of a photo ``[H,W,C]`` (uint8 or float32); edges replicate."""
@@ -224,11 +219,21 @@ class Undistorter:
         self._check(img)
         return cv2.remap(img, self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
+    @functools.cached_property
+    def _nearest_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, cols, inside) of the source pixel nearest to each output pixel's sample point
+        (rounded as OpenCV's INTER_NEAREST does), built on first use."""
+        sw, sh = self.src_size
+        ix, iy = np.floor(self.map_x + 0.5).astype(np.int32), np.floor(self.map_y + 0.5).astype(np.int32)
+        inside = (ix >= 0) & (ix < sw) & (iy >= 0) & (iy < sh)
+        return np.clip(iy, 0, sh - 1), np.clip(ix, 0, sw - 1), inside
+
     def nearest(self, arr: np.ndarray, fill=0) -> np.ndarray:
         """Nearest-neighbour resample of a label or depth map ``[H,W]`` (any dtype); outside = ``fill``."""
         self._check(arr)
-        out = arr[self._iy, self._ix]
-        out[~self._valid] = fill
+        rows, cols, inside = self._nearest_index
+        out = arr[rows, cols]
+        out[~inside] = fill
         return out
 
     def _check(self, arr: np.ndarray) -> None:
