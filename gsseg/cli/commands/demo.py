@@ -15,8 +15,8 @@ SHOWN_METRICS = (
     ("input_nc_mean", "  the input 2D masks, same protocol"),
     ("si", "segmentation injectivity"),
     ("vc", "view consistency"),
-    ("hier_miou_l1", "point query mIoU, level 1"),
-    ("hier_miou_l2", "point query mIoU, level 2"),
+    ("hier_miou_l1", "point query mIoU, level 1 (threshold transferred)"),
+    ("hier_miou_l2", "point query mIoU, level 2 (threshold transferred)"),
 )
 
 
@@ -67,7 +67,8 @@ def demo(
     result = run_demo(cfg, console)
     total = time.perf_counter() - t0
 
-    table = Table(title=f"gsseg demo: '{scene}' with the {objective} objective ({total:.0f} s)")
+    protocol = result.metrics.get("protocol", "official")  # which metric protocols the numbers follow
+    table = Table(title=f"gsseg demo: '{scene}' with the {objective} objective ({total:.0f} s; {protocol} metrics)")
     table.add_column("result")
     table.add_column("value", justify="right")
     for key, label in SHOWN_METRICS:
