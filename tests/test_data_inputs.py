@@ -122,6 +122,12 @@ def test_read_only_dataset_keeps_masks_in_the_cache(tmp_path):
     try:
         masks_dir = load_dataset(root).masks_dir
         assert masks_dir.is_relative_to(tmp_path / "cache") and masks_dir.name == "masks"
+        from gsseg.cli.commands.train import _has_masks
+        from gsseg.masks.store import MaskStore, ViewMasks
+
+        assert not _has_masks(root)
+        MaskStore(masks_dir).save("img_00", ViewMasks.from_masks(np.ones((1, 30, 40), dtype=bool), source="test"))
+        assert _has_masks(root)  # train finds the masks `gsseg masks` put in the cache
     finally:
         os.chmod(root, mode)
 

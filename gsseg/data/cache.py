@@ -67,6 +67,16 @@ def is_writable_dir(path: Path) -> bool:
     return os.access(path, os.W_OK) and bool(mode & 0o222)
 
 
+def derived_dir(root: Path, name: str) -> Path:
+    """Where data derived from the dataset folder ``root`` is kept (masks, ...): ``root/<name>`` when
+    it exists or ``root`` is writable, else ``<cache>/datasets/<dataset>/<name>``."""
+    inside = Path(root) / name
+    if inside.exists() or is_writable_dir(Path(root)):
+        return inside
+    base = dataset_cache_dir(root)
+    return inside if base is None else base / name
+
+
 class RasterCache:
     """``.npy`` rasters in one folder, read memory-mapped; writes are atomic and failures silent
     (a full or read-only disk only costs the recomputation)."""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsseg.data.cache import RasterCache, dataset_cache_dir, file_stamp, is_writable_dir
+from gsseg.data.cache import RasterCache, dataset_cache_dir, derived_dir, file_stamp
 from gsseg.data.cameras import Cameras
 from gsseg.data.images import read_depth, read_image, read_labels
 from gsseg.data.points import read_points_ply
@@ -304,10 +304,7 @@ class SceneDataset:
         """Where to keep data derived from this dataset (masks, triangulated points, ...):
         ``DATA/<name>`` when it exists or the dataset folder is writable, else
         ``<cache>/datasets/<dataset>/<name>`` (see :mod:`gsseg.data.cache`)."""
-        inside = self.root / name
-        if inside.exists() or is_writable_dir(self.root):
-            return inside
-        return self._cache_dir(name) or inside
+        return derived_dir(self.root, name)
 
     @property
     def skipped_frames(self) -> int:

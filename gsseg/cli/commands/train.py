@@ -414,10 +414,11 @@ def _apply_feature_options(fcfg, given: dict, resuming: bool) -> bool:
 
 
 def _has_masks(data: Path) -> bool:
+    from gsseg.data.cache import derived_dir
     from gsseg.masks.store import MaskStore
 
     root = data if data.is_dir() else data.parent
-    return bool(MaskStore(root / "masks").views())
+    return bool(MaskStore(derived_dir(root, "masks")).views())  # the dataset's masks_dir
 
 
 def register(app: typer.Typer) -> None:
