@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -103,16 +105,20 @@ def colors_from_views(points: np.ndarray, cameras, image_fn) -> tuple[np.ndarray
     return (total / count.clamp_min(1)[:, None]).numpy(), seen.numpy()
 
 
-def background_shell(ds, n: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def background_shell(ds, n: int, radius: float, points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Points on a sphere of ``radius · scene_scale`` around the scene, coloured from the photos.
 
     They stand in for what lies beyond the sparse points (sky, distant ground) like an
-    environment map; points no training view sees are dropped. Returns ([S,3], [S,3]).
+    environment map; points no training view sees are dropped. The sphere is centred on the
+    mean of ``points`` [P,3] (default: the dataset's sparse points), else of the training
+    cameras. Returns ([S,3], [S,3]).
     """
     cams = ds.cameras("train")
     centre = cams.centers.double().numpy().mean(axis=0)
-    if ds.points is not None and len(ds.points[0]):
-        centre = ds.points[0].astype(np.float64).mean(axis=0)
+    if points is None and ds.points is not None:
+        points = ds.points[0]
+    if points is not None and len(points):
+        centre = np.asarray(points, np.float64).mean(axis=0)
     pts = centre[None] + fibonacci_sphere(n) * radius * float(ds.scene_scale)
     colors, seen = colors_from_views(pts, cams, ds.image)
     return pts[seen].astype(np.float32), colors[seen].astype(np.float32)
@@ -129,25 +135,34 @@ def init_from_dataset(
     force_random: bool = False,
     shell_points: int = 0,
     shell_radius: float = 5.0,
+    triangulate: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[GaussianScene, str]:
-    """Initial scene for a dataset: its sparse points, else random points in the camera box.
+    """Initial scene for a dataset: its sparse points, else (``triangulate``) points
+    triangulated from its photos with the known poses (``gsseg.data.triangulate``, cached),
+    else random points in the camera box.
 
     The random box is centred on the mean training camera centre with half-size
-    ``random_extent · ds.scene_scale``. ``shell_points`` > 0 adds a background shell
+    ``random_extent · ds.scene_scale``; a failed triangulation falls back to it with a warning
+    through ``log`` (default: a line on stderr). ``shell_points`` > 0 adds a background shell
     (``background_shell``) of that many candidate points. Returns the scene and a word
-    naming the source.
+    naming the source ("points", "triangulated" or "random", + "+shell").
     """
     points = None if force_random else ds.points
+    if (points is None or len(points[0]) == 0) and triangulate and not force_random:
+        points = _triangulated_or_none(ds, log)
+        source = "triangulated"
+    else:
+        source = "points"
     if points is not None and len(points[0]) > 0:
         pts, cols = points
-        source = "points"
     else:
         centers = ds.cameras("train").centers.double().numpy()
         pts, cols = random_points(random_count, centers.mean(axis=0), random_extent * float(ds.scene_scale), seed)
         source = "random"
     scene = init_from_points(pts, cols, sh_degree, init_opacity, init_scale)
     if shell_points > 0:
-        spts, scols = background_shell(ds, shell_points, shell_radius)
+        spts, scols = background_shell(ds, shell_points, shell_radius, points=pts if source != "random" else None)
         if len(spts):
             shell = init_from_points(spts, scols, sh_degree, init_opacity, init_scale)
             means, log_scales, quats, logit_opacities, sh0, sh_rest = (
@@ -157,6 +172,19 @@ def init_from_dataset(
             scene = GaussianScene(means, log_scales, quats, logit_opacities, sh0, sh_rest)
             source += "+shell"
     return scene, source
+
+
+def _triangulated_or_none(ds, log: Callable[[str], None] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``gsseg.data.triangulate.triangulated_points(ds)``, or None after a warning when it fails."""
+    from gsseg.data.triangulate import TriangulationError, triangulated_points
+
+    say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    try:
+        return triangulated_points(ds, log=say)
+    except (TriangulationError, RuntimeError, ValueError, OSError) as e:  # pycolmap raises RuntimeError/ValueError
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        say(f"warning: no sparse points ({reason}); starting from random points instead")
+        return None
 
 
 def init_from_ply(path: str | Path, sh_degree: int | None = None, drop_invalid: bool = False) -> GaussianScene:

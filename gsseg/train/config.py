@@ -62,7 +62,7 @@ class RGBConfig:
     background_mode: str = "learned"  # "learned" (one optimised RGB colour), "fixed" or "random" (per step)
     background: tuple[float, float, float] = (0.5, 0.5, 0.5)  # the fixed colour, or the learned one's start
     lr_background: float = 5e-2  # decays like the means lr
-    init: str = "auto"  # "auto" (points if the dataset has them, else random) | "points" | "random"
+    init: str = "auto"  # "auto" (the dataset's points, else triangulated ones, else random) | "points" | "random"
     init_random_count: int = 20_000
     init_random_extent: float = 1.0  # half-size of the random box, in units of the scene scale
     init_opacity: float = 0.1

@@ -52,6 +52,7 @@ def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict
                 force_random=cfg.rgb.init == "random",
                 shell_points=cfg.rgb.init_shell_points,
                 shell_radius=cfg.rgb.init_shell_radius,
+                triangulate=cfg.rgb.init == "auto",
             )
             if cfg.rgb.init == "points" and not source.startswith("points"):
                 raise GssegError(f"{ds.root}: init 'points' requested but the dataset has no sparse points")

@@ -49,7 +49,10 @@ def train(
     ] = None,
     init: Annotated[
         Optional[str],
-        typer.Option(help="Initial Gaussians: auto (sparse points if present, else random), points or random."),
+        typer.Option(
+            help="Initial Gaussians: auto (the dataset's sparse points; without them, points triangulated "
+            "from the training photos with the known poses, cached; else random), points or random."
+        ),
     ] = None,
     background: Annotated[
         Optional[str],
