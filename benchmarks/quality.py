@@ -434,13 +434,19 @@ def render_markdown(rows: list[dict], suite: Suite, total_s: float, mode: str, n
     )
     lines.append("")
     lines.append(
-        "Metrics on the test views (input masks: training views). NC = normalized covering as coded "
-        "(mean of part/object/group), SI = segmentation injectivity, VC = view consistency on the 10° pairs "
-        '("VC of GT" = ground truth scored as a prediction: the ceiling of the warp at this resolution); '
+        "Protocol: **official** (`gsseg eval` default: the papers' evaluation code as reproduced on "
+        "`shared/parity`), except where a column says otherwise. "
+        "Metrics on the test views (input masks: training views). NC = UFF's normalized covering "
+        "(mean of part/object/group), SI = segmentation injectivity (UFF paper), VC = UFF's view consistency "
+        "on the 10° pairs (second pixel among the eligible ones, half-pixel-shifted reprojection; "
+        '"VC of GT" = the GT levels scored as the prediction: the ceiling of the protocol on these pairs); '
         "NC/SI/VC score the 3D hierarchy's cuts rendered into each view, the \"2D\" columns UFF's 2D mode "
         "(per-view cuts of the rendered features at d = 0.01 … 1.00); "
-        "mIoU L1/L2 = OmniSeg3D point query (part/object), obj = SANeRF-HQ prompted objects, "
-        "PQ^scene / mIoU at the object level. Input-mask rows use the same NC / point-query protocols."
+        "mIoU L1/L2 = OmniSeg3D point query (part/object), threshold fixed on the click's view and "
+        "transferred to the other test views; obj = SANeRF-HQ prompted objects; "
+        "PQ^scene (Panoptic Lifting's void rules) / mIoU (gsseg's matched mIoU) at the object level. "
+        "Input-mask rows (gsseg's own protocol: the masks holding a pixel act as its segments) use NC and "
+        "the point query with the best threshold per view."
     )
     lines.append("")
     lines.append(

@@ -98,7 +98,12 @@ def oracle_metrics(ctx) -> dict:
                 gts.append(gt)
                 preds.append(view_label_maps(ctx, view, labels["object"][None])[0] - 1)
         if gts:
-            pq = panoptic_quality_scene(gts, preds, void=0, unassigned=-1)
+            if ctx.settings.protocol == "official":  # Panoptic Lifting: label 0 = unassigned (void)
+                from gsseg.eval.official.panoptic import panoptic_quality_official
+
+                pq = panoptic_quality_official(gts, [np.where(p < 0, 0, p + 1) for p in preds])
+            else:
+                pq = panoptic_quality_scene(gts, preds, void=0, unassigned=-1)
             ids = sorted(set(np.unique(np.concatenate([g.ravel() for g in gts])).tolist()) - {0})
             scores = [ObjectScore() for _ in ids]
             for gt, pred in zip(gts, preds):
