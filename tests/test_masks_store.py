@@ -265,7 +265,7 @@ def test_summarize_counts_per_view(tmp_path):
     rng = np.random.default_rng(0)
     for stem, m in [("a", 3), ("b", 5)]:
         store.save(stem, ViewMasks.from_masks(random_masks(rng, m=m), source="watershed"))
-    (tmp_path / ".a.tmp.npz").write_bytes(b"")  # left-over temporary file is ignored
+    (tmp_path / ".a.gsseg-abcd1234.tmp.npz").write_bytes(b"")  # left-over temporary file is ignored
     s = summarize(tmp_path)
     assert s["views"] == 2 and s["total_masks"] == 8
     assert s["per_view"]["a"]["masks"] == 3 and s["per_view"]["b"]["masks"] == 5

@@ -875,3 +875,37 @@ def test_viewer_export_names_that_are_not_sub_folders(viewer_run, tmp_path):
             export_folder(root, bad)
     assert (root / "earlier").is_dir()
     assert export_folder(root, "./sel") == root / "sel"
+
+
+def test_masks_never_replace_good_masks_by_empty_ones(fresh, capsys):
+    data, run = fresh
+    before = snapshot(data, run)
+    for value in ["2", "nan", "-0.1"]:
+        line = one_error_line(["masks", str(data), "--source", "watershed", "--min-area", value, "--force"], capsys)
+        assert line.startswith("error: --min-area: "), line
+    for png in sorted((data / "gt" / "object").glob("*.png")):  # label maps that hold only background
+        (data / "label_masks" / png.stem).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((24, 32), np.uint8)).save(data / "label_masks" / png.stem / "0.png")
+    before = snapshot(data / "masks", run)
+    line = one_error_line(["masks", str(data), "--source", "labels", "--force", "-q"], capsys)
+    assert re.search(r"the labels source found no mask in any of \d+ views .*nothing was written", line), line
+    assert snapshot(data / "masks", run) == before
+
+
+def test_stale_temporaries_are_recognised_by_gsseg_pattern_only(fresh, capsys):
+    from gsseg.masks import MaskStore
+    from gsseg.utils.atomic import atomic_path, is_temporary
+
+    data, _ = fresh
+    masks = data / "masks"
+    shutil.copyfile(masks / "train_000.npz", masks / ".v.tmp.npz")  # a view named ".v.tmp"
+    stale = masks / ".train_000.gsseg-abcd_123.tmp.npz"  # what a killed atomic_path writer leaves
+    stale.write_bytes(b"half")
+    with atomic_path(masks / "x.npz") as tmp:
+        assert is_temporary(tmp.name)
+        tmp.write_bytes(b"x")
+    assert not is_temporary(".v.tmp.npz") and not is_temporary(".v.1234abcd.tmp.npz")
+    assert ".v.tmp" in MaskStore(masks).views() and "x" in MaskStore(masks).views()
+    (masks / "x.npz").unlink()
+    assert cli_exit_code(["masks", str(data), "--source", "simulated", "-q"]) == 0
+    assert (masks / ".v.tmp.npz").is_file() and not stale.exists()

@@ -75,6 +75,7 @@ class RunReport:
     written: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     no_input: dict[str, str] = field(default_factory=dict)
+    empty: list[str] = field(default_factory=list)  # the source found no mask: nothing written, old file kept
     masks_written: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +83,7 @@ class RunReport:
             "written": len(self.written),
             "existing": len(self.existing),
             "no_input": len(self.no_input),
+            "empty": len(self.empty),
             "masks_written": self.masks_written,
         }
 
@@ -123,14 +125,32 @@ def _run(
                 report.no_input[name] = str(e)
                 info = f"{name}: skipped"
             else:
-                store.save(name, view_masks)
-                report.written.append(name)
-                report.masks_written += view_masks.n_masks
-                info = f"{name}: {view_masks.n_masks} masks"
+                if view_masks.n_masks == 0:  # never replace a mask file by an empty one
+                    report.empty.append(name)
+                    info = f"{name}: no mask"
+                else:
+                    store.save(name, view_masks)
+                    report.written.append(name)
+                    report.masks_written += view_masks.n_masks
+                    info = f"{name}: {view_masks.n_masks} masks"
             progress.update(task, advance=1, info=info)
     if todo and not report.written and len(report.no_input) == len(todo):
         first = next(iter(report.no_input.items()))
         raise GssegError(
             f"{dataset.root}: the {source.name} source found no input for any view (e.g. {first[0]}: {first[1]})"
         )
+    if todo and not report.written and report.empty:
+        raise GssegError(
+            f"{dataset.root}: the {source.name} source found no mask in any of {len(report.empty)} views "
+            f"(e.g. {report.empty[0]}); nothing was written{_empty_hint(source)}"
+        )
     return report
+
+
+def _empty_hint(source: MaskSource) -> str:
+    """Why a source may find no mask at all, for the error line."""
+    if source.name == "labels":
+        return ": the label images hold only 0 (background)"
+    if source.name == "watershed":
+        return ": --min-area (a fraction of the image, e.g. 0.002) drops every region"
+    return ""

@@ -18,7 +18,7 @@ import numpy as np
 import gsseg.masks.derive as derive
 from gsseg.errors import file_error
 from gsseg.masks.patches import compact_patches, patches_from_label_maps, patches_from_masks
-from gsseg.utils.atomic import save_npz
+from gsseg.utils.atomic import is_temporary, save_npz
 
 FORMAT_VERSION = 1
 _KEYS = (
@@ -302,7 +302,7 @@ class MaskStore:
         """Stems with a mask file, sorted (temporary files of interrupted writes are ignored)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.stem for p in self.root.glob("*.npz") if not p.name.startswith("."))
+        return sorted(p.stem for p in self.root.glob("*.npz") if not is_temporary(p.name))
 
     def load(self, stem: str) -> ViewMasks:
         return ViewMasks.load(self.path(stem))

@@ -8,11 +8,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 import numpy as np
+
+TEMP_MARK = ".gsseg-"  # between the target's stem and mkstemp's 8 random characters
+TEMP_RE = re.compile(r"\..+" + re.escape(TEMP_MARK) + r"[a-z0-9_]{8}\.tmp(\.[^.]+)*")
 
 
 def current_umask() -> int:
@@ -31,7 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}{TEMP_MARK}", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -65,12 +69,17 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
 
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`atomic_path`'s temporaries (``.<stem>.gsseg-<8 random>.tmp<suffix>``)."""
+    return TEMP_RE.fullmatch(name) is not None
+
+
 def remove_stale_temporaries(folder: str | Path) -> None:
-    """Delete the temporary files (``.<stem>.<random>.tmp<suffix>``) that killed writers left in
-    ``folder``. Call only while holding the folder's lock (``gsseg.utils.run_lock``), so no live
-    writer's temporary is removed."""
+    """Delete the temporary files (:func:`is_temporary`) that killed writers left in ``folder``;
+    other dot-files (a view named ``.v.tmp``) are kept. Call only while holding the folder's lock
+    (``gsseg.utils.run_lock``), so no live writer's temporary is removed."""
     folder = Path(folder)
     if folder.is_dir():
-        for p in folder.glob(".*.tmp*"):
-            if p.is_file():
+        for p in folder.glob(f".*{TEMP_MARK}*.tmp*"):
+            if p.is_file() and is_temporary(p.name):
                 p.unlink(missing_ok=True)

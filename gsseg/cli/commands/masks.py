@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.parsing import SEED, UNIT, Range
+
 SOURCE_HELP = (
     "sam: segment-anything automatic masks (needs --checkpoint); watershed: weight-free higra "
     "hierarchical watershed (default); labels: import DATA/label_masks/<stem>/*.png; "
@@ -27,7 +29,7 @@ def masks(
     ] = None,
     points_per_side: Annotated[int, typer.Option(help="SAM: Prompt grid points per image side.")] = 32,
     pred_iou: Annotated[float, typer.Option(help="SAM: Minimum predicted IoU of a kept mask.")] = 0.88,
-    stability: Annotated[float, typer.Option(help="SAM: Minimum stability score of a kept mask.")] = 0.95,
+    stability: Annotated[float, typer.Option(help="SAM: Minimum stability score of a kept mask."), UNIT] = 0.95,
     min_region_area: Annotated[
         int, typer.Option(help="SAM: Fill holes / drop islands smaller than this many pixels (0: off).")
     ] = 128,
@@ -41,10 +43,12 @@ def masks(
     ] = "4,8,16,32,64,128",
     attribute: Annotated[str, typer.Option(help="Watershed: Hierarchy ordering: area, volume or dynamics.")] = "volume",
     min_area: Annotated[
-        float, typer.Option(help="Watershed: Drop regions smaller than this fraction of the image.")
+        float,
+        typer.Option(help="Watershed: Drop regions smaller than this fraction of the image (0 <= F < 1)."),
+        Range(ge=0, lt=1),
     ] = 0.002,
     noise: Annotated[str, typer.Option(help="Simulated: easy, medium or hard.")] = "medium",
-    seed: Annotated[int, typer.Option(help="Simulated: Random seed (with the view name, fixes the masks).")] = 0,
+    seed: Annotated[int, typer.Option(help="Simulated: Random seed (with the view name, fixes the masks)."), SEED] = 0,
     downscale: Annotated[
         Optional[float], typer.Option(help="Work at the native image size divided by this factor.")
     ] = None,
@@ -110,6 +114,7 @@ def masks(
         f"{len(report.existing)} already done"
         + ("" if not report.existing or force else " (use --force to redo)")
         + (f", {len(report.no_input)} without input" if report.no_input else "")
+        + (f", {len(report.empty)} with no mask (not written)" if report.empty else "")
         + f" -> {ds.masks_dir}",
         highlight=False,
     )
