@@ -909,3 +909,22 @@ def test_stale_temporaries_are_recognised_by_gsseg_pattern_only(fresh, capsys):
     (masks / "x.npz").unlink()
     assert cli_exit_code(["masks", str(data), "--source", "simulated", "-q"]) == 0
     assert (masks / ".v.tmp.npz").is_file() and not stale.exists()
+
+
+def test_restart_of_rgb_invalidates_what_depends_on_it(fresh, capsys):
+    data, run = fresh
+    assert cli_exit_code(["segment", str(run), "-q", "--click", "0,0,0"]) == 0
+    assert (run / "segments").is_dir() and (run / "features.pt").is_file()
+    exports = run / "exports" / "mine"
+    exports.mkdir(parents=True)
+    (exports / "keep.txt").write_text("user file")
+    argv = ["train", str(data), "--out", str(run), "--restart", "--stage", "rgb", "--iters", "5", "-q"]
+    assert cli_exit_code(argv) == 0
+    assert (run / "scene.ply").is_file() and (exports / "keep.txt").read_text() == "user file"
+    for gone in ["features.pt", "features.json", "segments", "scores"]:
+        assert not (run / gone).exists(), gone
+    assert not list((run / "checkpoints").glob("features_*.pt"))
+    line = one_error_line(["segment", str(run), "-q"], capsys)  # no stale features used with the new geometry
+    assert "features" in line, line
+    line = one_error_line(["export", str(run), "--out", str(run.parent / "e")], capsys)
+    assert not (run.parent / "e").exists()

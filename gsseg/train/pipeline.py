@@ -7,7 +7,9 @@ it resumes from its own checkpoints and writes its outputs into the run director
 from __future__ import annotations
 
 import contextlib
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from gsseg.errors import GssegError
@@ -159,14 +161,27 @@ def run_training(
         return summaries
 
 
-def clear_stage_outputs(run: RunDir, stages: list[str]) -> None:
-    """Delete what ``stages`` wrote before (checkpoints, scene PLY) so a restart begins fresh."""
+DEPENDENT_STAGES = {"rgb": ("features",)}  # stage -> later stages computed from its outputs
+DERIVED_FOLDERS = ("segments", "scores", "renders")  # made by segment / render from the geometry and features
+
+
+def clear_stage_outputs(run: RunDir, stages: list[str]) -> list[Path]:
+    """Delete what ``stages`` wrote before (checkpoints, scene PLY, features) so a restart begins
+    fresh, and everything computed from them: restarting ``rgb`` also deletes the features, and
+    either stage deletes ``RUN/segments``, ``RUN/scores`` and ``RUN/renders`` (``RUN/exports``, the
+    user's files, is kept). Returns the paths removed."""
+    stages = list(dict.fromkeys(stages + [d for s in stages for d in DEPENDENT_STAGES.get(s, ())]))
+    files = {"rgb": [run.scene_ply, run.rgb_summary], "features": [run.features_pt, run.root / "features.json"]}
+    removed: list[Path] = []
     for stage in stages:
-        for _, p in run.list_checkpoints(stage):
-            p.unlink(missing_ok=True)
-        if stage == "rgb":
-            run.scene_ply.unlink(missing_ok=True)
-            run.rgb_summary.unlink(missing_ok=True)
-        if stage == "features":
-            run.features_pt.unlink(missing_ok=True)
-            (run.root / "features.json").unlink(missing_ok=True)
+        for path in [p for _, p in run.list_checkpoints(stage)] + files.get(stage, []):
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+    if stages:
+        for name in DERIVED_FOLDERS:
+            folder = run.root / name
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder)
+                removed.append(folder)
+    return removed

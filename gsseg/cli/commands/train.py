@@ -74,7 +74,12 @@ def train(
         ),
     ] = False,
     restart: Annotated[
-        bool, typer.Option("--restart", help="Ignore existing checkpoints in RUN and start fresh.")
+        bool,
+        typer.Option(
+            "--restart",
+            help="Ignore existing checkpoints in RUN and start fresh; what depends on a restarted stage is deleted "
+            "(rgb: features; either: RUN/segments, RUN/scores, RUN/renders).",
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     objective: Annotated[
