@@ -118,7 +118,7 @@ def render_run(
     rows = spread(names, max_rows)
     by_name = {v.name: v for v in rendered}
     segments = int(np.unique(labels[labels > 0]).size) if labels is not None else None
-    sheet = contact_sheet([by_name[n] for n in rows], cut_name, segments)
+    sheet = contact_sheet([by_name[n] for n in rows], cut_name, segments, near_far=(near, far))
     with atomic_path(out_dir / SHEET) as tmp:
         sheet.save(tmp)
     finite = [v.psnr for v in rendered if np.isfinite(v.psnr)]

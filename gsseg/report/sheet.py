@@ -62,29 +62,65 @@ def _caption(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font) ->
     draw.text(xy, text, fill=TEXT_RGB, font=font)
 
 
+def tile_size(width: int, height: int, tile_height: int = 240, min_width: int = 200) -> tuple[int, int]:
+    """(tile width, tile height) for ``width x height`` views: ``tile_height`` tall, enlarged so a
+    portrait photo's tile is still ``min_width`` wide (room for its captions)."""
+    scale = max(tile_height / height, min_width / width)
+    return max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
+
+
+def legend_lines(cut: str | None, segments: int | None, near: float, far: float) -> list[str]:
+    """What the columns show, one line each, for the sheet's footer."""
+    labels = (
+        f"labels: segments of cut {cut} ({segments} segments; grey = unassigned)"
+        if cut
+        else "labels: no segments yet (run `gsseg segment RUN --auto`, then `gsseg render RUN` again)"
+    )
+    return [
+        "render: the scene from the photo's camera, with its PSNR against the photo",
+        f"depth: expected depth, red near to blue far (inverse depth, {near:.3g} .. {far:.3g} scene units)",
+        labels,
+    ]
+
+
 def contact_sheet(
-    views: list[ViewRender], cut: str | None, segments: int | None, tile_height: int = 240
+    views: list[ViewRender],
+    cut: str | None,
+    segments: int | None,
+    tile_height: int = 240,
+    near_far: tuple[float, float] | None = None,
 ) -> Image.Image:
-    """The sheet for ``views`` (rows, in order). ``cut``: the cut the labels column shows (None:
-    a blank column saying "no segments yet"); ``segments``: its segment count. Tiles are scaled to
-    ``tile_height`` pixels (nearest neighbour for labels, so ids stay crisp)."""
+    """The sheet for ``views`` (rows, in order): photo | render | depth | labels, the view name and
+    PSNR on the tiles, a legend below. ``cut``: the cut the labels column shows (None: a blank
+    column saying "no segments yet"); ``segments``: its segment count. Tiles are ``tile_size``
+    (nearest neighbour for labels, so ids stay crisp). ``near_far``: the depth colour scale
+    (default ``depth_range(views)``)."""
     h, w = views[0].photo.shape[:2]
-    scale = tile_height / h
-    tw, th = max(int(round(w * scale)), 1), tile_height
+    tw, th = tile_size(w, h, tile_height)
     font = _font(max(11, min(16, th // 14)))
-    header = _font(max(12, min(18, th // 12)))
-    head_h = 28
-    sheet = Image.new("RGB", (4 * tw + 5 * GAP, head_h + len(views) * (th + GAP) + GAP), HEADER_RGB)
+    header = _font(16)
+    head_h, line_h = 28, 20
+    near, far = near_far if near_far is not None else depth_range(views)
+    legend = legend_lines(cut, segments, near, far)
+    width = 4 * tw + 5 * GAP
+    body_h = head_h + len(views) * (th + GAP) + GAP
+    # the legend wraps to the sheet's width
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wrapped: list[str] = []
+    for line in legend:
+        words, current = line.split(" "), ""
+        for word in words:
+            trial = f"{current} {word}".strip()
+            if current and probe.textlength(trial, font=font) > width - 2 * GAP - 8:
+                wrapped.append(current)
+                current = "  " + word
+            else:
+                current = trial
+        wrapped.append(current)
+    sheet = Image.new("RGB", (width, body_h + len(wrapped) * line_h + GAP), HEADER_RGB)
     draw = ImageDraw.Draw(sheet)
-    titles = {
-        "photo": "photo",
-        "render": "render (PSNR vs photo)",
-        "depth": "depth (near red, far blue)",
-        "labels": f"labels: cut {cut} ({segments} segments)" if cut else "labels",
-    }
-    for c, key in enumerate(COLUMNS):
-        draw.text((GAP + c * (tw + GAP) + 4, 6), titles[key], fill=TEXT_RGB, font=header)
-    near, far = depth_range(views)
+    for c, title in enumerate(COLUMNS):
+        draw.text((GAP + c * (tw + GAP) + 4, 6), title, fill=TEXT_RGB, font=header)
     for r, v in enumerate(views):
         tiles = [
             Image.fromarray(v.photo),
@@ -103,6 +139,6 @@ def contact_sheet(
             sheet.paste(tile.resize((tw, th), resample), (x, y))
         _caption(draw, (GAP + 5, y + 4), v.name, font)
         _caption(draw, (GAP + tw + GAP + 5, y + 4), f"{v.psnr:.2f} dB", font)
-        if r == 0:
-            _caption(draw, (GAP + 2 * (tw + GAP) + 5, y + 4), f"{near:.2f} .. {far:.2f}", font)
+    for i, line in enumerate(wrapped):
+        draw.text((GAP + 4, body_h + i * line_h), line, fill=TEXT_RGB, font=font)
     return sheet
