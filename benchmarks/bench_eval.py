@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -94,13 +96,19 @@ def write_dataset(root: Path, width: int, height: int, views: int, n_cuts: int, 
     return data, labels
 
 
-def timed_eval(data: Path, labels: Path, exact: bool) -> tuple[float, dict]:
+def timed_eval(data: Path, labels: Path, exact: bool) -> tuple[float, float, dict]:
+    """(wall s, CPU s of the child process, its JSON) of one ``gsseg eval --labels`` run. The CPU
+    time is what the wall time would be on an idle machine (the eval is single-threaded numpy)."""
     cmd = [str(REPO / ".venv" / "bin" / "gsseg"), "eval", "--data", str(data), "--labels", str(labels), "--json"]
     if exact:
         cmd.append("--exact")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - t0, json.loads(out.stdout)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, json.loads(out.stdout)
 
 
 def main() -> None:
@@ -117,8 +125,8 @@ def main() -> None:
         t0 = time.perf_counter()
         data, labels = write_dataset(root, args.width, args.height, args.views, args.cuts)
         made = time.perf_counter() - t0
-        sampled_s, sampled = timed_eval(data, labels, exact=False)
-        exact_s, exact = timed_eval(data, labels, exact=True)
+        sampled_s, sampled_cpu, sampled = timed_eval(data, labels, exact=False)
+        exact_s, exact_cpu, exact = timed_eval(data, labels, exact=True)
     result = {
         "size": f"{args.width}x{args.height}",
         "views": args.views,
@@ -126,7 +134,10 @@ def main() -> None:
         "cuts": args.cuts,
         "dataset_write_s": round(made, 1),
         "eval_sampled_s": round(sampled_s, 1),
+        "eval_sampled_cpu_s": round(sampled_cpu, 1),
         "eval_exact_s": round(exact_s, 1),
+        "eval_exact_cpu_s": round(exact_cpu, 1),
+        "load_average_1min": round(os.getloadavg()[0], 1),
         "nc_part": sampled["nc_part"],
         "vc_part": sampled["vc_part"],
         "nc_part_exact": exact["nc_part"],

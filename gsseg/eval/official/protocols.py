@@ -252,10 +252,12 @@ def score_view(
             s_full = np.zeros(size)
             s_full[elig_ids] = s_elig
         for name, st in states.items():
-            ge = st.g[elig_ids]
-            n_elig[name][:, t] = np.bincount(ge, minlength=st.n)
-            sum_s[name][:, t] = np.bincount(ge, weights=s_elig, minlength=st.n)
-            if exact or not len(st.segs):
+            if exact:
+                ge = st.g[elig_ids]
+                n_elig[name][:, t] = np.bincount(ge, minlength=st.n)
+                sum_s[name][:, t] = np.bincount(ge, weights=s_elig, minlength=st.n)
+                continue
+            if not len(st.segs):
                 continue
             # p' = the r-th eligible pixel of g (pixel order), found by a running count over g's pixels
             d = draws[name]
