@@ -157,11 +157,23 @@ class SegmentRequest:
 def click_selection(
     ctx: SegmentContext, clicks: list[Click], threshold: float | None
 ) -> tuple[torch.Tensor, np.ndarray, float]:
-    """(scores [N], selected [N] bool, threshold used) of click queries; GssegError if nothing is selected."""
-    from gsseg.segment.scores import DEFAULT_SELECT_THRESHOLD, scores_from_clicks
+    """(scores [N], selected [N] bool, threshold used) of click queries; GssegError if nothing is selected.
 
-    thr = DEFAULT_SELECT_THRESHOLD[ctx.kind] if threshold is None else float(threshold)
+    Without ``threshold``: embeddings use the threshold chosen from the click's score distribution
+    (:func:`gsseg.segment.threshold.click_threshold`), logits the probability 0.5."""
+    from gsseg.features.coverage import supervised_gaussians
+    from gsseg.segment.scores import DEFAULT_SELECT_THRESHOLD, scores_from_clicks
+    from gsseg.segment.threshold import click_threshold
+
     scores = scores_from_clicks(ctx.scene, ctx.record, clicks, ctx.tables)
+    thr = DEFAULT_SELECT_THRESHOLD[ctx.kind] if threshold is None else float(threshold)
+    if threshold is None and ctx.kind == "embedding":
+        auto = click_threshold(
+            scores.detach().cpu().numpy(),
+            supervised_gaussians(ctx.record.coverage, len(ctx.scene)),
+            ctx.scene.means.detach().cpu().numpy(),
+        )
+        thr = thr if auto is None else auto
     selected = (scores >= thr).cpu().numpy()
     if not selected.any():
         raise GssegError(

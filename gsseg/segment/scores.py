@@ -20,6 +20,9 @@ from gsseg.errors import GssegError
 from gsseg.render.tables import ContributionTable, TableCache, render_features_from_table
 from gsseg.segment.clicks import Click
 
+# Fixed thresholds: logits (a probability); embeddings only where the scores do not split (all
+# alike) or a caller has no score distribution yet — `gsseg segment` / `export` choose the
+# embeddings' threshold per click (gsseg.segment.threshold).
 DEFAULT_SELECT_THRESHOLD = {"embedding": 0.85, "logits": 0.5}
 NEGATIVE_MARGIN = 0.05
 ALPHA_EPS = 1e-4

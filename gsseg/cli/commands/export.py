@@ -35,7 +35,8 @@ def export(
     click_threshold: Annotated[
         Optional[float],
         typer.Option(
-            help="Score a Gaussian needs for a click selection without --cut (default 0.85 embeddings, 0.5 logits)."
+            help="Score a Gaussian needs for a click selection without --cut (default: embeddings, chosen from the "
+            "click's score distribution by Otsu; logits 0.5)."
         ),
     ] = None,
     fmt: Annotated[

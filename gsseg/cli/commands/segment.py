@@ -31,7 +31,7 @@ def segment(
         Optional[float],
         typer.Option(
             help="Score in [0,1] a Gaussian needs to be selected by the clicks "
-            "(default 0.85 for embeddings, 0.5 for logits)."
+            "(default: embeddings, chosen from the click's score distribution by Otsu; logits 0.5)."
         ),
         UNIT,
     ] = None,
