@@ -928,3 +928,96 @@ def test_restart_of_rgb_invalidates_what_depends_on_it(fresh, capsys):
     assert "features" in line, line
     line = one_error_line(["export", str(run), "--out", str(run.parent / "e")], capsys)
     assert not (run.parent / "e").exists()
+
+
+def _top(key, value):
+    def case(d, r):
+        def edit(j):
+            if key == "camera_angle_x":
+                j.pop("fl_x", None), j.pop("fl_y", None)
+            j[key] = value
+
+        edit_json(d / "transforms_train.json", edit)
+        return ["info", d], {
+            "camera_angle_x": r"transforms_train\.json: frame 0: 'camera_angle_x' must be a field of view in radians "
+            r"in \(0, pi\)",
+            "fl_x": r"transforms_train\.json: frame 0: focal lengths fl_x=\S+ fl_y=\S+ are not plausible for a 32x24",
+        }[key]
+
+    case.__name__ = f"_{key}_{value:g}"
+    return case
+
+
+def _mirror_matrix(d, r):
+    edit_json(
+        d / "transforms_train.json",
+        lambda j: j["frames"][1].update(
+            transform_matrix=[
+                [-row[0], *row[1:]] if i < 3 else row for i, row in enumerate(j["frames"][1]["transform_matrix"])
+            ]
+        ),
+    )
+    return ["info", d], r"transforms_train\.json: frame 1: .*is a mirror \(determinant -1\)"
+
+
+def _non_affine_matrix(d, r):
+    edit_json(d / "transforms_test.json", lambda j: j["frames"][0]["transform_matrix"].__setitem__(3, [5, 6, 7, 0]))
+    return ["info", d], r"transforms_test\.json: frame 0: the bottom row of 'transform_matrix' must be \[0, 0, 0, 1\]"
+
+
+def _huge_integer(d, r):
+    path = d / "transforms_train.json"
+    path.write_text(path.read_text().replace('"w": 32', '"w": ' + "7" * 5000, 1))
+    return ["info", d], r"transforms_train\.json: malformed JSON \(Exceeds the limit"
+
+
+def _deep_json(d, r):
+    (d / "transforms_train.json").write_text("[" * 200_000 + "]" * 200_000)
+    return ["info", d], r"transforms_train\.json: malformed JSON: nested too deeply"
+
+
+def _same_image_twice(d, r):
+    edit_json(
+        d / "transforms_train.json",
+        lambda j: j["frames"].append({**j["frames"][0], "file_path": "./images/../images/train_000.png"}),
+    )
+    return ["info", d], r"image '(\./)?images/\.\./images/train_000\.png' is the same file as 'images/train_000\.png'"
+
+
+def _decompression_bomb(d, r):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)  # a 30000x30000 RGB header, almost no data
+    png = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
+    (d / "images" / "train_000.png").write_bytes(png)
+    return ["info", d], r"images/train_000\.png: cannot read image \(.*decompression bomb"
+
+
+CAMERA_CASES = [
+    _top("camera_angle_x", 0.0),
+    _top("camera_angle_x", float(np.pi)),
+    _top("fl_x", 1e39),
+    _top("fl_x", 1e-30),
+    _mirror_matrix,
+    _non_affine_matrix,
+    _huge_integer,
+    _deep_json,
+    _same_image_twice,
+    _decompression_bomb,
+]
+
+
+@pytest.mark.parametrize("case", CAMERA_CASES, ids=[c.__name__.strip("_") for c in CAMERA_CASES])
+def test_implausible_cameras_and_hostile_files_are_one_line(fresh, case, capsys):
+    data, run = fresh
+    argv, pattern = case(data, run)
+    before = snapshot(data, run)
+    line = one_error_line([str(a) for a in argv], capsys)
+    assert re.search(pattern, line), line
+    assert snapshot(data, run) == before

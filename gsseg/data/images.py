@@ -24,7 +24,7 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             return int(im.width), int(im.height)
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise file_error(path, f"cannot read image ({_reason(e)})") from None
 
 
@@ -46,7 +46,7 @@ def read_image(
         with Image.open(path) as im:
             im.load()
             arr = _to_rgb_float(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise file_error(path, f"cannot read image ({_reason(e)})") from None
     if expected is not None and (arr.shape[1], arr.shape[0]) != tuple(expected):
         raise file_error(path, f"image is {arr.shape[1]}x{arr.shape[0]} but {source} says {expected[0]}x{expected[1]}")
@@ -71,7 +71,7 @@ def read_depth(path: Path, native_size: tuple[int, int], size: tuple[int, int], 
             with Image.open(path) as im:
                 im.load()
                 arr = np.asarray(im)
-    except (OSError, ValueError, UnidentifiedImageError, SyntaxError) as e:
+    except (OSError, ValueError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as e:
         raise file_error(path, f"cannot read depth map ({_reason(e)})") from None
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
@@ -90,7 +90,7 @@ def read_labels(path: Path, native_size: tuple[int, int], size: tuple[int, int])
         with Image.open(path) as im:
             im.load()
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise file_error(path, f"cannot read label image ({_reason(e)})") from None
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
         raise file_error(

@@ -80,6 +80,10 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise file_error(path, f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except ValueError as e:  # an integer of more than 4300 digits
+        raise file_error(path, f"malformed JSON ({e})") from None
+    except RecursionError:
+        raise file_error(path, "malformed JSON: nested too deeply") from None
 
 
 def ordinal(n: int) -> str:

@@ -129,6 +129,13 @@ def load_transforms(root: Path, test_every: int = 8, check_images: bool = True) 
     if not any(f.split == "train" for f in frames):
         raise file_error(source, "no training frames" + _missing_note(missing) + " (empty train split)")
 
+    same_file: dict[Path, _Frame] = {}
+    for f in frames:  # ./images/../images/x.png and images/x.png are one image: it would get two view names
+        first = same_file.setdefault(f.image_path.resolve(), f)
+        if first is not f and first.rel_path != f.rel_path:  # the same text twice: "listed twice" below
+            raise file_error(
+                f.source, f"image '{f.rel_path}' is the same file as '{first.rel_path}' (listed twice); list it once"
+            )
     names = unique_names([f.rel_path for f in frames])
     seen: dict[str, str] = {}
     for name, f in zip(names, frames):
@@ -357,14 +364,38 @@ def _matrix(path: Path, value: Any, where: str) -> np.ndarray:
         raise file_error(
             path, f"{where}: the rotation part of 'transform_matrix' is not orthonormal (a scaled camera matrix?)"
         )
+    if np.linalg.det(R) < 0:
+        raise file_error(
+            path, f"{where}: the rotation part of 'transform_matrix' is a mirror (determinant -1), not a camera pose"
+        )
+    if np.abs(m[3] - [0.0, 0.0, 0.0, 1.0]).max() > 1e-6:
+        raise file_error(
+            path, f"{where}: the bottom row of 'transform_matrix' must be [0, 0, 0, 1], got {m[3].tolist()}"
+        )
     return m
 
 
 def _number(path: Path, d: dict[str, Any], key: str, where: str) -> float:
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise file_error(path, f"{where}: '{key}' must be a finite number, got {v!r}")
+    try:
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    except OverflowError:  # an integer too large for a float
+        ok = False
+    if not ok:
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:30] + f"... ({len(repr(v))} characters)"
+        raise file_error(path, f"{where}: '{key}' must be a finite number, got {shown}")
     return float(v)
+
+
+def _angle(path: Path, d: dict[str, Any], key: str, where: str) -> float:
+    """A field of view in radians, in (0, pi)."""
+    a = _number(path, d, key, where)
+    if not 0 < a < math.pi:
+        raise file_error(path, f"{where}: '{key}' must be a field of view in radians in (0, pi), got {a:g}")
+    return a
+
+
+FOCAL_RANGE = (1e-2, 1e3)  # focal length / longest image side: ~178 degrees .. ~0.06 degrees of view
 
 
 def _size(path: Path, d: dict[str, Any], image_path: Path, where: str, check_images: bool) -> tuple[int, int]:
@@ -424,17 +455,24 @@ def _intrinsics(path: Path, d: dict[str, Any], w: int, h: int, where: str) -> tu
     if "fl_x" in d:
         fx = _number(path, d, "fl_x", where)
     elif "camera_angle_x" in d:
-        fx = 0.5 * w / math.tan(0.5 * _number(path, d, "camera_angle_x", where))
+        fx = 0.5 * w / math.tan(0.5 * _angle(path, d, "camera_angle_x", where))
     else:
         raise file_error(path, f"{where}: missing key 'fl_x' or 'camera_angle_x'")
     if "fl_y" in d:
         fy = _number(path, d, "fl_y", where)
     elif "camera_angle_y" in d:
-        fy = 0.5 * h / math.tan(0.5 * _number(path, d, "camera_angle_y", where))
+        fy = 0.5 * h / math.tan(0.5 * _angle(path, d, "camera_angle_y", where))
     else:
         fy = fx
     cx = _number(path, d, "cx", where) if "cx" in d else 0.5 * w
     cy = _number(path, d, "cy", where) if "cy" in d else 0.5 * h
     if fx <= 0 or fy <= 0:
         raise file_error(path, f"{where}: focal lengths must be positive, got fl_x={fx:g} fl_y={fy:g}")
+    lo, hi = (r * max(w, h) for r in FOCAL_RANGE)
+    if not (lo <= fx <= hi and lo <= fy <= hi):
+        raise file_error(
+            path,
+            f"{where}: focal lengths fl_x={fx:g} fl_y={fy:g} are not plausible for a {w}x{h} image "
+            f"(expected {lo:g} to {hi:g} pixels)",
+        )
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64), distortion
