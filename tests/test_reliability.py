@@ -1021,3 +1021,33 @@ def test_implausible_cameras_and_hostile_files_are_one_line(fresh, case, capsys)
     line = one_error_line([str(a) for a in argv], capsys)
     assert re.search(pattern, line), line
     assert snapshot(data, run) == before
+
+
+def test_non_finite_setting_in_config_json_is_refused(fresh, capsys):
+    data, run = fresh
+    edit_json(run / "config.json", lambda c: c["features"].update(lr=float("nan")))
+    before = snapshot(data, run)
+    line = one_error_line(["train", str(data), "--out", str(run), "--stage", "features", "-q"], capsys)
+    assert re.search(r"config\.json: invalid run config \(features\.lr must be a finite number, got nan\)", line), line
+    edit_json(run / "config.json", lambda c: c["features"].update(lr=0.01, objective_settings={"pixels": float("inf")}))
+    line = one_error_line(["segment", str(run), "-q"], capsys)
+    assert "features.objective_settings.pixels must be a finite number" in line, line
+    assert snapshot(data, run) == {**before, str(run / "config.json"): snapshot(run)[str(run / "config.json")]}
+
+
+def test_disk_full_during_export_is_one_line_and_leaves_nothing(fresh, monkeypatch, capsys):
+    import errno
+
+    import gsseg.export.objects as objects
+
+    data, run = fresh
+    assert cli_exit_code(["segment", str(run), "-q"]) == 0
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(objects, "write_splats", full)
+    out = run.parent / "exported"
+    line = one_error_line(["export", str(run), "--out", str(out)], capsys)
+    assert re.search(r"exported\.tmp-\S+/object_\d+\.ply: no space left on device; free some space", line), line
+    assert not out.exists() and not list(run.parent.glob(".exported.*"))

@@ -47,6 +47,24 @@ class DensifyConfig:
     prune_scale3d: float = 1.0  # gsplat: 0.1; larger so the background shell (init_shell_points) survives
 
 
+def check_finite(section: Any, name: str) -> None:
+    """ValueError naming the setting when a float of ``section`` (a config dataclass), or a number
+    nested in one of its dict/list settings, is NaN or infinite (e.g. a hand-edited config.json)."""
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number, got {value}")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, where)
+
+    for f in dataclasses.fields(section):
+        walk(getattr(section, f.name), f"{name}.{f.name}")
+
+
 @dataclass
 class RGBConfig:
     """The RGB (geometry + appearance) stage."""
@@ -79,6 +97,7 @@ class RGBConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
 
     def validate(self) -> None:
+        check_finite(self, "rgb")
         if self.iters < 0:
             raise ValueError("iters must be >= 0")
         if not 0 <= self.sh_degree <= 3:
@@ -128,6 +147,7 @@ class FeatureStageConfig:
     views_per_step: int = 1
 
     def validate(self) -> None:
+        check_finite(self, "features")
         if self.views_per_step < 1:
             raise ValueError(f"views per step must be >= 1, got {self.views_per_step}")
         if self.iters < 0:
