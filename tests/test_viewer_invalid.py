@@ -106,3 +106,29 @@ def test_server_starts_at_the_first_training_camera_with_finite_splats(broken):
     finally:
         app.stop()
     assert torch.is_tensor(app.scene.means)
+
+
+def test_gsseg_view_prints_one_warning_line_with_the_count(broken, capsys, monkeypatch):
+    """``gsseg view``'s ready message: one warning line naming how many were dropped (the server
+    itself is not started here: serve is replaced by one that only builds the app)."""
+    from cli_fixtures import cli_exit_code
+
+    import gsseg.viewer.server as server_module
+
+    vr, rows = broken
+
+    class _Server:
+        def get_port(self) -> int:
+            return 8080
+
+    def fake_serve(run_root, cfg, ready=None):
+        app = ViewerApp(run_root, cfg)
+        app.server = _Server()
+        ready(app)
+
+    monkeypatch.setattr(server_module, "serve", fake_serve)
+    assert cli_exit_code(["view", str(vr.run)]) == 0
+    err = capsys.readouterr().err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and f"{len(rows)} of {len(vr.objects)} Gaussians" in warnings[0], err
+    assert f"{len(vr.objects) - len(rows)} Gaussians" in err
