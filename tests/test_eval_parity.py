@@ -343,6 +343,10 @@ def test_cli_labels_exact_reproduces_the_pack(tmp_path, expected):
     for lv in LEVELS:
         assert out[f"vc_{lv}"] == pytest.approx(expected["vc"]["noisy"]["mean_over_pairs"][lv], abs=0.002)
     assert set(out["pq_scene_per_cut"]) == {"c0", "c1", "c2"}
+    table = CliRunner().invoke(app, ["eval", "--data", str(data), "--labels", str(labels), "--exact"])
+    assert table.exit_code == 0, table.output
+    words = " ".join(table.output.split())  # the console wraps long lines
+    assert "official protocols (exact expectation)" in words and "fgbg" in words
 
 
 @needs_pack
