@@ -12,7 +12,7 @@ the rest unassigned.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -36,29 +36,33 @@ def mask_coverage(
     table_of: Callable[[str], ContributionTable],
     covered_of: Callable[[str], np.ndarray | None],
     num_gaussians: int,
+    progress: Any = None,
 ) -> Tensor | None:
     """Per-Gaussian (covered weight, total weight) over ``views``: [N,2] float32, or None when
     no view has masks.
 
     table_of(view) -> that view's ContributionTable; covered_of(view) -> [H*W] bool, the pixels
     some mask covers at the table's resolution (None: the view has no masks and is skipped).
+    progress: a ``gsseg.utils.progress.progress_bar`` display advanced once per view, or None.
     """
     out = torch.zeros(num_gaussians, 2, dtype=torch.float64)
     used = 0
+    task = progress.add_task("coverage", total=len(views), info="", unit="view") if progress is not None else None
     for view in views:
         covered = covered_of(view)
-        if covered is None:
-            continue
-        used += 1
-        table = table_of(view)
-        offsets = table.offsets.cpu()
-        counts = offsets[1:] - offsets[:-1]
-        pix = torch.repeat_interleave(torch.arange(counts.numel()), counts)
-        gids = table.gaussian_ids.cpu().long()
-        w = table.weights.cpu().double()
-        hit = torch.as_tensor(np.asarray(covered, dtype=bool).reshape(-1))[pix]
-        out[:, 0].index_add_(0, gids, w * hit)
-        out[:, 1].index_add_(0, gids, w)
+        if covered is not None:
+            used += 1
+            table = table_of(view)
+            offsets = table.offsets.cpu()
+            counts = offsets[1:] - offsets[:-1]
+            pix = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+            gids = table.gaussian_ids.cpu().long()
+            w = table.weights.cpu().double()
+            hit = torch.as_tensor(np.asarray(covered, dtype=bool).reshape(-1))[pix]
+            out[:, 0].index_add_(0, gids, w * hit)
+            out[:, 1].index_add_(0, gids, w)
+        if progress is not None:
+            progress.update(task, advance=1, info=view)
     return out.float() if used else None
 
 

@@ -303,8 +303,12 @@ def _segment(ctx, req: SegmentRequest) -> dict:
     if req.argmax:
         cuts.append(Cut("argmax", "argmax", 0.0, argmax_labels(ctx.features)))
     hier: list[Cut] = []
-    if req.wants_hierarchy():
-        hier, _ = hierarchy_cuts(ctx, req)
+    if req.wants_hierarchy():  # one long step on big scenes: the plain ticker still says it is running
+        with progress_bar(transient=True) if req.show_progress else contextlib.nullcontext() as bar:
+            task = bar.add_task("hierarchy", total=1, info=f"{len(ctx.scene)} Gaussians", unit="step") if bar else None
+            hier, _ = hierarchy_cuts(ctx, req)
+            if bar:
+                bar.update(task, advance=1)
     cuts = hier + cuts
     by_name = {c.name: c for c in cuts}
     parents = {c.name: segment_parents(c.labels, by_name[c.parent].labels) if c.parent else {} for c in cuts}

@@ -497,7 +497,12 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
         write_ply(run.scene_ply, result.scene)
     coverage = None
     if not fcfg.joint:  # in joint mode the geometry moved: its tables are not the trainer's
-        coverage = mask_coverage(trainer.views, trainer._table, lambda v: _covered(trainer.ctx, v), len(trainer.scene))
+        from gsseg.utils.progress import NullProgress, progress_bar
+
+        with progress_bar(transient=True) if opts.show_progress else NullProgress() as progress:
+            coverage = mask_coverage(
+                trainer.views, trainer._table, lambda v: _covered(trainer.ctx, v), len(trainer.scene), progress
+            )
     info = FeatureInfo(kind=objective.kind, objective=objective.name, dim=objective.feature_dim())
     settings = {
         **objective.settings(),

@@ -31,6 +31,7 @@ INTERVAL_ENV = "GSSEG_PROGRESS_INTERVAL"
 DEFAULT_INTERVAL_S = 10.0
 RATE_WINDOW_S = 60.0  # the rate (and so the ETA) is measured over about the last minute
 MAX_SAMPLES = 64  # (time, count) samples kept per task for that window
+TICKER_MIN_WAIT_S = 0.05  # the background ticker never spins faster (tests set tiny intervals)
 
 
 def progress_interval() -> float:
@@ -208,7 +209,7 @@ class PlainProgress:
         while True:
             with self._lock:
                 wait = self._last_tick + self.interval - time.monotonic()
-            if self._stop.wait(max(wait, 0.0)):
+            if self._stop.wait(max(wait, TICKER_MIN_WAIT_S)):
                 return
             with self._lock:
                 now = time.monotonic()
