@@ -62,9 +62,11 @@ def render_run(
     max_rows: int = 12,
     backend: str = "auto",
     show_progress: bool = True,
+    data: str | Path | None = None,
 ) -> dict[str, Any]:
     """Render ``views`` ("test", "train" or "all") of the run into ``out`` (see module doc);
-    returns the renders.json summary."""
+    ``data``: the dataset, when it moved since training (default: the one the run recorded).
+    Returns the renders.json summary."""
     from gsseg.data import load_dataset
     from gsseg.gaussians.ply import read_ply
     from gsseg.train.run_dir import RunDir
@@ -77,9 +79,10 @@ def render_run(
         raise file_error(run.scene_ply, "not found: the RGB stage has not finished (run `gsseg train`)")
     if max_rows < 1:
         raise GssegError(f"--max-rows must be at least 1, got {max_rows}")
-    if not Path(cfg.dataset).exists():
-        raise file_error(Path(cfg.dataset), "dataset directory of this run not found")
-    ds = load_dataset(cfg.dataset, downscale=cfg.downscale)
+    data_path = Path(data) if data is not None else Path(cfg.dataset)
+    if not data_path.exists():
+        raise file_error(data_path, "dataset directory not found (pass --data to point to its new location)")
+    ds = load_dataset(data_path, downscale=cfg.downscale)
     names = pick_views(ds, views)
     scene = read_ply(run.scene_ply)
     cut_name, labels = current_cut(run.root, cut, len(scene))
