@@ -811,7 +811,7 @@ def test_view_on_a_network_address_warns_and_prints_a_usable_url(viewer_run, mon
         seen["cfg"] = cfg
         ready(
             types.SimpleNamespace(
-                n=5, shown=None, has_features=True, server=types.SimpleNamespace(get_port=lambda: 8123)
+                n=5, shown=None, has_features=True, dropped=0, server=types.SimpleNamespace(get_port=lambda: 8123)
             )
         )
 
@@ -1051,3 +1051,17 @@ def test_disk_full_during_export_is_one_line_and_leaves_nothing(fresh, monkeypat
     line = one_error_line(["export", str(run), "--out", str(out)], capsys)
     assert re.search(r"exported\.tmp-\S+/object_\d+\.ply: no space left on device; free some space", line), line
     assert not out.exists() and not list(run.parent.glob(".exported.*"))
+
+
+def test_user_text_in_normal_output_is_printed_as_typed(fresh, capsys):
+    data, run = fresh
+    weird = run.parent / "q[/red]:smile:[bold]" / "run"
+    weird.parent.mkdir(parents=True)  # "q[" / "red]:smile:[bold]"
+    shutil.move(run, weird)
+    capsys.readouterr()
+    assert cli_exit_code(["train", str(data), "--out", str(weird), "--seed", "5", "-q"]) == 0
+    err = "".join(capsys.readouterr().err.split())  # without the line wraps of a narrow terminal
+    assert "".join(f"resuming {weird} with its recorded settings; ignoring --seed".split()) in err, err
+    assert cli_exit_code(["segment", str(weird), "-q"]) == 0
+    out = "".join(capsys.readouterr().out.split())
+    assert f"->{weird / 'segments'}" in out, out

@@ -65,7 +65,7 @@ def _stage(result: DemoResult, name: str, console: Console):
 
     @contextlib.contextmanager
     def timed():
-        console.print(f"[bold cyan]▶ {name}[/]")
+        console.print(f"▶ {name}", style="bold cyan", markup=False, highlight=False)
         t0 = time.perf_counter()
         yield
         result.seconds[name] = time.perf_counter() - t0

@@ -58,12 +58,12 @@ def progress_bar(
     if not (console.is_terminal or console.is_jupyter):
         return PlainProgress(console.file, interval if interval is not None else progress_interval())
     return Progress(
-        TextColumn("[bold blue]{task.description}"),
+        TextColumn("{task.description}", style="bold blue", markup=False),  # names from user files: no markup
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
         console=console,
         transient=transient,
     )

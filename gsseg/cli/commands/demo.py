@@ -44,12 +44,12 @@ def demo(
     as a PLY and evaluate. Re-running resumes from what is already in OUT."""
     import time
 
-    from rich.console import Console
     from rich.table import Table
 
+    from gsseg.cli.output import plain_console, styled
     from gsseg.demo import DemoConfig, run_demo
 
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     cfg = DemoConfig(
         out=out,
         scene=scene,
@@ -77,11 +77,11 @@ def demo(
     table.add_row("objects exported", str(result.objects))
     for stage, seconds in result.seconds.items():
         table.add_row(f"time: {stage.split(':')[0]}", f"{seconds:.1f} s")
-    Console().print(table)
+    plain_console().print(table)
     console.print(f"scene PLY       {result.paths['scene_ply']}")
     console.print(f"segments        {result.paths['segments']}")
     console.print(f"object PLYs     {result.paths['objects']}")
-    console.print(f"look at it:     [bold]gsseg view {result.paths['run']}[/]")
+    console.print(styled("look at it:     ", (f"gsseg view {result.paths['run']}", "bold")))
 
 
 def register(app: typer.Typer) -> None:

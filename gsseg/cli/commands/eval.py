@@ -117,9 +117,9 @@ def eval_run(
     """Evaluate RUN on its dataset's test views: PSNR, and whatever segmentation metrics apply
     (NC / SI / VC / point-query mIoU for embeddings, prompted-object mIoU for object fields,
     PQ^scene for clustering), beside the input 2D masks scored the same way."""
-    from rich.console import Console
     from rich.table import Table
 
+    from gsseg.cli.output import plain_console, styled
     from gsseg.errors import GssegError
 
     if protocol not in ("official", "gsseg"):
@@ -152,9 +152,9 @@ def eval_run(
     if as_json:
         typer.echo(json.dumps(_finite(result)))
         return
-    console = Console()
+    console = plain_console()
     if "psnr_per_view" in result:
-        console.print(f"[bold]gsseg eval[/] {run} on {result['dataset']}")
+        console.print(styled(("gsseg eval", "bold"), f" {run} on {result['dataset']}"))
         views = Table(title="test views")
         views.add_column("view")
         views.add_column("PSNR (dB)", justify="right")
@@ -191,9 +191,9 @@ def _finite(value):
 
 def _eval_labels(data: Path, labels: Path, exact: bool, samples: int, seed: int, min_size: int, as_json: bool) -> None:
     """``gsseg eval --data DATA --labels DIR``: the official protocols on label maps, as a table or JSON."""
-    from rich.console import Console
     from rich.table import Table
 
+    from gsseg.cli.output import plain_console
     from gsseg.eval.official.labels import evaluate_labels
     from gsseg.utils.progress import progress_bar
 
@@ -205,7 +205,7 @@ def _eval_labels(data: Path, labels: Path, exact: bool, samples: int, seed: int,
         result = evaluate_labels(
             data, labels, exact=exact, samples=samples, seed=seed, min_size=min_size, progress=progress
         )
-    console = Console()
+    console = plain_console()
     mode = "exact expectation" if exact else f"{samples} draws per segment, seed {seed}"
     console.print(f"gsseg eval --labels {labels} on {result['dataset']}: official protocols ({mode})")
     table = Table(title=f"{result['views']} views, {result['vc_pairs']} pairs, cuts {', '.join(result['cuts'])}")

@@ -68,8 +68,7 @@ def export(
 ) -> None:
     """Export segmented objects as standard splat files (3DGS PLY, compressed PLY, SPZ, .splat) plus segments.json
     and a labels sidecar."""
-    from rich.console import Console
-
+    from gsseg.cli.output import plain_console
     from gsseg.export import export_run, parse_ids
     from gsseg.segment.clicks import parse_clicks
 
@@ -90,7 +89,7 @@ def export(
     if as_json:
         typer.echo(json.dumps(manifest))
         return
-    console = Console(highlight=False)
+    console = plain_console()
     names = sorted(manifest["written"])
     shown = ", ".join(names[:6]) + (f", ... ({len(names)} files)" if len(names) > 6 else "")
     console.print(

@@ -77,8 +77,9 @@ def _mask_summary(masks_dir: Path) -> dict[str, Any]:
 
 
 def _print_table(s: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from gsseg.cli.output import plain_console
 
     table = Table(title=f"dataset {s['path']}", show_header=False, title_justify="left")
     table.add_column("key", style="bold")
@@ -116,7 +117,7 @@ def _print_table(s: dict[str, Any]) -> None:
     else:
         masks = f"{m['files']} files"
     table.add_row("masks", masks)
-    console = Console()
+    console = plain_console()
     console.print(table)
     if "views" in s:
         vt = Table("view", "split", "size", "masks")

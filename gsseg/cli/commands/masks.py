@@ -66,14 +66,13 @@ def masks(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Make 2D masks for every view of DATA with one source; re-running skips finished views."""
-    from rich.console import Console
-
+    from gsseg.cli.output import plain_console, styled
     from gsseg.data import load_dataset
     from gsseg.errors import GssegError
     from gsseg.masks.runner import SPLITS, SourceOptions, make_source, run_source
     from gsseg.masks.sources.sam_settings import SamSettings
 
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     if split not in SPLITS:
         raise GssegError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -103,7 +102,7 @@ def masks(
     mask_source = make_source(source, options)
     note = getattr(mask_source, "note", None)
     if note:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(styled(("note:", "yellow"), f" {note}"))
     report = run_source(ds, mask_source, split=split, force=force, show_progress=not quiet)
     summary = {"dataset": str(ds.root), "source": source, "masks_dir": str(ds.masks_dir), **report.as_dict()}
     if as_json:
@@ -119,7 +118,7 @@ def masks(
         highlight=False,
     )
     for name, reason in list(report.no_input.items())[:5]:
-        console.print(f"  [yellow]skipped[/] {name}: {reason}", highlight=False)
+        console.print(styled("  ", ("skipped", "yellow"), f" {name}: {reason}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,7 @@ def render(
         return
     psnr = f", mean PSNR {summary['psnr']:.2f} dB" if summary["psnr"] is not None else ""
     labels = f", labels of cut {summary['cut']}" if summary["cut"] else ", no segments yet"
-    Console(highlight=False, soft_wrap=True).print(
+    Console(highlight=False, soft_wrap=True, markup=False, emoji=False).print(
         f"{len(summary['files'])} {views} views rendered{psnr}{labels} -> {summary['sheet']}"
     )
 

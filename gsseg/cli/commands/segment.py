@@ -105,9 +105,9 @@ def segment(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Segment a run's Gaussians from their identity features; the same labels give every view's map."""
-    from rich.console import Console
     from rich.table import Table
 
+    from gsseg.cli.output import plain_console
     from gsseg.cli.parsing import MAX_CUTS, threshold_range
     from gsseg.errors import GssegError
     from gsseg.segment.clicks import parse_clicks
@@ -143,7 +143,7 @@ def segment(
     for c in summary["cuts"]:
         thr = "-" if c["threshold"] is None else f"{c['threshold']:.4f}"
         table.add_row(c["name"], c["kind"], f"{c['value']:g}", thr, str(c["segments"]), c["parent"] or "-")
-    console = Console()
+    console = plain_console()
     console.print(table)
     extra = f"; {summary['selected']} Gaussians selected, score maps in {run / 'scores'}" if summary["selected"] else ""
     console.print(

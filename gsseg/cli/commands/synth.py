@@ -45,17 +45,16 @@ def synth(
     list_scenes: Annotated[bool, typer.Option("--list", help="List the scene recipes and exit.")] = False,
 ) -> None:
     """Render a synthetic scene (images, depth, part/object/group labels, cameras, init points)."""
-    from rich.console import Console
-
+    from gsseg.cli.output import plain_console, styled
     from gsseg.errors import GssegError
     from gsseg.synth import SCENE_NAMES, make_scene
     from gsseg.synth.recipes import RECIPES
 
-    console = Console()
+    console = plain_console()
     if list_scenes:
         for name in SCENE_NAMES:
             doc = (RECIPES[name].__doc__ or "").strip().splitlines()[0]
-            console.print(f"[bold]{name}[/]  {doc}", highlight=False)
+            console.print(styled((name, "bold"), f"  {doc}"))
         return
     if out is None:
         raise GssegError("missing OUT folder (usage: gsseg synth OUT [--scene NAME])")

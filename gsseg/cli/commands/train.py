@@ -187,14 +187,13 @@ def train(
     ] = None,
 ) -> None:
     """Train a Gaussian scene on DATA into RUN (resumes RUN's last checkpoint unless --restart)."""
-    from rich.console import Console
-
+    from gsseg.cli.output import plain_console, styled
     from gsseg.errors import GssegError, file_error
     from gsseg.train.config import TrainConfig
     from gsseg.train.pipeline import StageOptions, check_stages, run_training
     from gsseg.train.run_dir import RunDir
 
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     if stage not in STAGE_CHOICES:
         raise GssegError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGE_CHOICES)}")
     stages = check_stages(STAGE_CHOICES[stage])
@@ -248,13 +247,14 @@ def train(
         if changed:
             flags = dict.fromkeys(_FLAG_NAMES.get(k, k.replace("_", "-")) for k in changed)
             console.print(
-                f"[yellow]resuming {out} with its recorded settings; ignoring --{', --'.join(flags)} "
-                "(pass --restart to change them)[/]"
+                f"resuming {out} with its recorded settings; ignoring --{', --'.join(flags)} "
+                "(pass --restart to change them)",
+                style="yellow",
             )
         if iters is not None:
             cfg.rgb.iters = iters
         if _apply_feature_options(cfg.features, feature_given, resuming=True) and "features" in stages:
-            console.print(f"[yellow]features settings changed: the features stage of {out} starts fresh[/]")
+            console.print(f"features settings changed: the features stage of {out} starts fresh", style="yellow")
             clear.append("features")
         cfg.stages = stages
     else:
@@ -295,8 +295,9 @@ def train(
         make_objective(cfg.features.objective, **cfg.features.objective_settings)  # bad settings fail before training
     if stage == "all" and objective is None and not _has_masks(data):
         console.print(
-            f"[yellow]{data}: no masks, so only the rgb stage runs (run `gsseg masks DATA`, then "
-            "`gsseg train DATA --out RUN --stage features`)[/]"
+            f"{data}: no masks, so only the rgb stage runs (run `gsseg masks DATA`, then "
+            "`gsseg train DATA --out RUN --stage features`)",
+            style="yellow",
         )
         cfg.stages = ["rgb"]
 
@@ -311,12 +312,15 @@ def train(
         what = f"{s['objective']}, D={s['dim']}, " if s["stage"] == "features" else ""
         held_out = f", test PSNR {s['test_psnr']:.2f} dB" if s.get("test_psnr") is not None else ""
         console.print(
-            f"[green]{s['stage']}[/]: {s['steps']} steps{resumed}, {what}{s['gaussians']} Gaussians "
-            f"({s['seconds']:.1f} s){held_out} -> {target}",
+            styled(
+                (s["stage"], "green"),
+                f": {s['steps']} steps{resumed}, {what}{s['gaussians']} Gaussians "
+                f"({s['seconds']:.1f} s){held_out} -> {target}",
+            ),
             soft_wrap=True,
         )
         for warning in s.get("warnings", []):
-            console.print(f"[yellow]warning: {warning}[/]", highlight=False, soft_wrap=True)
+            console.print(f"warning: {warning}", style="yellow", soft_wrap=True)
 
 
 def _working_downscale(data: Path, downscale: float | None, max_size: int | None, strict: bool) -> float:

@@ -55,9 +55,9 @@ def view(
 ) -> None:
     """Open the run in the browser: splats drawn client-side, click an object to select it (shift+click: negative),
     slide the threshold, colour by hierarchy cut, isolate / hide, export the selection as PLYs."""
-    from rich.console import Console
     from rich.text import Text
 
+    from gsseg.cli.output import plain_console
     from gsseg.errors import GssegError
     from gsseg.viewer.origin import is_loopback, network_urls
     from gsseg.viewer.server import ViewerConfig, serve
@@ -68,7 +68,7 @@ def view(
         raise GssegError(f"--max-display {max_display}: must be >= 0 (0 = draw all)")
     if not (0.0 < min_weight <= 1.0):
         raise GssegError(f"--min-weight {min_weight}: must be in (0, 1]")
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     origins = tuple(allow_origin or [])
     for o in origins:
         if not re.fullmatch(r"https?://[^/\s]+", o.strip().rstrip("/")):
