@@ -294,6 +294,7 @@ CASES = [
     _config_json(
         '{"dataset": "/x", "features": {"iters": -5}}', "train", r"invalid run config \(feature iters must be >= 0\)"
     ),
+    _config_json("[" * 100_000 + "]" * 100_000, "eval", r"malformed JSON: nested too deeply"),
 ]
 
 

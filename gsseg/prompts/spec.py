@@ -132,6 +132,8 @@ def load_prompt_file(path: str | Path) -> PromptSpec:
         raise file_error(path, f"unreadable prompt file ({e})") from None
     except json.JSONDecodeError as e:
         raise file_error(path, f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except (ValueError, RecursionError) as e:  # a 5000-digit integer, or nesting thousands deep
+        raise file_error(path, f"malformed JSON ({type(e).__name__}: too long or nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("objects"), list) or not data["objects"]:
         raise file_error(path, 'must be a JSON object with a non-empty "objects" list')
     spec = PromptSpec()

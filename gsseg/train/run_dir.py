@@ -90,6 +90,8 @@ class RunDir:
             return cfg
         except json.JSONDecodeError as e:
             raise file_error(self.config_path, f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        except RecursionError:
+            raise file_error(self.config_path, "malformed JSON: nested too deeply") from None
         except (TypeError, ValueError, KeyError) as e:
             raise file_error(self.config_path, f"invalid run config ({e})") from None
 
