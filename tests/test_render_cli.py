@@ -134,3 +134,25 @@ def test_depth_colours_run_from_red_near_to_blue_far():
     assert rgb[0, 0, 0] > rgb[0, 0, 2] and rgb[0, 3, 2] > rgb[0, 3, 0]  # near red, far blue
     assert (rgb[0, 4] == 0).all()  # nothing drawn: black
     assert colorize_labels(np.array([[0, 1, 2]])).shape == (1, 3, 3)
+
+
+def test_eval_save_renders_writes_the_same_sheet(run, capsys):
+    code = cli_exit_code(["eval", str(run), "--metric", "psnr", "--save-renders", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    sheet = Path(result["renders"])
+    assert sheet == run / "renders" / "contact_sheet.png" and sheet.is_file()
+    summary = json.loads((run / "renders" / "renders.json").read_text())
+    assert summary["psnr_per_view"] == pytest.approx(result["psnr_per_view"], abs=1e-4)
+
+
+def test_moved_dataset_with_data(run, tmp_path, capsys):
+    cfg = json.loads((run / "config.json").read_text())
+    moved = tmp_path / "moved"
+    shutil.copytree(cfg["dataset"], moved)
+    code, _, err = render_cli([str(run), "--data", str(moved), "--out", str(tmp_path / "r"), "-q"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "r" / "contact_sheet.png").is_file()
+    code, _, err = render_cli([str(run), "--data", str(tmp_path / "gone")], capsys)
+    assert code == 1 and "gone" in err and "not found" in err

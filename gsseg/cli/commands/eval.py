@@ -113,6 +113,14 @@ def eval_run(
             "--pixel-cuts/--no-pixel-cuts", help="Also score UFF's 2D mode (per-view cuts of the rendered features)."
         ),
     ] = True,
+    save_renders: Annotated[
+        bool,
+        typer.Option(
+            "--save-renders",
+            help="Also write the test views' renders, depth, current labels and a contact sheet into RUN/renders "
+            "(what `gsseg render RUN` writes).",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate RUN on its dataset's test views: PSNR, and whatever segmentation metrics apply
     (NC / SI / VC / point-query mIoU for embeddings, prompted-object mIoU for object fields,
@@ -149,6 +157,10 @@ def eval_run(
         exact=exact,
     )
     result = evaluate_run(run, data, metrics=metric, backend=backend, show_progress=not as_json, settings=settings)
+    if save_renders:
+        from gsseg.report import render_run
+
+        result["renders"] = render_run(run, backend=backend, show_progress=not as_json, data=data)["sheet"]
     if as_json:
         typer.echo(json.dumps(_finite(result)))
         return
@@ -176,6 +188,8 @@ def eval_run(
     extra = f", objective {result['objective']}" if "objective" in result else ""
     cut_info = f", {result['cuts']} cuts ({result['cuts_source']})" if "cuts" in result else ""
     console.print(f"{result['gaussians']} Gaussians{extra}{cut_info}")
+    if "renders" in result:
+        console.print(f"renders and contact sheet -> {result['renders']}")
 
 
 def _finite(value):

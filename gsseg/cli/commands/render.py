@@ -19,6 +19,7 @@ def render(
     ] = None,
     max_rows: Annotated[int, typer.Option(help="Views on the contact sheet, spread evenly (all are rendered).")] = 12,
     backend: Annotated[str, typer.Option(help="Renderer: auto, reference, cpu or cuda.")] = "auto",
+    data: Annotated[Optional[Path], typer.Option(help="Dataset directory (default: the one the run recorded).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print renders.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -29,7 +30,7 @@ def render(
     from gsseg.report import render_run
 
     summary = render_run(
-        run, views=views, out=out, cut=cut, max_rows=max_rows, backend=backend, show_progress=not quiet
+        run, views=views, out=out, cut=cut, max_rows=max_rows, backend=backend, show_progress=not quiet, data=data
     )
     if as_json:
         typer.echo(json.dumps(summary))
