@@ -57,6 +57,7 @@ def surface_points(ds) -> np.ndarray:
     return np.concatenate(out)
 
 
+@pytest.mark.slow
 def test_triangulated_points_lie_on_the_surfaces(tabletop):
     ds, xyz, rgb, _, lines = tabletop
     assert len(xyz) >= 80, lines  # 138 at the time of writing
@@ -88,6 +89,7 @@ def test_triangulated_points_lie_on_the_surfaces(tabletop):
     assert any("points kept" in line for line in lines), lines
 
 
+@pytest.mark.slow
 def test_cache_is_reused_and_keyed_by_settings(tabletop, monkeypatch):
     ds, xyz, rgb, cache, _ = tabletop
     monkeypatch.setenv("GSSEG_CACHE", str(cache))
@@ -133,6 +135,7 @@ def test_failure_falls_back_to_random_points(tmp_path, monkeypatch):
     assert source == "random"
 
 
+@pytest.mark.slow
 def test_rgb_stage_starts_from_triangulated_points(tabletop, tmp_path, monkeypatch):
     from gsseg.train.config import TrainConfig
     from gsseg.train.pipeline import StageOptions, run_rgb_stage
@@ -170,3 +173,26 @@ def test_fundamental_matrix_and_neighbour_pairs():
     # on a circle each camera's two nearest are its neighbours on the circle
     assert {(i, (i + 1) % 10) if i < (i + 1) % 10 else ((i + 1) % 10, i) for i in range(10)} <= set(pairs)
     assert len(pairs) == 10
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL / "fox").is_dir(), reason="../shared/real/fox is absent (a fresh clone)")
+def test_fox_triangulates_at_a_small_size(tmp_path, monkeypatch):
+    """The instant-ngp fox as published (distorted phone photos, 17 missing): thousands of points,
+    in front of the cameras, inside the scene the cameras look at."""
+    monkeypatch.setenv("GSSEG_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(REAL / "fox", max_size=240)
+    lines: list[str] = []
+    xyz, rgb = triangulated_points(ds, log=lines.append)
+    assert len(xyz) >= 1000, lines
+    cams = ds.cameras("train")
+    V = cams.viewmats.double().numpy()
+    depth = np.einsum("cij,pj->cpi", V[:, :3, :3], xyz.astype(np.float64)) + V[:, None, :3, 3]
+    in_front = (depth[..., 2] > 0).mean(axis=0)
+    assert np.median(in_front) > 0.9  # a wall and a fox head all cameras face
+    centres = cams.centers.double().numpy()
+    radius = np.linalg.norm(centres - centres.mean(0), axis=1).max()
+    assert np.percentile(np.linalg.norm(xyz - centres.mean(0), axis=1), 95) < 2 * radius
