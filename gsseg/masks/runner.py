@@ -7,6 +7,7 @@ atomically as soon as it is done, so an interrupted run resumes where it stopped
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gsseg.errors import GssegError
@@ -30,10 +31,12 @@ class SourceOptions:
     # simulated
     noise: str = "medium"
     seed: int = 0
+    # geometry: the run whose RGB stage gives depth and normals
+    run: Path | None = None
 
 
 def make_source(name: str, options: SourceOptions | None = None) -> MaskSource:
-    """The source called ``name`` ("sam", "watershed", "labels", "simulated")."""
+    """The source called ``name`` ("sam", "geometry", "watershed", "labels", "simulated")."""
     options = options or SourceOptions()
     if name == "sam":
         from gsseg.masks.sources.sam import SamSource
@@ -55,6 +58,20 @@ def make_source(name: str, options: SourceOptions | None = None) -> MaskSource:
                 min_area_fraction=options.min_area_fraction,
             )
         )
+    if name == "geometry":
+        from gsseg.masks.sources.geometry import GeometrySettings, GeometrySource
+
+        if options.run is None:
+            raise GssegError(
+                "--source geometry needs --run RUN: a run of this dataset whose RGB stage is done "
+                "(`gsseg train` with no masks runs it and these masks by itself)"
+            )
+        counts = list(options.region_counts)
+        if not counts or min(counts) < 1:
+            raise GssegError(f"--levels needs positive region counts, got {counts}")
+        return GeometrySource.from_run(
+            options.run, GeometrySettings(region_counts=counts, min_area_fraction=options.min_area_fraction)
+        )
     if name == "labels":
         from gsseg.masks.sources.labels import LabelSource
 
@@ -65,7 +82,7 @@ def make_source(name: str, options: SourceOptions | None = None) -> MaskSource:
         if options.noise not in NOISE_LEVELS:
             raise GssegError(f"unknown noise level {options.noise!r}; use one of {', '.join(NOISE_LEVELS)}")
         return SimulatedSource(options.noise, options.seed)
-    raise GssegError(f"unknown mask source {name!r}; use one of sam, watershed, labels, simulated")
+    raise GssegError(f"unknown mask source {name!r}; use one of sam, geometry, watershed, labels, simulated")
 
 
 @dataclass

@@ -11,8 +11,9 @@ import typer
 from gsseg.cli.parsing import SEED, UNIT, Range
 
 SOURCE_HELP = (
-    "sam: segment-anything automatic masks (needs --checkpoint); watershed: weight-free higra "
-    "hierarchical watershed (default); labels: import DATA/label_masks/<stem>/*.png; "
+    "sam: segment-anything automatic masks (needs --checkpoint); geometry: weight-free, colour + the "
+    "rendered depth and normals of --run RUN (what `gsseg train` makes when DATA has no masks); watershed: "
+    "weight-free higra hierarchical watershed of colour (default); labels: import DATA/label_masks/<stem>/*.png; "
     "simulated: SAM-like noise from DATA/gt/ (built-in scenes)."
 )
 
@@ -38,6 +39,9 @@ def masks(
         typer.Option(help="SAM: Downscale images whose long side exceeds this many pixels before running SAM."),
     ] = 1024,
     device: Annotated[str, typer.Option(help="SAM: cpu or cuda.")] = "cpu",
+    run: Annotated[
+        Optional[Path], typer.Option("--run", help="Geometry: a run of DATA whose RGB stage is done (RUN/scene.ply).")
+    ] = None,
     levels: Annotated[
         str, typer.Option(help="Watershed: Comma-separated region counts of the hierarchy cuts.")
     ] = "4,8,16,32,64,128",
@@ -98,6 +102,7 @@ def masks(
         min_area_fraction=min_area,
         noise=noise,
         seed=seed,
+        run=run,
     )
     mask_source = make_source(source, options)
     note = getattr(mask_source, "note", None)

@@ -293,17 +293,30 @@ def train(
         from gsseg.objectives import make_objective
 
         make_objective(cfg.features.objective, **cfg.features.objective_settings)  # bad settings fail before training
-    if stage == "all" and objective is None and not _has_masks(data):
+    auto_masks = stage == "all" and objective is None and not _has_masks(data)
+    if auto_masks:
         console.print(
-            f"{data}: no masks, so only the rgb stage runs (run `gsseg masks DATA`, then "
-            "`gsseg train DATA --out RUN --stage features`)",
+            f"{data}: no masks: the rgb stage runs, then weight-free geometry masks from its depth and normals "
+            "(`gsseg masks DATA --source geometry --run RUN`), then the features stage",
             style="yellow",
         )
-        cfg.stages = ["rgb"]
 
     from gsseg.train.distributed import current_group
 
-    summaries = run_training(cfg, run, StageOptions(resume=not restart, show_progress=not quiet), clear=clear)
+    opts = StageOptions(resume=not restart, show_progress=not quiet)
+    if auto_masks:
+        import dataclasses
+
+        from gsseg.data import load_dataset
+        from gsseg.masks.runner import SourceOptions, make_source, run_source
+
+        summaries = run_training(dataclasses.replace(cfg, stages=["rgb"]), run, opts, clear=clear)
+        if current_group().is_main:
+            ds = load_dataset(cfg.dataset, downscale=cfg.downscale)
+            run_source(ds, make_source("geometry", SourceOptions(run=run.root)), show_progress=not quiet)
+        summaries += run_training(dataclasses.replace(cfg, stages=["features"]), run, opts)
+    else:
+        summaries = run_training(cfg, run, opts, clear=clear)
     if not current_group().is_main:  # under torchrun rank 0 reports
         return
     for s in summaries:

@@ -50,6 +50,17 @@ def watershed_cuts(image: np.ndarray, settings: WatershedSettings) -> tuple[np.n
     smooth = ndimage.gaussian_filter(image.astype(np.float64) / 255.0, sigma=(settings.sigma, settings.sigma, 0))
     graph = hg.get_4_adjacency_graph((h, w))
     gradient = hg.weight_graph(graph, smooth.reshape(h * w, -1), hg.WeightFunction.L2)
+    return cuts_of_graph(graph, gradient, (h, w), settings)
+
+
+def cuts_of_graph(
+    graph, gradient: np.ndarray, shape: tuple[int, int], settings: WatershedSettings
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The hierarchical watershed of a higra pixel ``graph`` of an image of ``shape`` (H, W) with
+    edge weights ``gradient [E]``, cut at ``settings.region_counts`` (see :func:`watershed_cuts`)."""
+    import higra as hg
+
+    h, w = shape
     build = {
         "area": hg.watershed_hierarchy_by_area,
         "volume": hg.watershed_hierarchy_by_volume,
