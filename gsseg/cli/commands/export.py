@@ -12,7 +12,13 @@ import typer
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory segmented with `gsseg segment`.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder (replaced whole if it holds an earlier export).")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder: new or empty, or an earlier export holding only the files it wrote (listed in its "
+            ".gsseg-export), which is replaced whole; anything else is refused.",
+        ),
     ],
     cut: Annotated[
         Optional[str],
