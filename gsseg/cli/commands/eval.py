@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gsseg.cli.parsing import MAX_CUTS, SEED, Range
+from gsseg.cli.parsing import MAX_CUTS, NON_NEGATIVE, SEED, Range
 
 HEADLINE = (
     "psnr",
@@ -105,7 +105,7 @@ def eval_run(
         int, typer.Option(help="Cuts computed from the hierarchy (spread over its levels)."), Range(ge=1, le=MAX_CUTS)
     ] = 32,
     min_size: Annotated[
-        int, typer.Option(help="Ground-truth segments smaller than this many pixels are skipped.")
+        int, typer.Option(help="Ground-truth segments smaller than this many pixels are skipped."), NON_NEGATIVE
     ] = 20,
     pixel_cuts: Annotated[
         bool,
