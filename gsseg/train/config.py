@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gsseg.field.config import REPRESENTATIONS, FieldConfig, field_config_from_dict
+
 STAGES = ("rgb", "features")
 BACKGROUND_MODES = ("learned", "fixed", "random")
 
@@ -177,12 +179,15 @@ class TrainConfig:
     drop_invalid: bool = False
     rgb: RGBConfig = field(default_factory=RGBConfig)
     features: FeatureStageConfig = field(default_factory=FeatureStageConfig)
+    representation: str = "gaussians"  # "gaussians" (3DGS) or "nerf" (gsseg/field: radiance field)
     extra: dict[str, Any] = field(default_factory=dict)
+    field: FieldConfig = field(default_factory=FieldConfig)  # last: the name shadows dataclasses.field below it
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         extra = d.pop("extra")
         d["rgb"]["background"] = list(d["rgb"]["background"])
+        d["field"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["field"].items()}
         return {**extra, **d}
 
     @staticmethod
@@ -201,6 +206,16 @@ class TrainConfig:
             args["rgb"] = _build(RGBConfig, args["rgb"], "rgb")
         if "features" in args:
             args["features"] = _build(FeatureStageConfig, args["features"], "features")
+        if "field" in args:
+            types = {f.name: f.type for f in dataclasses.fields(FieldConfig)}
+            for k, v in args["field"].items():
+                if k in types:
+                    _check_type(f"field.{k}", types[k], v)
+            args["field"] = field_config_from_dict(args["field"])
+        if args.get("representation", "gaussians") not in REPRESENTATIONS:
+            raise ValueError(
+                f"representation must be one of {', '.join(REPRESENTATIONS)}, got {args['representation']!r}"
+            )
         return TrainConfig(**args, extra={k: v for k, v in d.items() if k not in known})
 
 

@@ -30,7 +30,12 @@ class StageOptions:
 
 def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict:
     """RGB stage: resume or initialise, train, write ``RUN/scene.ply``; the summary (also written to
-    ``RUN/rgb.json``) has the test-view PSNR and a warning when the run stopped far short of its steps."""
+    ``RUN/rgb.json``) has the test-view PSNR and a warning when the run stopped far short of its steps.
+    A ``representation: nerf`` run trains a radiance field instead (``gsseg/field/rgb.py``, ``RUN/field.pt``)."""
+    if cfg.representation == "nerf":
+        from gsseg.field.rgb import run_field_rgb_stage
+
+        return run_field_rgb_stage(ds, cfg, run, opts)
     from gsseg.gaussians.init import init_from_dataset, init_from_ply
     from gsseg.gaussians.ply import write_ply
     from gsseg.train.rgb import RGBTrainer, held_out_psnr, schedule_warning
@@ -171,7 +176,10 @@ def clear_stage_outputs(run: RunDir, stages: list[str]) -> list[Path]:
     either stage deletes ``RUN/segments``, ``RUN/scores`` and ``RUN/renders`` (``RUN/exports``, the
     user's files, is kept). Returns the paths removed."""
     stages = list(dict.fromkeys(stages + [d for s in stages for d in DEPENDENT_STAGES.get(s, ())]))
-    files = {"rgb": [run.scene_ply, run.rgb_summary], "features": [run.features_pt, run.root / "features.json"]}
+    files = {
+        "rgb": [run.scene_ply, run.rgb_summary, run.root / "field.pt"],
+        "features": [run.features_pt, run.root / "features.json"],
+    }
     removed: list[Path] = []
     for stage in stages:
         for path in [p for _, p in run.list_checkpoints(stage)] + files.get(stage, []):

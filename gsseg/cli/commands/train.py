@@ -20,6 +20,13 @@ def train(
     data: Annotated[Path, typer.Argument(help="Dataset directory (transforms*.json or COLMAP).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory; an existing run is resumed.")],
     stage: Annotated[str, typer.Option(help=STAGE_HELP)] = "all",
+    representation: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Scene representation: gaussians (3D Gaussian splatting, default) or nerf (a radiance field "
+            "rendered by volume rendering; RUN/field.pt). Recorded in the run."
+        ),
+    ] = None,
     init_ply: Annotated[
         Optional[Path],
         typer.Option(
@@ -213,6 +220,7 @@ def train(
     _prompt_options(feature_given, click or [], negative_click or [], prompts, sam_checkpoint, vote_labels)
     if not data.exists():
         raise file_error(data, "dataset directory not found")
+    _check_representation(representation, sh_degree, init, background, backend, init_ply)
     run = RunDir(out)
     clear: list[str] = []  # stages whose earlier outputs are deleted, once everything has been checked
     given = {
@@ -244,6 +252,8 @@ def train(
             changed.append("downscale" if max_size is None else "max_size")
         if init_ply is not None and str(init_ply.resolve()) != cfg.init_ply:
             changed.append("init_ply")
+        if representation is not None and representation != cfg.representation:
+            changed.append("representation")
         if changed:
             flags = dict.fromkeys(_FLAG_NAMES.get(k, k.replace("_", "-")) for k in changed)
             console.print(
@@ -252,7 +262,7 @@ def train(
                 style="yellow",
             )
         if iters is not None:
-            cfg.rgb.iters = iters
+            cfg.rgb.iters = cfg.field.iters = iters
         if _apply_feature_options(cfg.features, feature_given, resuming=True) and "features" in stages:
             console.print(f"features settings changed: the features stage of {out} starts fresh", style="yellow")
             clear.append("features")
@@ -264,9 +274,11 @@ def train(
             stages=stages,
             init_ply=str(init_ply.resolve()) if init_ply else None,
             drop_invalid=drop_invalid,
+            representation=representation or "gaussians",
         )
         for k, v in given.items():
             setattr(cfg.rgb, k, v)
+        _field_options(cfg, given)
         _apply_feature_options(cfg.features, feature_given, resuming=False)
         if init_ply is not None:
             from gsseg.gaussians.ply import read_ply
@@ -287,6 +299,7 @@ def train(
     try:
         cfg.rgb.validate()
         cfg.features.validate()
+        cfg.field.validate()
     except ValueError as e:
         raise GssegError(f"bad option: {e}") from None
     if "features" in cfg.stages:
@@ -321,13 +334,13 @@ def train(
         return
     for s in summaries:
         resumed = f", resumed from step {s['resumed_from']}" if s.get("resumed_from") is not None else ""
-        target = s["features"] if s["stage"] == "features" else s["scene_ply"]
+        target = s["features"] if s["stage"] == "features" else s.get("scene_ply", s.get("field"))
         what = f"{s['objective']}, D={s['dim']}, " if s["stage"] == "features" else ""
         held_out = f", test PSNR {s['test_psnr']:.2f} dB" if s.get("test_psnr") is not None else ""
         console.print(
             styled(
                 (s["stage"], "green"),
-                f": {s['steps']} steps{resumed}, {what}{s['gaussians']} Gaussians "
+                f": {s['steps']} steps{resumed}, {what}{s['gaussians'] if 'gaussians' in s else 'radiance field'} "
                 f"({s['seconds']:.1f} s){held_out} -> {target}",
             ),
             soft_wrap=True,
@@ -436,6 +449,32 @@ def _apply_feature_options(fcfg, given: dict, resuming: bool) -> bool:
             changed = changed or (resuming and k != "time_limit_s")
             setattr(fcfg, k, v)
     return changed
+
+
+def _check_representation(representation, sh_degree, init, background, backend, init_ply) -> None:
+    """GssegError for an unknown --representation or a Gaussian-only option given with nerf."""
+    from gsseg.errors import GssegError
+    from gsseg.field.config import REPRESENTATIONS
+
+    if representation is None:
+        return
+    if representation not in REPRESENTATIONS:
+        raise GssegError(f"unknown --representation {representation!r}; choose one of: {', '.join(REPRESENTATIONS)}")
+    if representation != "gaussians":
+        given = {"--sh-degree": sh_degree, "--init": init, "--background": background, "--backend": backend}
+        given["--init-ply"] = init_ply
+        bad = [k for k, v in given.items() if v is not None]
+        if bad:
+            raise GssegError(
+                f"{', '.join(bad)} only appl{'ies' if len(bad) == 1 else 'y'} to --representation gaussians"
+            )
+
+
+def _field_options(cfg, given: dict) -> None:
+    """Copy the RGB options that a radiance field shares (steps, time limit, seed, checkpoint period)."""
+    for k in ("iters", "time_limit_s", "seed", "checkpoint_every"):
+        if k in given:
+            setattr(cfg.field, k, given[k])
 
 
 def _has_masks(data: Path) -> bool:
