@@ -1066,3 +1066,19 @@ def test_user_text_in_normal_output_is_printed_as_typed(fresh, capsys):
     assert cli_exit_code(["segment", str(weird), "-q"]) == 0
     out = "".join(capsys.readouterr().out.split())
     assert f"->{weird / 'segments'}" in out, out
+
+
+def test_origin_policy_for_network_hosts():
+    from gsseg.viewer.origin import OriginPolicy, machine_names
+
+    anywhere = OriginPolicy("0.0.0.0")
+    name = sorted(machine_names())[0]
+    for ok in ["http://0.0.0.0:8080", "http://localhost:8080", f"http://{name}:8080"]:
+        assert anywhere.allows(ok, 8080), ok
+    for bad in ["http://evil.example.com:8080", "http://0.0.0.0:8081", "https://0.0.0.0"]:
+        assert not anywhere.allows(bad, 8080), bad
+    lan = OriginPolicy("192.168.7.9", ("http://wiki.lan",))
+    assert lan.allows("http://192.168.7.9:9000", 9000) and lan.allows("http://wiki.lan", 9000)
+    assert not lan.allows("http://192.168.7.10:9000", 9000) and not OriginPolicy("127.0.0.1").allows(
+        "http://0.0.0.0:80", 80
+    )

@@ -63,7 +63,9 @@ class OriginPolicy:
     def __post_init__(self) -> None:
         self.names = set(LOOPBACK_NAMES)
         if not is_loopback(self.host):
-            self.names |= machine_names() if self.host in ANY_ADDRESS else {self.host.lower()}
+            # listening on every address: this machine's names, and 0.0.0.0 itself (a page opened at
+            # http://0.0.0.0:PORT on this machine is the viewer's own: no other process has its port)
+            self.names |= machine_names() | {"0.0.0.0"} if self.host in ANY_ADDRESS else {self.host.lower()}
         self.extra = tuple(normalize_origin(o) for o in self.extra)
 
     def allows(self, origin: str | None, port: int) -> bool:
