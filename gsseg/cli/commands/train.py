@@ -306,13 +306,21 @@ def train(
         from gsseg.objectives import make_objective
 
         make_objective(cfg.features.objective, **cfg.features.objective_settings)  # bad settings fail before training
-    auto_masks = stage == "all" and objective is None and not _has_masks(data)
+    no_masks = stage == "all" and objective is None and not _has_masks(data)
+    auto_masks = no_masks and cfg.representation == "gaussians"  # geometry masks render the Gaussians
     if auto_masks:
         console.print(
             f"{data}: no masks: the rgb stage runs, then weight-free geometry masks from its depth and normals "
             "(`gsseg masks DATA --source geometry --run RUN`), then the features stage",
             style="yellow",
         )
+    elif no_masks:
+        console.print(
+            f"{data}: no masks, so only the rgb stage runs (run `gsseg masks DATA`, then "
+            "`gsseg train DATA --out RUN --stage features`)",
+            style="yellow",
+        )
+        cfg.stages = ["rgb"]
 
     from gsseg.train.distributed import current_group
 
