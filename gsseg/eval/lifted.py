@@ -406,6 +406,7 @@ def prompted_metrics(ctx) -> dict:
         scores = {k: OfficialObject() for k in objects}
     else:
         scores = {k: ObjectScore() for k in objects}
+    shown = dict.fromkeys(objects, False)  # whether some evaluation view shows the object
     task = ctx.task("objects", len(ctx.eval_views))
     for view in ctx.eval_views:
         gt = ctx.gt(view, "object")
@@ -416,19 +417,27 @@ def prompted_metrics(ctx) -> dict:
         pred[alpha < ctx.settings.min_alpha] = -1
         for k, gt_id in objects.items():
             scores[k].add(pred == k, gt == gt_id)
+            shown[k] |= bool((gt == gt_id).any())
         ctx.advance(task, view)
+    absent = []
     if official:
         from gsseg.eval.official.prompted import sanerf_summary
 
-        miou, macc = sanerf_summary(list(scores.values()))
+        # SANeRF-HQ scores an object on the views annotated with it: one that no evaluation view
+        # shows has none, so it is left out (listed) rather than scored 0 or 0/0 = NaN
+        absent = [k for k in scores if not shown[k]]
+        miou, macc = sanerf_summary([sc for k, sc in scores.items() if k not in absent])
     else:
         miou, macc = mean_object_scores(list(scores.values()))  # type: ignore[arg-type]
-    return {
+    out = {
         "object_miou": miou,
         "object_acc": macc,
         "objects": len(objects),
         "object_iou_per_object": {str(objects[k]): s.iou for k, s in scores.items()},
     }
+    if absent:
+        out["objects_not_in_eval_views"] = [objects[k] for k in absent]
+    return out
 
 
 # --- flat segmentations -----------------------------------------------------------------------
