@@ -68,12 +68,14 @@ def render_rays(
     features: bool = False,
     frozen_geometry: bool = False,
     min_weight: float = 1e-4,
+    feature_activation=None,
 ) -> dict[str, Tensor]:
     """Volume-render rays [R,3] (``dirs`` with camera-space z = 1, so depth is z-depth).
 
     Returns rgb [R,3] (over ``background`` [3] when given), depth [R] (expected z-depth / alpha, 0
-    where alpha = 0), alpha [R], features [R,D] (no background; when ``features``), samples (number
-    of field density evaluations). ``frozen_geometry`` computes the weights without gradients.
+    where alpha = 0), alpha [R], features [R,D] (``feature_activation`` of the per-sample features,
+    composited, no background; when ``features``) with sample_features [S,D] (raw, per kept sample),
+    samples (number of field density evaluations). ``frozen_geometry`` computes the weights without gradients.
     """
     r = origins.shape[0]
     s = sample_rays(field, origins, dirs, generator)
@@ -104,10 +106,12 @@ def render_rays(
             color = color + (1.0 - alpha)[:, None] * background.reshape(1, 3)
         out["rgb"] = color
     if features:
-        f = field.features(flat_pts[idx[sel]])
+        raw = field.features(flat_pts[idx[sel]])
+        f = feature_activation(raw) if feature_activation is not None else raw
         out["features"] = torch.zeros(r, f.shape[1], device=origins.device, dtype=f.dtype).index_add(
             0, ray_of, w[:, None] * f
         )
+        out["sample_features"] = raw
     return out
 
 
@@ -131,7 +135,7 @@ def render_image(
     for a in range(0, w * h, chunk):
         o = render_rays(field, grid, origins[a : a + chunk], dirs[a : a + chunk], background, features=features)
         for k, v in o.items():
-            if k != "samples":
+            if k not in ("samples", "sample_features"):
                 parts.setdefault(k, []).append(v)
     out = {k: torch.cat(v) for k, v in parts.items()}
     return {k: v.reshape(h, w, *v.shape[1:]) for k, v in out.items()}

@@ -91,7 +91,12 @@ def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict
 
 
 def run_features_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict:
-    """Features stage (``gsseg/train/features.py``): identity features on the frozen scene."""
+    """Features stage (``gsseg/train/features.py``): identity features on the frozen scene
+    (``gsseg/field/features.py`` for a ``representation: nerf`` run)."""
+    if cfg.representation == "nerf":
+        from gsseg.field.features import run_field_features_stage
+
+        return run_field_features_stage(ds, cfg, run, opts)
     from gsseg.train.features import run_features_stage as run_stage
 
     return run_stage(ds, cfg, run, opts)
@@ -178,7 +183,7 @@ def clear_stage_outputs(run: RunDir, stages: list[str]) -> list[Path]:
     stages = list(dict.fromkeys(stages + [d for s in stages for d in DEPENDENT_STAGES.get(s, ())]))
     files = {
         "rgb": [run.scene_ply, run.rgb_summary, run.root / "field.pt"],
-        "features": [run.features_pt, run.root / "features.json"],
+        "features": [run.features_pt, run.root / "features.json", run.root / "field_features.pt"],
     }
     removed: list[Path] = []
     for stage in stages:
