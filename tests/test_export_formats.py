@@ -103,7 +103,8 @@ def test_export_covering_everything_nothing_and_one_object(tmp_path):
     m = export_segments(scene, everything, tmp_path / "all", formats=["ply", "spz"], cut="c")
     files = sorted(p.name for p in (tmp_path / "all").iterdir())
     assert files == sorted(
-        ["labels.npy", "segments.json"] + [f"object_{i}{e}" for i in (1, 2, 3) for e in (".ply", ".spz")]
+        [".gsseg-export", "labels.npy", "segments.json"]
+        + [f"object_{i}{e}" for i in (1, 2, 3) for e in (".ply", ".spz")]
     )
     assert m["files"]["scene_without_selected"] == {} and "covers every Gaussian" in " ".join(m["notes"])
     assert m["written"] == {f"object_{i}{e}": 30 for i in (1, 2, 3) for e in (".ply", ".spz")}
@@ -112,6 +113,7 @@ def test_export_covering_everything_nothing_and_one_object(tmp_path):
     nothing = np.zeros(90, np.int32)
     m = export_segments(scene, nothing, tmp_path / "none", cut="c")
     assert sorted(p.name for p in (tmp_path / "none").iterdir()) == [
+        ".gsseg-export",
         "labels.npy",
         "scene_without_selected.ply",
         "segments.json",
