@@ -81,12 +81,17 @@ def segment(
     min_size: Annotated[
         Optional[int],
         typer.Option(
-            help="Segments smaller than this many Gaussians are merged or dropped (default: 0.05% of them, >= 10)."
+            help="Segments smaller than this many Gaussians are merged into the spatial neighbour they share the "
+            "most boundary with, or dropped (default: 0.2% of the supervised Gaussians, >= 10)."
         ),
         NON_NEGATIVE,
     ] = None,
     small: Annotated[
-        str, typer.Option(help="What happens to too-small segments: merge (into a neighbour) or drop (label 0).")
+        str,
+        typer.Option(
+            help="What happens to too-small segments: merge (into the spatial neighbour they share the most "
+            "boundary with) or drop (label 0)."
+        ),
     ] = "merge",
     linkage: Annotated[
         str,
