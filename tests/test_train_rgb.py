@@ -154,7 +154,8 @@ def test_training_improves_test_psnr(tiny, tmp_path):
 
 def test_cli_train_resume_eval_and_init_ply(tiny, tmp_path, capsys):
     data, run = str(tiny.root), tmp_path / "run"
-    common = ["--sh-degree", "0", "--checkpoint-every", "5", "--quiet"]
+    # --stage rgb: without masks, train would go on to geometry masks and the features stage
+    common = ["--sh-degree", "0", "--checkpoint-every", "5", "--quiet", "--stage", "rgb"]
     assert cli_exit_code(["train", data, "--out", str(run), "--iters", "10", *common]) == 0
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["dataset"] == str(tiny.root.resolve()) and cfg["rgb"]["iters"] == 10
@@ -172,7 +173,12 @@ def test_cli_train_resume_eval_and_init_ply(tiny, tmp_path, capsys):
 
     # a pretrained PLY skips RGB training: scene.ply is the input, bit for bit
     run2 = tmp_path / "run2"
-    assert cli_exit_code(["train", data, "--out", str(run2), "--init-ply", str(run / "scene.ply"), "--quiet"]) == 0
+    assert (
+        cli_exit_code(
+            ["train", data, "--out", str(run2), "--init-ply", str(run / "scene.ply"), "--quiet", "--stage", "rgb"]
+        )
+        == 0
+    )
     again = read_ply(run2 / "scene.ply")
     assert torch.equal(again.means, read_ply(run / "scene.ply").means) and len(again) >= len(first) // 2
 
