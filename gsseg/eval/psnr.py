@@ -10,10 +10,10 @@ from gsseg.train.metrics import psnr
 
 
 @torch.no_grad()
-def render_view(
+def render_rgbd(
     scene: GaussianScene, camera, background: tuple[float, float, float] = (0.0, 0.0, 0.0), backend: str = "auto"
-) -> Tensor:
-    """RGB image [H,W,3] of ``scene`` seen from one camera (Cameras with C = 1), clamped to [0,1]."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(rgb [H,W,3] clamped to [0,1], z-depth [H,W], alpha [H,W]) of ``scene`` from one camera (C = 1)."""
     from gsseg.render import render
 
     scene = scene.to(camera.device)
@@ -29,7 +29,14 @@ def render_view(
         backgrounds=bg,
         backend=backend,
     )
-    return out.rgb[0].clamp(0.0, 1.0)
+    return out.rgb[0].clamp(0.0, 1.0), out.depth[0, ..., 0], out.alpha[0, ..., 0]
+
+
+def render_view(
+    scene: GaussianScene, camera, background: tuple[float, float, float] = (0.0, 0.0, 0.0), backend: str = "auto"
+) -> Tensor:
+    """RGB image [H,W,3] of ``scene`` seen from one camera (Cameras with C = 1), clamped to [0,1]."""
+    return render_rgbd(scene, camera, background, backend)[0]
 
 
 def psnr_per_view(

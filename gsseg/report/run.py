@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 from gsseg.errors import GssegError, file_error
+from gsseg.eval.psnr import render_rgbd
 from gsseg.report.sheet import colorize_depth, colorize_labels, contact_sheet, depth_range
-from gsseg.report.views import ViewRender, label_maps, pick_views, render_rgbd, to_uint8
+from gsseg.report.views import ViewRender, label_maps, pick_views, to_uint8
 from gsseg.utils.atomic import atomic_path, write_json
 from gsseg.utils.progress import NullProgress, progress_bar
 

@@ -32,28 +32,6 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-@torch.no_grad()
-def render_rgbd(
-    scene: GaussianScene, camera, background: tuple[float, float, float], backend: str = "auto"
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(rgb [H,W,3] in [0,1], depth [H,W], alpha [H,W]) of ``scene`` from one camera (C = 1)."""
-    from gsseg.render import render
-
-    scene = scene.to(camera.device)
-    out = render(
-        scene.means,
-        scene.quats,
-        scene.scales,
-        scene.opacities,
-        scene.colors,
-        camera,
-        sh_degree=scene.sh_degree,
-        backgrounds=torch.tensor([background], dtype=torch.float32, device=camera.device),
-        backend=backend,
-    )
-    return out.rgb[0].clamp(0.0, 1.0), out.depth[0, ..., 0], out.alpha[0, ..., 0]
-
-
 def pick_views(ds, which: str) -> list[str]:
     """Stems of ``which`` ("test", "train" or "all"); GssegError when that split is empty."""
     if which not in ("test", "train", "all"):

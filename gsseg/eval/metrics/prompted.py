@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -43,11 +44,15 @@ class ObjectScore:
         return self.correct / self.total if self.total else float("nan")
 
 
-def object_score(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> ObjectScore:
-    """Counts of one object over views: preds, gts are per-view [H,W] bool masks."""
+S = TypeVar("S", bound=ObjectScore)
+
+
+def object_score(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], score: S | None = None) -> S | ObjectScore:
+    """Counts of one object over views, accumulated into ``score`` (a new :class:`ObjectScore` by
+    default): preds, gts are per-view [H,W] bool masks."""
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth views")
-    score = ObjectScore()
+    score = ObjectScore() if score is None else score
     for p, g in zip(preds, gts):
         score.add(p, g)
     return score
