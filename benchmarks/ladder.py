@@ -65,8 +65,9 @@ class Ladder:
 
 
 def fixed_steps(suite: quality.Suite) -> quality.Suite:
-    """The suite with no time cap on the feature stage: every run takes its full step count, so a
-    rung's numbers do not depend on how busy the machine was."""
+    """The suite with no time cap on the RGB and feature stages: every run takes its full step
+    count, so a rung's numbers do not depend on how busy the machine was."""
+    suite.rgb_time_s = 0.0
     suite.feature_time_s = 0.0
     return suite
 
@@ -322,10 +323,11 @@ def render_markdown(rows: list[dict], ladder: Ladder, total_s: float, notes: str
         f"Scenes {', '.join(ladder.scenes + [Path(d).name for d in ladder.data])}; rungs "
         f"{', '.join(RUNG_NAMES[r] for r in ladder.rungs)}; objectives {', '.join(ladder.objectives)}; seeds "
         f"{', '.join(map(str, ladder.seeds))} (masks and features; ± is the sd over seeds); {s.width}×{s.height}, "
-        f"{s.views} training + {s.test_views} test views; RGB ≤ {s.rgb_iters} steps / {s.rgb_time_s:.0f} s; "
+        f"{s.views} training + {s.test_views} test views; RGB {quality.cap(s.rgb_iters, s.rgb_time_s)}; "
         f"feature steps "
         + ", ".join(f"{o} {s.feature_iters.get(o, 0)}" for o in ladder.objectives)
-        + f" (≤ {s.feature_time_s:.0f} s). Total {total_s / 60:.1f} min.",
+        + (f" (≤ {s.feature_time_s:.0f} s)" if s.feature_time_s > 0 else " (no time cap)")
+        + f". Total {total_s / 60:.1f} min.",
         "",
         "Rung 0: the ground truth on the Gaussians (rendered directly), and the same labels as features "
         "through the hierarchy / cut / label-map stage. Input-mask rows score the masks themselves on the "
@@ -342,6 +344,18 @@ def render_markdown(rows: list[dict], ladder: Ladder, total_s: float, notes: str
     return "\n".join(lines)
 
 
+def merge_outputs(paths: list[Path], ladder: Ladder) -> tuple[list[dict], float]:
+    """Rows and summed run time of several ``--json`` outputs; ``ladder.scenes`` becomes their scenes."""
+    rows: list[dict] = []
+    total = 0.0
+    for path in paths:
+        out = json.loads(path.read_text())
+        rows += out["rows"]
+        total += float(out["total_s"])
+    ladder.scenes = list(dict.fromkeys(r["scene"] for r in rows))
+    return rows, total
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scenes", help="comma-separated built-in scenes (default: all four; 'none' for --data only)")
@@ -356,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
+    p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="write the table from the --json outputs of earlier runs (e.g. one process per scene) instead of running",
+    )
     args = p.parse_args(argv)
     if args.threads > 0:
         import torch
@@ -384,7 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown rung(s) {', '.join(bad)}; use {', '.join(MASK_RUNGS)}")
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.json else (lambda msg: print(msg, flush=True))
     t0 = time.perf_counter()
-    if args.work:
+    if args.merge:
+        rows, total = merge_outputs(args.merge, ladder)
+        t0 -= total
+    elif args.work:
         args.work.mkdir(parents=True, exist_ok=True)
         rows = run_ladder(ladder, args.work, log)
     else:
