@@ -18,7 +18,7 @@ VENV="${GSSEG_VENV:-.venv}"
 PY_BOOT="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 DEB_PACKAGES=(libusb-1.0-0 libgomp1)
-OPTIONAL_DEB_PACKAGES=(chromium)   # headless browser for tests/test_viewer_browser.py
+OPTIONAL_DEB_PACKAGES=(chromium)   # headless browser for tests/viewer/test_viewer_browser.py
 
 deb_missing() {
     ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"

@@ -4,7 +4,7 @@ No maintained Python SPZ writer installs here: PyPI's ``spz`` is a Rust source p
 needs crates.io to build, Niantic's own bindings are not on PyPI, and ``gsply`` pulls numba.
 The format is small (a gzip stream of a 16-byte header and per-attribute byte arrays), so it is
 encoded here with numpy and checked against PlayCanvas splat-transform, the reference reader
-behind SuperSplat (``tests/test_export_formats.py``).
+behind SuperSplat (``tests/export/test_export_formats.py``).
 
 Stream layout, all little-endian: header ``magic 0x5053474e, version 2, count (uint32),
 sh_degree, fractional_bits, flags, reserved (uint8)``, then for all Gaussians in turn:

@@ -1,0 +1,1 @@
+"""Tests of the CLI as a user meets it: demo, user path, progress lines, reliability, packaging, structure."""

@@ -1,0 +1,1 @@
+"""Tests of the NeRF-style field backend."""
