@@ -21,9 +21,13 @@ def _rows():
             "objective": "contrastive",
             "nc_mean": 0.80,
             "input_nc_mean": 0.61,
+            "nc_part": 0.50,
+            "input_nc_part": 0.55,
             "si": 1.0,
             "vc": 0.96,
-            "hier_miou": 0.91,
+            "vc_gt": 0.98,
+            "hier_miou_l1": 0.91,
+            "hier_miou_l2": 0.80,
         },
         {**base, "objective": "clustering", "pq_scene": 0.70},
         {**base, "noise": "hard", "objective": "contrastive", "nc_mean": 0.5, "input_nc_mean": 0.45},
@@ -34,13 +38,28 @@ def _rows():
 def test_targets_report_misses_by_how_much():
     md = quality.render_markdown(_rows(), quality.quick_suite(), 60.0, "quick")
     assert md.startswith(quality.BEGIN) and md.endswith(quality.END)
-    assert "nc_mean = 0.800 (target ≥ 0.85) — **missed by 0.050**" in md
-    assert "nc_mean - input_nc_mean = 0.190 (target ≥ 0.08) — met" in md
-    assert "si = 1.000 (target ≥ 1.00) — met" in md
-    assert "pq_scene = 0.700 (target ≥ 0.65) — met" in md
-    assert "0.500" in md and "hard" in md  # hard-noise rows are listed but not checked against targets
-    assert md.count("missed by") == 1
+    assert "medium / contrastive: nc_mean - input_nc_mean = 0.190 (target ≥ 0.08) — met" in md
+    assert "nc_part - input_nc_part = -0.050 (target ≥ 0.00) — **missed by 0.050**" in md
+    assert "vc / vc_gt = 0.980 (target ≥ 0.97) — met" in md
+    assert "hier_miou_l2 = 0.800 (target ≥ 0.85) — **missed by 0.050**" in md
+    assert "pq_scene = 0.700 (target ≥ 0.70) — met" in md
+    # hard noise: NC must beat its input by 0.08 there too
+    assert "hard / contrastive: nc_mean - input_nc_mean = 0.050 (target ≥ 0.08) — **missed by 0.030**" in md
+    assert md.count("missed by") == 3
     assert "failed: GssegError: boom" in md
+
+
+def test_readme_summary_lists_each_scene_at_medium_noise(tmp_path):
+    rows = _rows()
+    rows[1]["seed_values"] = {"nc_mean": [0.78, 0.82]}
+    md = quality.readme_summary(rows, quality.quick_suite())
+    assert md.startswith(quality.README_BEGIN) and md.endswith(quality.README_END)
+    assert "| tabletop | 30.00 dB | 0.610 | 0.800 ± 0.028 | – | – | – | 0.700 |" in md
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{quality.README_BEGIN}\nold\n{quality.README_END}\ntail\n")
+    quality.write_section(md, readme, quality.README_BEGIN, quality.README_END)
+    text = readme.read_text()
+    assert "old" not in text and "0.800 ± 0.028" in text and text.endswith("tail\n")
 
 
 def test_results_file_keeps_other_sections_and_notes(tmp_path):
@@ -72,7 +91,7 @@ def test_rows_average_over_feature_seeds_and_list_the_spread():
     md = quality.render_markdown([row], suite, 1.0, "quick")
     assert "feature seeds 0, 1 (rows are means)" in md
     assert "- toys / medium / clustering, seeds 0, 1: pq_scene 0.400 / 0.700 (sd 0.212)" in md
-    assert "pq_scene = 0.550 (target ≥ 0.65) — **missed by 0.100**" in md
+    assert "pq_scene = 0.550 (target ≥ 0.70) — **missed by 0.150**" in md
 
 
 def test_select_plateaus_spreads_over_log_region_counts():
