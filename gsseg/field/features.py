@@ -58,7 +58,7 @@ class FieldFeatureTrainer:
     def __init__(self, ds, cfg, run: RunDir, objective: Objective, callbacks=None, show_progress: bool = True) -> None:
         from gsseg.masks.store import MaskStore
         from gsseg.train.features import step_generator
-        from gsseg.train.rgb import resolve_device
+        from gsseg.utils.device import resolve_device
 
         self.ds, self.cfg, self.run, self.objective = ds, cfg, run, objective
         self.callbacks = list(callbacks or [])

@@ -28,6 +28,7 @@ from gsseg.field.render import render_image, render_rays
 from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
 from gsseg.train.metrics import mse_to_psnr, psnr
 from gsseg.train.run_dir import RunDir
+from gsseg.utils.device import resolve_device
 
 STAGE = "rgb"
 GRID_FRACTION = 0.25  # share of the cells a periodic occupancy refresh re-evaluates
@@ -41,12 +42,6 @@ class FieldStepReport:
     loss: float
     psnr: float
     occupied: float
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:

@@ -35,6 +35,12 @@ class Click:
     def is_point(self) -> bool:
         return self.point is not None
 
+    def pixel(self) -> tuple[str, float, float]:
+        """(view, x, y) of a click in an image; ValueError for a 3D-point click."""
+        if self.view is None or self.x is None or self.y is None:
+            raise ValueError(f"click {self} is a 3D point, not a pixel of a view")
+        return self.view, self.x, self.y
+
     def __str__(self) -> str:
         sign = "" if self.positive else "-"
         if self.point is not None:

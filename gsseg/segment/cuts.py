@@ -74,7 +74,8 @@ def cut_name(kind: str, value: float) -> str:
 def nest_cuts(cuts: list[Cut]) -> None:
     """Set ``parent`` of hierarchy cuts (those with a threshold) to the next coarser one; equal
     thresholds keep the first name as the coarser."""
-    ordered = sorted((c for c in cuts if c.threshold is not None), key=lambda c: -c.threshold)
+    hierarchy = [(c.threshold, c) for c in cuts if c.threshold is not None]
+    ordered = [c for _, c in sorted(hierarchy, key=lambda tc: -tc[0])]
     for coarse, fine in zip(ordered[:-1], ordered[1:]):
         fine.parent = coarse.name
 

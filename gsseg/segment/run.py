@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +27,13 @@ from gsseg.segment.cuts import (
 )
 from gsseg.segment.labelmaps import render_label_map, write_label_png
 from gsseg.utils.atomic import atomic_path
+from gsseg.utils.device import resolve_device
+
+if TYPE_CHECKING:
+    from gsseg.data.dataset import SceneDataset
+    from gsseg.features.record import FeatureRecord
+    from gsseg.gaussians.scene import GaussianScene
+    from gsseg.render.tables import TableCache
 
 SPLITS = ("train", "test", "all")
 
@@ -34,10 +43,10 @@ class SegmentContext:
     """A run's Gaussians, identity features and cameras, with a lazy table cache over all views."""
 
     run_root: Path
-    scene: object  # GaussianScene with features
-    record: object  # FeatureRecord
-    dataset: object  # SceneDataset
-    tables: object  # TableCache over dataset.cameras("all")
+    scene: GaussianScene  # with features
+    record: FeatureRecord
+    dataset: SceneDataset
+    tables: TableCache  # over dataset.cameras("all")
     device: torch.device
 
     @property
@@ -46,22 +55,14 @@ class SegmentContext:
 
     @property
     def features(self) -> torch.Tensor:
+        """[N,D] the identity features (``load_context`` refuses a run without them)."""
+        assert self.scene.features is not None
         return self.scene.features
 
     def views(self, split: str) -> list[str]:
         if split not in SPLITS:
             raise GssegError(f"unknown views {split!r}; use one of {', '.join(SPLITS)}")
         return self.dataset.names(split)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" or device.startswith("cuda"):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise GssegError(f"device {device!r} requested but CUDA is not available")
-        return torch.device(device)
-    raise GssegError(f"unknown device {device!r}; use auto, cpu or cuda")
 
 
 def load_context(run_root: str | Path, device: str = "auto", max_tables: int = 4) -> SegmentContext:
@@ -76,6 +77,7 @@ def load_context(run_root: str | Path, device: str = "auto", max_tables: int = 4
     run = RunDir(run_root)
     cfg = run.read_config()
     scene, record = load_run_scene(run.root)
+    assert record is not None  # require_features: a run without features raised a GssegError
     dev = resolve_device(device)
     scene = scene.to(dev)
     ds = load_dataset(cfg.dataset, downscale=cfg.downscale)
@@ -262,7 +264,7 @@ def fill_thin_gaussians(ctx: SegmentContext, h, cuts: list[Cut]) -> None:
     if cuts and h.leaf_gaussians is not None:
         fillable = seen.copy()
         fillable[h.leaf_gaussians] = False
-        finest = min(cuts, key=lambda c: c.threshold)
+        finest = min(cuts, key=lambda c: math.inf if c.threshold is None else c.threshold)  # all have one
         donors = choose_donors(ctx.scene.means.detach().cpu().numpy(), finest.labels, fillable)
     for c in cuts:
         if donors is not None and len(donors):
@@ -283,11 +285,11 @@ def segment_run(run_root: str | Path, req: SegmentRequest, device: str = "auto")
         return _segment(ctx, req)
 
 
-def _segment(ctx, req: SegmentRequest) -> dict:
+def _segment(ctx: SegmentContext, req: SegmentRequest) -> dict:
     """The body of :func:`segment_run`, run while holding the run's lock."""
     from gsseg.segment.argmax import argmax_labels
     from gsseg.segment.scores import render_score_map
-    from gsseg.utils.progress import progress_bar
+    from gsseg.utils.progress import NullProgress, progress_bar
 
     if not (req.clicks or req.wants_hierarchy() or req.argmax):
         req = dataclasses.replace(req, auto=True)
@@ -304,24 +306,23 @@ def _segment(ctx, req: SegmentRequest) -> dict:
         cuts.append(Cut("argmax", "argmax", 0.0, argmax_labels(ctx.features)))
     hier: list[Cut] = []
     if req.wants_hierarchy():  # one long step on big scenes: the plain ticker still says it is running
-        with progress_bar(transient=True) if req.show_progress else contextlib.nullcontext() as bar:
-            task = bar.add_task("hierarchy", total=1, info=f"{len(ctx.scene)} Gaussians", unit="step") if bar else None
+        with progress_bar(transient=True) if req.show_progress else NullProgress() as bar:
+            task = bar.add_task("hierarchy", total=1, info=f"{len(ctx.scene)} Gaussians", unit="step")
             hier, _ = hierarchy_cuts(ctx, req)
-            if bar:
-                bar.update(task, advance=1)
+            bar.update(task, advance=1)
     cuts = hier + cuts
     by_name = {c.name: c for c in cuts}
     parents = {c.name: segment_parents(c.labels, by_name[c.parent].labels) if c.parent else {} for c in cuts}
 
     segments = SegmentsDir(ctx.run_root)
-    score_views = list(dict.fromkeys(views + [c.view for c in req.clicks if not c.is_point]))
+    score_views = list(dict.fromkeys(views + [c.pixel()[0] for c in req.clicks if not c.is_point]))
     with contextlib.ExitStack() as stack:
         folders = {c.name: stack.enter_context(replace_dir(segments.cut_dir(c.name))) for c in cuts}
         for c in cuts:
             write_cut_files(folders[c.name], c, views, parents[c.name])
         todo = list(dict.fromkeys(views + (score_views if scores is not None else [])))
-        with progress_bar(transient=True) if req.show_progress else contextlib.nullcontext() as bar:
-            task = bar.add_task("label maps", total=len(todo), info="", unit="view") if bar else None
+        with progress_bar(transient=True) if req.show_progress else NullProgress() as bar:
+            task = bar.add_task("label maps", total=len(todo), info="", unit="view")
             for view in todo:
                 table = ctx.tables.get(view)
                 if view in view_set:
@@ -331,8 +332,7 @@ def _segment(ctx, req: SegmentRequest) -> dict:
                 if scores is not None and view in score_views:
                     with atomic_path(ctx.run_root / "scores" / f"{view}.npy") as tmp:
                         np.save(tmp, render_score_map(table, scores.detach()))
-                if bar:
-                    bar.update(task, advance=1, info=view)
+                bar.update(task, advance=1, info=view)
     index = segments.update_index([cut_entry(c, views) for c in cuts])
     return {
         "run": str(ctx.run_root),

@@ -81,14 +81,15 @@ def query_vector(
         w = opacities[idx].float()[:, None]
         q = (feature_space(features[idx], kind) * w).sum(0) / w.sum().clamp_min(1e-12)
     else:
+        view, cx, cy = click.pixel()
         names = tables.cameras.names
-        if click.view not in names:
+        if view not in names:
             shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-            raise GssegError(f"click {click}: no view named {click.view!r} (views: {shown})")
-        table = tables.get(click.view)
-        x, y = int(math.floor(click.x)), int(math.floor(click.y))
+            raise GssegError(f"click {click}: no view named {view!r} (views: {shown})")
+        table = tables.get(view)
+        x, y = int(math.floor(cx)), int(math.floor(cy))
         if not (0 <= x < table.width and 0 <= y < table.height):
-            raise GssegError(f"click {click}: pixel outside the {table.width}x{table.height} image of {click.view}")
+            raise GssegError(f"click {click}: pixel outside the {table.width}x{table.height} image of {view}")
         q = pixel_features(table, torch.tensor([x]), torch.tensor([y]), features, kind, supervised)[0]
         if torch.isnan(q).any():
             raise GssegError(f"click {click}: no Gaussian covers that pixel (background); click on an object")
@@ -135,7 +136,8 @@ def scores_from_features(
     """
     space = feature_space(features, kind)
     sup = None if supervised is None else torch.as_tensor(np.asarray(supervised, bool), device=features.device)
-    pos, neg = [], []
+    pos: list[Tensor] = []
+    neg: list[Tensor] = []
     for click in clicks:
         q = query_vector(click, features, kind, tables, means, opacities, k_nearest, sup)
         (pos if click.positive else neg).append(similarity(space, q, kind))

@@ -102,7 +102,7 @@ class FeatureTrainer:
     ) -> None:
         from gsseg.masks.store import MaskStore
         from gsseg.render.tables import TableCache
-        from gsseg.train.rgb import resolve_device
+        from gsseg.utils.device import resolve_device
 
         try:
             cfg.validate()

@@ -139,7 +139,7 @@ def run_training(
     and runs the other stages alone; every rank runs the ``DISTRIBUTED_STAGES``.
     """
     from gsseg.data import load_dataset
-    from gsseg.train.rgb import resolve_device
+    from gsseg.utils.device import resolve_device
     from gsseg.utils.run_lock import folder_lock
 
     opts = opts or StageOptions()

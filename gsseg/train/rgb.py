@@ -26,6 +26,7 @@ from gsseg.train.config import RGBConfig
 from gsseg.train.losses import rgb_loss
 from gsseg.train.metrics import mse_to_psnr
 from gsseg.train.run_dir import RunDir
+from gsseg.utils.device import resolve_device
 from gsseg.utils.lru import BoundedLRU
 from gsseg.utils.memory import auto_budget_bytes
 
@@ -49,12 +50,6 @@ class RGBResult:
     steps: int  # completed optimisation steps
     resumed_from: int | None  # step of the checkpoint the run resumed from, if any
     seconds: float  # wall time of this invocation's training loop
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def make_optimizers(params: torch.nn.ParameterDict, cfg: RGBConfig, scene_scale: float) -> dict[str, torch.optim.Adam]:
