@@ -152,8 +152,8 @@ def _option_label(name: str, metadata: tuple[Any, ...]) -> str:
     for m in metadata:
         if isinstance(m, typer.models.ArgumentInfo):
             return name.upper()
-        if isinstance(m, typer.models.OptionInfo):
-            decls = [d for d in m.param_decls if d.startswith("--")]
+        if isinstance(m, typer.models.OptionInfo):  # in Annotated[...], the first name sits in `default`
+            decls = [d for d in (m.default, *(m.param_decls or ())) if isinstance(d, str) and d.startswith("--")]
             if decls:
                 return max(decls, key=len).split("/")[0]
     return "--" + name.replace("_", "-")
