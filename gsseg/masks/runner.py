@@ -24,15 +24,18 @@ class SourceOptions:
     """Options of every source; each source reads only its own."""
 
     sam: SamSettings = field(default_factory=SamSettings)
-    # watershed
     region_counts: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64, 128])
+    """Watershed: region counts of the hierarchy cuts."""
     watershed_attribute: str = "volume"
+    """Watershed: hierarchy ordering: area, volume or dynamics."""
     min_area_fraction: float = 0.002
-    # simulated
+    """Watershed: drop regions smaller than this fraction of the image (0 <= F < 1)."""
     noise: str = "medium"
+    """Simulated: easy, medium or hard."""
     seed: int = 0
-    # geometry: the run whose RGB stage gives depth and normals
+    """Simulated: random seed (with the view name, fixes the masks)."""
     run: Path | None = None
+    """Geometry: a run of DATA whose RGB stage is done (RUN/scene.ply) gives depth and normals."""
 
 
 def make_source(name: str, options: SourceOptions | None = None) -> MaskSource:
