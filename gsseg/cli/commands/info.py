@@ -32,9 +32,10 @@ def info(
     test_every: Annotated[
         int, typer.Option(help="Every N-th view is a test view when the dataset has no explicit split (0: none).")
     ] = 8,
-    views: Annotated[
-        bool, typer.Option("--views", help="Also list every view with its split, size and mask count.")
+    list_views: Annotated[
+        bool, typer.Option("--list-views", help="Also list every view with its split, size and mask count.")
     ] = False,
+    views: Annotated[bool, typer.Option("--views", hidden=True, help="Old spelling of --list-views.")] = False,
 ) -> None:
     """Show views per split, resolution and which optional data (depth, ground truth, masks, points) is present."""
     from gsseg.data import load_dataset
@@ -42,7 +43,7 @@ def info(
     ds = load_dataset(data, downscale=downscale, test_every=test_every, max_size=max_size, strict=strict)
     summary = ds.describe()
     summary["masks"] = _mask_summary(ds.masks_dir)
-    if views:
+    if list_views or views:
         per_view = (summary["masks"].get("per_view") or {}) if isinstance(summary["masks"], dict) else {}
         summary["views"] = [
             {

@@ -11,7 +11,8 @@ import typer
 
 def render(
     run: Annotated[Path, typer.Argument(help="Run directory written by `gsseg train`.")],
-    views: Annotated[str, typer.Option(help="Which views: test (held out), train or all.")] = "test",
+    split: Annotated[str, typer.Option("--split", help="Which views: test (held out), train or all.")] = "test",
+    views: Annotated[Optional[str], typer.Option("--views", hidden=True, help="Old spelling of --split.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: RUN/renders).")] = None,
     cut: Annotated[
         Optional[str],
@@ -27,8 +28,12 @@ def render(
     and one contact sheet (photo | render | depth | labels per view)."""
     from rich.console import Console
 
+    from gsseg.errors import GssegError
     from gsseg.report import render_run
 
+    flag, views = ("--split", split) if views is None else ("--views", views)
+    if views not in ("test", "train", "all"):
+        raise GssegError(f"unknown {flag} {views!r}; use test, train or all")
     summary = render_run(
         run, views=views, out=out, cut=cut, max_rows=max_rows, backend=backend, show_progress=not quiet, data=data
     )
