@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -158,18 +159,40 @@ def _view_samples(view: ViewRender, rgb8: np.ndarray) -> tuple[np.ndarray, np.nd
     return view.points[keep], rgb8[keep], view.part[keep] > 0
 
 
+@dataclass
+class SceneOptions:
+    """What :func:`make_scene` renders (its defaults; the options of ``gsseg synth``)."""
+
+    scene: str = DEFAULT_SCENE
+    """Recipe (gsseg/synth/recipes.py)."""
+    seed: int = 0
+    """Random seed (sun direction, camera jitter; layout for 'random')."""
+    width: int = 128
+    """Image width in pixels."""
+    height: int = 96
+    """Image height in pixels."""
+    views: int = 32
+    """Number of training views."""
+    test_views: int = 8
+    """Number of test views (each also gets a partner rotated 10°)."""
+    supersample: int = 2
+    """Anti-aliasing: RGB averages NxN rays per pixel (labels and depth use the centre ray)."""
+    n_points: int = 4000
+    """Number of sparse init points written to points3d.ply."""
+
+
 def make_scene(
     out_dir: str | Path,
-    scene: str = DEFAULT_SCENE,
-    seed: int = 0,
-    width: int = 128,
-    height: int = 96,
-    views: int = 32,
-    test_views: int = 8,
+    scene: str = SceneOptions.scene,
+    seed: int = SceneOptions.seed,
+    width: int = SceneOptions.width,
+    height: int = SceneOptions.height,
+    views: int = SceneOptions.views,
+    test_views: int = SceneOptions.test_views,
     force: bool = False,
     *,
-    supersample: int = 2,
-    n_points: int = 4000,
+    supersample: int = SceneOptions.supersample,
+    n_points: int = SceneOptions.n_points,
     show_progress: bool = True,
 ) -> Path:
     """Render recipe ``scene`` and write a dataset to ``out_dir``; returns ``out_dir`` as a Path.
