@@ -22,19 +22,33 @@ class DemoConfig:
     """Sizes and schedules of the demo (defaults: the full demo; tests shrink them)."""
 
     out: Path
+    """Folder for the scene, run, segments and exported objects."""
     scene: str = "tabletop"
+    """Built-in scene (see `gsseg synth --list`)."""
     seed: int = 0
+    """Random seed."""
     width: int = 128
+    """Image width of the built-in scene."""
     height: int = 96
+    """Image height of the built-in scene."""
     views: int = 32
+    """Training views."""
     test_views: int = 8
+    """Test views (each also gets a partner rotated 10°)."""
     mask_source: str = "watershed"
+    """2D mask source (`gsseg masks --source`): watershed or simulated need no weights."""
     rgb_iters: int = 3000
+    """RGB-stage steps (also bounded by --rgb-time-limit)."""
     rgb_time_limit_s: float = 100.0
+    """Stop the RGB stage after this many seconds."""
     objective: str = "contrastive"
+    """Identity objective: contrastive or ultrametric."""
     feature_iters: int = 1500
+    """Feature-stage steps."""
     auto_levels: int = 3
+    """Automatic hierarchy cuts (`gsseg segment --auto`)."""
     show_progress: bool = True
+    """Progress bars (--quiet turns them off)."""
 
     @property
     def data_dir(self) -> Path:

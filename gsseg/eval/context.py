@@ -109,8 +109,8 @@ class EvalContext:
         pix = torch.arange(table.width * table.height, dtype=torch.int64)
         ones = torch.ones(values.shape[0], 1, dtype=torch.float32)
         out = render_features_from_table(table.to("cpu"), pix, torch.cat([values.float().cpu(), ones], dim=1))
-        out = out.reshape(table.height, table.width, -1).numpy()
-        return out[..., :-1], out[..., -1]
+        maps = out.reshape(table.height, table.width, -1).numpy()
+        return maps[..., :-1], maps[..., -1]
 
     def task(self, name: str, total: int):
         """A progress task (or None); advance with :meth:`advance`."""

@@ -8,7 +8,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from gsseg.gaussians.scene import GaussianScene
     from gsseg.render.tables import TableCache
 
-SPLITS = ("train", "test", "all")
+Split = Literal["train", "test", "all"]
+SPLITS: tuple[str, ...] = get_args(Split)
 
 
 @dataclass
@@ -115,14 +116,26 @@ class SegmentRequest:
     regions: list[int] = field(default_factory=list)
     auto: bool = False
     auto_levels: int = 3
+    """How many stable levels --auto keeps at most."""
     argmax: bool = False
-    views: str = "test"
+    """Logit features only: cut 'argmax', each Gaussian labelled by its most probable channel."""
+    views: Split = "test"
+    """Views to write label maps (and score maps) for."""
     k: int = 10
+    """Neighbours per Gaussian in the hierarchy's kNN graph."""
     spatial_weight: float = 0.0
+    """Share in [0,1] of spatial distance blended into the feature distance of graph edges."""
     min_size: int | None = None
-    small: str = "merge"
-    linkage: str = "average"
+    """Segments smaller than this many Gaussians are merged into the spatial neighbour they share the most
+    boundary with, or dropped (default: 0.2% of the supervised Gaussians, >= 10)."""
+    small: Literal["merge", "drop"] = "merge"
+    """What happens to too-small segments: merge (into the spatial neighbour they share the most boundary
+    with) or drop (label 0)."""
+    linkage: Literal["average", "single"] = "average"
+    """Hierarchy above near-identical Gaussians: average (average linkage of their mean features) or single
+    (single linkage over the kNN graph, the UFF protocol)."""
     min_alpha: float = 0.0
+    """Label-map pixels whose accumulated opacity is below this are 0 (unassigned)."""
     show_progress: bool = True
 
     def wants_hierarchy(self) -> bool:

@@ -116,7 +116,9 @@ class Selection:
     ``current`` is the object new clicks go to; ``owner()`` gives the per-Gaussian result.
     """
 
-    def __init__(self, n: int, threshold: float = 0.85, max_history: int = 200) -> None:
+    def __init__(
+        self, n: int, threshold: float = DEFAULT_SELECT_THRESHOLD["embedding"], max_history: int = 200
+    ) -> None:
         self.n = int(n)
         self.threshold = float(threshold)
         self.objects: tuple[SelectedObject, ...] = ()

@@ -45,9 +45,13 @@ class ViewerConfig:
     allow_origins: web origins besides the viewer's own page whose websockets are accepted (``origin.py``)."""
 
     host: str = "127.0.0.1"
+    """Address to listen on; 127.0.0.1 keeps the viewer local, 0.0.0.0 opens it to the network."""
     port: int = 8080
+    """Port to listen on (0: any free port)."""
     view: str | None = None
+    """Dataset view (image stem) the camera starts from; not given: the first training view."""
     min_weight: float = 0.1
+    """Blending weight T·alpha a Gaussian needs along the click ray to be picked."""
     export_dir: Path | None = None
     max_display: int = DEFAULT_MAX_DISPLAY
     allow_origins: tuple[str, ...] = ()

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from gsseg.cli.parsing import NON_NEGATIVE, POSITIVE, SEED, SIDE, Range
+from gsseg.cli.config_options import Given, config_options, with_config_options
+from gsseg.cli.parsing import COUNT, NON_NEGATIVE, POSITIVE, SEED, SIDE, Range
+from gsseg.demo.pipeline import DemoConfig
 
 SHOWN_METRICS = (
     ("psnr", "test-view PSNR (dB)"),
@@ -20,24 +22,33 @@ SHOWN_METRICS = (
 )
 
 
+# DemoConfig's fields are the options (defaults live there); `out` and `show_progress` are hand-written.
+OPTIONS = config_options(
+    DemoConfig,
+    skip=["out", "show_progress"],
+    flags={"rgb_time_limit_s": "--rgb-time-limit"},
+    ranges={
+        "width": SIDE,
+        "height": SIDE,
+        "views": Range(ge=1, le=10_000),
+        "test_views": Range(ge=0, le=10_000),
+        "rgb_iters": NON_NEGATIVE,
+        "rgb_time_limit_s": POSITIVE,
+        "feature_iters": NON_NEGATIVE,
+        "auto_levels": COUNT,
+        "seed": SEED,
+    },
+)
+
+
+@with_config_options(OPTIONS)
 def demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the scene, run, segments and exported objects.")
     ] = Path("demo_out"),
-    scene: Annotated[str, typer.Option(help="Built-in scene (see `gsseg synth --list`).")] = "tabletop",
-    objective: Annotated[str, typer.Option(help="Identity objective: contrastive or ultrametric.")] = "contrastive",
-    width: Annotated[int, typer.Option(help="Image width of the built-in scene."), SIDE] = 128,
-    height: Annotated[int, typer.Option(help="Image height of the built-in scene."), SIDE] = 96,
-    views: Annotated[int, typer.Option(help="Training views."), Range(ge=1, le=10_000)] = 32,
-    rgb_iters: Annotated[
-        int, typer.Option(help="RGB-stage steps (also bounded by --rgb-time-limit)."), NON_NEGATIVE
-    ] = 3000,
-    rgb_time_limit: Annotated[
-        float, typer.Option(help="Stop the RGB stage after this many seconds."), POSITIVE
-    ] = 100.0,
-    feature_iters: Annotated[int, typer.Option(help="Feature-stage steps."), NON_NEGATIVE] = 1500,
-    seed: Annotated[int, typer.Option(help="Random seed."), SEED] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    *,
+    given: Given,
 ) -> None:
     """Run everything on a built-in scene: make it, mask it with the weight-free watershed source,
     reconstruct it, train identity features, cut the hierarchy automatically, export every object
@@ -47,28 +58,18 @@ def demo(
     from rich.table import Table
 
     from gsseg.cli.output import plain_console, styled
-    from gsseg.demo import DemoConfig, run_demo
+    from gsseg.demo import run_demo
 
     console = plain_console(stderr=True)
-    cfg = DemoConfig(
-        out=out,
-        scene=scene,
-        objective=objective,
-        width=width,
-        height=height,
-        views=views,
-        rgb_iters=rgb_iters,
-        rgb_time_limit_s=rgb_time_limit,
-        feature_iters=feature_iters,
-        seed=seed,
-        show_progress=not quiet,
-    )
+    cfg = DemoConfig(out=out, show_progress=not quiet, **given.values)
     t0 = time.perf_counter()
     result = run_demo(cfg, console)
     total = time.perf_counter() - t0
 
     protocol = result.metrics.get("protocol", "official")  # which metric protocols the numbers follow
-    table = Table(title=f"gsseg demo: '{scene}' with the {objective} objective ({total:.0f} s; {protocol} metrics)")
+    table = Table(
+        title=f"gsseg demo: '{cfg.scene}' with the {cfg.objective} objective ({total:.0f} s; {protocol} metrics)"
+    )
     table.add_column("result")
     table.add_column("value", justify="right")
     for key, label in SHOWN_METRICS:

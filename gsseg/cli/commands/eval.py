@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from gsseg.cli.parsing import MAX_CUTS, NON_NEGATIVE, SEED, Range
+from gsseg.cli.config_options import Given, config_options, with_config_options
+from gsseg.cli.parsing import MAX_CUTS, NON_NEGATIVE, SEED, UNIT, Range
+from gsseg.eval.context import EvalSettings
 
 HEADLINE = (
     "psnr",
@@ -52,7 +54,27 @@ HEADLINE = (
     "oracle_pq_scene",
 )
 
+# EvalSettings' fields are the protocol options (defaults live there).
+OPTIONS = config_options(
+    EvalSettings,
+    flags={"pixel_cuts": "--pixel-cuts/--no-pixel-cuts"},
+    helps={
+        "pixel_cuts": "Also score UFF's 2D mode (per-view cuts of the rendered features).",
+        "exact": "Replace each sampled protocol (NC, SI, VC) by its exact expectation (deterministic).",
+    },
+    ranges={
+        "samples": Range(ge=1, le=10**7),
+        "seed": SEED,
+        "min_size": NON_NEGATIVE,
+        "max_cuts": Range(ge=1, le=MAX_CUTS),
+        "min_alpha": UNIT,
+        "spatial_weight": UNIT,
+        "hierarchy_k": Range(ge=1, le=1000),
+    },
+)
 
+
+@with_config_options(OPTIONS)
 def eval_run(
     run: Annotated[
         Optional[Path],
@@ -66,19 +88,6 @@ def eval_run(
             "the layout of RUN/segments) for the test views and their partners; needs --data."
         ),
     ] = None,
-    protocol: Annotated[
-        str,
-        typer.Option(
-            help="official (default: the papers' evaluation code, parity-tested) or gsseg (gsseg's own variants: "
-            "exclusive NC, first-pixel VC, per-view best threshold; not comparable with the papers)."
-        ),
-    ] = "official",
-    exact: Annotated[
-        bool,
-        typer.Option(
-            "--exact", help="Replace each sampled protocol (NC, SI, VC) by its exact expectation (deterministic)."
-        ),
-    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
     ] = False,
@@ -90,29 +99,6 @@ def eval_run(
             "'oracle' (GT-labelled Gaussians: the ceiling on this geometry) runs only when named."
         ),
     ] = None,
-    samples: Annotated[
-        int, typer.Option(help="Pixels sampled per ground-truth segment (NC, SI, VC)."), Range(ge=1, le=10**7)
-    ] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the sampled protocols."), SEED] = 0,
-    cuts: Annotated[
-        str,
-        typer.Option(
-            help="Hierarchy cuts scored: computed (up to --max-cuts spread over the hierarchy; NC/SI/VC take the best, "
-            "as in UFF), segments (those in RUN/segments) or auto (RUN/segments if present, else computed)."
-        ),
-    ] = "computed",
-    max_cuts: Annotated[
-        int, typer.Option(help="Cuts computed from the hierarchy (spread over its levels)."), Range(ge=1, le=MAX_CUTS)
-    ] = 32,
-    min_size: Annotated[
-        int, typer.Option(help="Ground-truth segments smaller than this many pixels are skipped."), NON_NEGATIVE
-    ] = 20,
-    pixel_cuts: Annotated[
-        bool,
-        typer.Option(
-            "--pixel-cuts/--no-pixel-cuts", help="Also score UFF's 2D mode (per-view cuts of the rendered features)."
-        ),
-    ] = True,
     save_renders: Annotated[
         bool,
         typer.Option(
@@ -121,6 +107,8 @@ def eval_run(
             "(what `gsseg render RUN` writes).",
         ),
     ] = False,
+    *,
+    given: Given,
 ) -> None:
     """Evaluate RUN on its dataset's test views: PSNR, and whatever segmentation metrics apply
     (NC / SI / VC / point-query mIoU for embeddings, prompted-object mIoU for object fields,
@@ -130,32 +118,22 @@ def eval_run(
     from gsseg.cli.output import plain_console, styled
     from gsseg.errors import GssegError
 
-    if protocol not in ("official", "gsseg"):
-        raise GssegError(f"--protocol must be official or gsseg, got {protocol!r}")
+    settings = EvalSettings(**given.values)
+    if settings.protocol not in ("official", "gsseg"):
+        raise GssegError(f"--protocol must be official or gsseg, got {settings.protocol!r}")
     if labels is not None:
         if run is not None:
             raise GssegError("give either RUN or --labels DIR, not both")
         if data is None:
             raise GssegError("--labels needs --data DATA (the dataset whose test views the label maps cover)")
-        if protocol != "official":
+        if settings.protocol != "official":
             raise GssegError("--labels scores the official protocols only (drop --protocol gsseg)")
-        _eval_labels(data, labels, exact, samples, seed, min_size, as_json)
+        _eval_labels(data, labels, settings.exact, settings.samples, settings.seed, settings.min_size, as_json)
         return
     if run is None:
         raise GssegError("missing RUN (a run directory), or pass --labels DIR --data DATA to score label maps")
-    from gsseg.eval.context import EvalSettings
     from gsseg.eval.run_eval import evaluate_run
 
-    settings = EvalSettings(
-        samples=samples,
-        seed=seed,
-        cuts=cuts,
-        max_cuts=max_cuts,
-        min_size=min_size,
-        pixel_cuts=pixel_cuts,
-        protocol=protocol,
-        exact=exact,
-    )
     result = evaluate_run(run, data, metrics=metric, backend=backend, show_progress=not as_json, settings=settings)
     if save_renders:
         from gsseg.report import render_run
@@ -175,7 +153,7 @@ def eval_run(
         console.print(views)
     title = (
         "metrics (official protocols: the papers' evaluation code)"
-        if protocol == "official"
+        if settings.protocol == "official"
         else "metrics (gsseg's own variants: NOT the papers' protocols)"
     )
     table = Table(title=title)

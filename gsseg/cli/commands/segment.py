@@ -8,9 +8,26 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.config_options import Given, config_options, with_config_options
 from gsseg.cli.parsing import NON_NEGATIVE, UNIT, Range
+from gsseg.segment.run import SegmentRequest
+
+# SegmentRequest's settings are options (defaults live there); clicks, cuts and --quiet are hand-written.
+OPTIONS = config_options(
+    SegmentRequest,
+    skip=["clicks", "click_threshold", "thresholds", "regions", "auto", "show_progress"],
+    flags={"views": "--split", "argmax": "--argmax"},
+    ranges={
+        "auto_levels": Range(ge=1, le=64),
+        "k": Range(ge=1, le=1000),
+        "spatial_weight": UNIT,
+        "min_size": NON_NEGATIVE,
+        "min_alpha": UNIT,
+    },
+)
 
 
+@with_config_options(OPTIONS)
 def segment(
     run: Annotated[Path, typer.Argument(help="Run directory with scene.ply and features.pt.")],
     click: Annotated[
@@ -58,56 +75,12 @@ def segment(
             "The default when nothing else is asked.",
         ),
     ] = False,
-    auto_levels: Annotated[
-        int, typer.Option(help="How many stable levels --auto keeps at most."), Range(ge=1, le=64)
-    ] = 3,
-    argmax: Annotated[
-        bool,
-        typer.Option(
-            "--argmax", help="Logit features only: cut 'argmax', each Gaussian labelled by its most probable channel."
-        ),
-    ] = False,
-    views: Annotated[
-        str, typer.Option(help="Views to write label maps (and score maps) for: train, test or all.")
-    ] = "test",
-    k: Annotated[
-        int, typer.Option("--k", help="Neighbours per Gaussian in the hierarchy's kNN graph."), Range(ge=1, le=1000)
-    ] = 10,
-    spatial_weight: Annotated[
-        float,
-        typer.Option(help="Share in [0,1] of spatial distance blended into the feature distance of graph edges."),
-        UNIT,
-    ] = 0.0,
-    min_size: Annotated[
-        Optional[int],
-        typer.Option(
-            help="Segments smaller than this many Gaussians are merged into the spatial neighbour they share the "
-            "most boundary with, or dropped (default: 0.2% of the supervised Gaussians, >= 10)."
-        ),
-        NON_NEGATIVE,
-    ] = None,
-    small: Annotated[
-        str,
-        typer.Option(
-            help="What happens to too-small segments: merge (into the spatial neighbour they share the most "
-            "boundary with) or drop (label 0)."
-        ),
-    ] = "merge",
-    linkage: Annotated[
-        str,
-        typer.Option(
-            help="Hierarchy above near-identical Gaussians: average (average linkage of their mean features, the "
-            "default) or single (single linkage over the kNN graph, the UFF protocol)."
-        ),
-    ] = "average",
-    min_alpha: Annotated[
-        float,
-        typer.Option(help="Label-map pixels whose accumulated opacity is below this are 0 (unassigned)."),
-        UNIT,
-    ] = 0.0,
+    views: Annotated[Optional[str], typer.Option("--views", hidden=True, help="Old spelling of --split.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    *,
+    given: Given,
 ) -> None:
     """Segment a run's Gaussians from their identity features; the same labels give every view's map."""
     from rich.table import Table
@@ -116,7 +89,7 @@ def segment(
     from gsseg.cli.parsing import MAX_CUTS, threshold_range
     from gsseg.errors import GssegError
     from gsseg.segment.clicks import parse_clicks
-    from gsseg.segment.run import SegmentRequest, segment_run
+    from gsseg.segment.run import segment_run
 
     ts = list(threshold or [])
     if thresholds:
@@ -129,16 +102,8 @@ def segment(
         thresholds=ts,
         regions=list(regions or []),
         auto=auto,
-        auto_levels=auto_levels,
-        argmax=argmax,
-        views=views,
-        k=k,
-        spatial_weight=spatial_weight,
-        min_size=min_size,
-        small=small,
-        linkage=linkage,
-        min_alpha=min_alpha,
         show_progress=not quiet,
+        **(given.values | ({"views": views} if views is not None else {})),  # --views: the old spelling of --split
     )
     summary = segment_run(run, req, device=device)
     if as_json:

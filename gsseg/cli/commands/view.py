@@ -8,28 +8,27 @@ from typing import Annotated, Optional
 
 import typer
 
+from gsseg.cli.config_options import Given, config_options, with_config_options
 from gsseg.cli.parsing import Range
-from gsseg.viewer.splats import DEFAULT_MAX_DISPLAY
+from gsseg.viewer.server import ViewerConfig
+
+# ViewerConfig's settings are options (defaults live there); --export-dir and --allow-origin are hand-written.
+OPTIONS = config_options(
+    ViewerConfig,
+    skip=["export_dir", "allow_origins"],
+    ranges={"port": Range(ge=0, le=65535)},
+    helps={
+        "max_display": "Draw at most this many Gaussians in the browser, the most visible (0 = all); clicks, the "
+        "selection and exports still use every Gaussian."
+    },
+)
 
 
+@with_config_options(OPTIONS)
 def view(
     run: Annotated[
         Path, typer.Argument(help="Run directory (with scene.ply; features.pt and segments/ when present).")
     ],
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port)."), Range(ge=0, le=65535)] = 8080,
-    host: Annotated[
-        str,
-        typer.Option(help="Address to listen on; 127.0.0.1 keeps the viewer local, 0.0.0.0 opens it to the network."),
-    ] = "127.0.0.1",
-    start_view: Annotated[
-        Optional[str],
-        typer.Option(
-            "--view", help="Dataset view (image stem) the camera starts from; default: the first training view."
-        ),
-    ] = None,
-    min_weight: Annotated[
-        float, typer.Option(help="Blending weight T·alpha a Gaussian needs along the click ray to be picked.")
-    ] = 0.1,
     export_dir: Annotated[
         Optional[Path],
         typer.Option(
@@ -37,13 +36,6 @@ def view(
             "sub-folder of it."
         ),
     ] = None,
-    max_display: Annotated[
-        int,
-        typer.Option(
-            help="Draw at most this many Gaussians in the browser, the most visible (0 = all); clicks, the "
-            "selection and exports still use every Gaussian."
-        ),
-    ] = DEFAULT_MAX_DISPLAY,
     allow_origin: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -52,6 +44,8 @@ def view(
             "viewer; by default only the viewer's own page may connect. Repeatable.",
         ),
     ] = None,
+    *,
+    given: Given,
 ) -> None:
     """Open the run in the browser: splats drawn client-side, click an object to select it (shift+click: negative),
     slide the threshold, colour by hierarchy cut, isolate / hide, export the selection as PLYs."""
@@ -60,28 +54,22 @@ def view(
     from gsseg.cli.output import plain_console
     from gsseg.errors import GssegError
     from gsseg.viewer.origin import is_loopback, network_urls
-    from gsseg.viewer.server import ViewerConfig, serve
+    from gsseg.viewer.server import serve
 
-    if not (0 <= port <= 65535):
-        raise GssegError(f"--port {port}: must be between 0 and 65535")
-    if max_display < 0:
-        raise GssegError(f"--max-display {max_display}: must be >= 0 (0 = draw all)")
-    if not (0.0 < min_weight <= 1.0):
-        raise GssegError(f"--min-weight {min_weight}: must be in (0, 1]")
+    cfg = ViewerConfig(export_dir=export_dir, **given.values)
+    if not (0 <= cfg.port <= 65535):
+        raise GssegError(f"--port {cfg.port}: must be between 0 and 65535")
+    if cfg.max_display < 0:
+        raise GssegError(f"--max-display {cfg.max_display}: must be >= 0 (0 = draw all)")
+    if not (0.0 < cfg.min_weight <= 1.0):
+        raise GssegError(f"--min-weight {cfg.min_weight}: must be in (0, 1]")
     console = plain_console(stderr=True)
     origins = tuple(allow_origin or [])
     for o in origins:
         if not re.fullmatch(r"https?://[^/\s]+", o.strip().rstrip("/")):
             raise GssegError(f"--allow-origin {o!r}: give an origin such as https://example.org or http://host:8000")
-    cfg = ViewerConfig(
-        host=host,
-        port=port,
-        view=start_view,
-        min_weight=min_weight,
-        export_dir=export_dir,
-        max_display=max_display,
-        allow_origins=origins,
-    )
+    cfg.allow_origins = origins
+    host = cfg.host
 
     def ready(app) -> None:
         if app.dropped:
