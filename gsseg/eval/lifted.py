@@ -39,6 +39,11 @@ def query_levels(levels: list[str]) -> tuple[str, str] | None:
     return (levels[0], levels[1]) if len(levels) >= 2 else None
 
 
+def _per_level() -> defaultdict[str, list[float]]:
+    """Scores per GT level (part / object / group), one per view or view pair."""
+    return defaultdict(list)
+
+
 def summarise_levels(
     prefix: str, per_level: dict[str, list[float]], out: dict, mean_key: str | None = None, suffix: str = ""
 ) -> None:
@@ -185,7 +190,7 @@ def scored_cuts(ctx, stack_of, out: dict, suffix: str, variants: bool) -> None:
         official_cuts(ctx, stack_of, out, suffix, with_gt=variants)
         return
     kw = _protocol_kwargs(ctx)
-    nc, nc_ex, nc_dense, si, si_ex, vc, vc_gt = (defaultdict(list) for _ in range(7))
+    nc, nc_ex, nc_dense, si, si_ex, vc, vc_gt = (_per_level() for _ in range(7))
     task = ctx.task(f"cuts{suffix}", len(ctx.eval_views))
     for view in ctx.eval_views:
         stack = stack_of(view)
@@ -403,9 +408,7 @@ def prompted_metrics(ctx) -> dict:
     if official:  # SANeRF-HQ's main(): an object absent everywhere with nothing predicted has IoU NaN
         from gsseg.eval.official.prompted import OfficialObject
 
-        scores = {k: OfficialObject() for k in objects}
-    else:
-        scores = {k: ObjectScore() for k in objects}
+    scores: dict[int, ObjectScore] = {k: OfficialObject() if official else ObjectScore() for k in objects}
     shown = dict.fromkeys(objects, False)  # whether some evaluation view shows the object
     task = ctx.task("objects", len(ctx.eval_views))
     for view in ctx.eval_views:
@@ -428,7 +431,7 @@ def prompted_metrics(ctx) -> dict:
         absent = [k for k in scores if not shown[k]]
         miou, macc = sanerf_summary([sc for k, sc in scores.items() if k not in absent])
     else:
-        miou, macc = mean_object_scores(list(scores.values()))  # type: ignore[arg-type]
+        miou, macc = mean_object_scores(list(scores.values()))
     out = {
         "object_miou": miou,
         "object_acc": macc,

@@ -101,9 +101,9 @@ def oracle_metrics(ctx) -> dict:
             if ctx.settings.protocol == "official":  # Panoptic Lifting: label 0 = unassigned (void)
                 from gsseg.eval.official.panoptic import panoptic_quality_official
 
-                pq = panoptic_quality_official(gts, [np.where(p < 0, 0, p + 1) for p in preds])
+                pq = panoptic_quality_official(gts, [np.where(p < 0, 0, p + 1) for p in preds]).pq
             else:
-                pq = panoptic_quality_scene(gts, preds, void=0, unassigned=-1)
+                pq = panoptic_quality_scene(gts, preds, void=0, unassigned=-1).pq
             ids = sorted(set(np.unique(np.concatenate([g.ravel() for g in gts])).tolist()) - {0})
             scores = [ObjectScore() for _ in ids]
             for gt, pred in zip(gts, preds):
@@ -111,7 +111,7 @@ def oracle_metrics(ctx) -> dict:
                     s.add(pred == i, gt == i)
             out.update(
                 {
-                    "oracle_pq_scene": pq.pq,
+                    "oracle_pq_scene": pq,
                     "oracle_object_miou": mean_object_scores(scores)[0],
                     "oracle_object_acc": mean_object_scores(scores)[1],
                 }

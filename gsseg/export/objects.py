@@ -29,7 +29,6 @@ replaced whole or not at all. ``DIR/.gsseg-export`` lists every file the export 
 from __future__ import annotations
 
 import colorsys
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from gsseg.export.outliers import settings as outlier_settings
 from gsseg.gaussians.scene import GaussianScene
 from gsseg.segment.cuts import replace_dir
 from gsseg.utils.atomic import atomic_path, write_json
-from gsseg.utils.progress import progress_bar
+from gsseg.utils.progress import NullProgress, progress_bar
 
 MANIFEST = "segments.json"
 REST_STEM = "scene_without_selected"
@@ -198,8 +197,8 @@ def export_segments(
     rest_files: dict[str, str] = {}
     with replace_dir(out_dir) as tmp:
         jobs = [(sid, fmt) for sid in chosen for fmt in formats] + [(0, fmt) for fmt in formats]
-        with progress_bar(transient=True) if show_progress else contextlib.nullcontext() as bar:
-            task = bar.add_task("export", total=len(jobs) + int(with_labels), info="") if bar else None
+        with progress_bar(transient=True) if show_progress else NullProgress() as bar:
+            task = bar.add_task("export", total=len(jobs) + int(with_labels), info="")
             for sid, fmt in jobs:
                 part = scene.subset(torch.from_numpy(np.sort(groups[sid]) if sid else rest_index))
                 name = object_file(sid, fmt) if sid else file_name(REST_STEM, fmt)
@@ -209,12 +208,10 @@ def export_segments(
                     (object_files.setdefault(sid, {}) if sid else rest_files)[fmt] = name
                 elif len(part):
                     notes.append(f"{name}: no Gaussian is visible enough for {fmt} (opacity <= 1/255): not written")
-                if bar:
-                    bar.update(task, advance=1, info=name)
+                bar.update(task, advance=1, info=name)
             if with_labels:
                 written[LABELLED_FILE] = write_splats(tmp / LABELLED_FILE, scene, "ply", extra={"object_id": labels})
-                if bar:
-                    bar.update(task, advance=1, info=LABELLED_FILE)
+                bar.update(task, advance=1, info=LABELLED_FILE)
         manifest = {
             "version": MANIFEST_VERSION,
             "cut": cut,

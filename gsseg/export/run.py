@@ -45,8 +45,8 @@ def export_run(
         from gsseg.segment.run import click_selection, load_context
 
         ctx = load_context(run.root, device)
-        _, selected, thr = click_selection(ctx, clicks, click_threshold)
-        labels = selected.astype(np.int32)
+        _, picked, thr = click_selection(ctx, clicks, click_threshold)
+        labels = picked.astype(np.int32)
         source = {"run": str(run.root), "clicks": [str(c) for c in clicks], "click_threshold": thr}
         return export_segments(
             ctx.scene.to("cpu"),

@@ -34,12 +34,13 @@ def segment_at(click: Click, labels: np.ndarray, tables: TableCache, means: torc
         near = labels[np.atleast_1d(idx)]
         near = near[near > 0]
         return int(np.bincount(near).argmax()) if near.size else 0
-    if click.view not in tables.cameras.names:
-        raise GssegError(f"click {click}: no view named {click.view!r}")
-    table = tables.get(click.view)
-    x, y = int(math.floor(click.x)), int(math.floor(click.y))
+    view, cx, cy = click.pixel()
+    if view not in tables.cameras.names:
+        raise GssegError(f"click {click}: no view named {view!r}")
+    table = tables.get(view)
+    x, y = int(math.floor(cx)), int(math.floor(cy))
     if not (0 <= x < table.width and 0 <= y < table.height):
-        raise GssegError(f"click {click}: pixel outside the {table.width}x{table.height} image of {click.view}")
+        raise GssegError(f"click {click}: pixel outside the {table.width}x{table.height} image of {view}")
     return int(render_label_map(table, labels)[y, x])
 
 

@@ -61,9 +61,9 @@ class SurfaceProbe:
         """[H,W] float64 median depth of every pixel of ``view`` (0 where alpha < ``min_alpha``)."""
         w, h = self.size(view)
         ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        depth, alpha = self.depth_alpha(view, xs.reshape(-1), ys.reshape(-1))
-        depth = depth.double().numpy()
-        depth[alpha.numpy() < min_alpha] = 0.0
+        depth_t, alpha_t = self.depth_alpha(view, xs.reshape(-1), ys.reshape(-1))
+        depth = depth_t.double().numpy()
+        depth[alpha_t.numpy() < min_alpha] = 0.0
         return depth.reshape(h, w)
 
     def depth_alpha(self, view: str, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -131,8 +131,8 @@ def lift_clicks(clicks: list[Click], probe: SurfaceProbe, min_alpha: float = 0.5
     for view, idx in by_view.items():
         xs = np.array([int(math.floor(clicks[j].x)) for j in idx])
         ys = np.array([int(math.floor(clicks[j].y)) for j in idx])
-        depth, alpha = probe.depth_alpha(view, torch.from_numpy(xs), torch.from_numpy(ys))
-        depth, alpha = depth.double().numpy(), alpha.double().numpy()
+        depth_t, alpha_t = probe.depth_alpha(view, torch.from_numpy(xs), torch.from_numpy(ys))
+        depth, alpha = depth_t.double().numpy(), alpha_t.double().numpy()
         for a, j in zip(alpha, idx):
             if a < min_alpha:
                 c = clicks[j]
@@ -162,4 +162,5 @@ def resized_cameras(cameras: Cameras, width: int, height: int) -> Cameras:
     Ks[:, 0, :] *= width / w0
     Ks[:, 1, :] *= height / h0
     n = len(cameras)
-    return Cameras(cameras.viewmats.clone(), Ks, [width] * n, [height] * n, list(cameras.names))
+    sizes = torch.full((n,), width, dtype=torch.int64), torch.full((n,), height, dtype=torch.int64)
+    return Cameras(cameras.viewmats.clone(), Ks, *sizes, list(cameras.names))

@@ -46,8 +46,8 @@ def project_prompts(
     visible = np.zeros(len(points), dtype=bool)
     idx = np.flatnonzero(on)
     if len(idx):
-        depth, alpha = probe.depth_alpha(view, torch.from_numpy(xy[idx, 0]), torch.from_numpy(xy[idx, 1]))
-        depth, alpha = depth.double().numpy(), alpha.double().numpy()
+        depth_t, alpha_t = probe.depth_alpha(view, torch.from_numpy(xy[idx, 0]), torch.from_numpy(xy[idx, 1]))
+        depth, alpha = depth_t.double().numpy(), alpha_t.double().numpy()
         visible[idx] = (alpha >= min_alpha) & (np.abs(z[idx] - depth) <= tolerance)
     return ProjectedPrompts(view=view, xy=xy, visible=visible)
 
@@ -139,6 +139,8 @@ def view_labels(
         pos = projected.xy[vis & (point_objects == k)]
         neg = projected.xy[vis & (point_objects != k)]
         if sam is not None:
+            if image is None:
+                raise ValueError("view_labels with a SAM prompter needs the view's image")
             if not encoded:
                 sam.set_image(image)
                 encoded = True

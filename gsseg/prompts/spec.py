@@ -96,21 +96,22 @@ class PromptSpec:
             raise GssegError(f"{source}: object(s) {missing} have no positive prompt")
 
 
-def _parse_entry(entry: Any, path: Path, obj: int, positive: bool) -> tuple[np.ndarray | None, Click | None]:
+def _parse_entry(entry: Any, path: Path, obj: int, positive: bool) -> np.ndarray | Click:
+    """One prompt of a prompt file: a 3D point [3] float64 or a Click."""
     if isinstance(entry, str):
         c = parse_click(entry, positive)
         c.obj = obj
-        return None, c
+        return c
     if isinstance(entry, dict) and {"view", "x", "y"} <= set(entry):
         try:
-            return None, Click(str(entry["view"]), float(entry["x"]), float(entry["y"]), positive, obj)
+            return Click(str(entry["view"]), float(entry["x"]), float(entry["y"]), positive, obj)
         except (TypeError, ValueError):
             pass
     elif isinstance(entry, (list, tuple)) and len(entry) == 3:
         try:
             p = np.asarray([float(v) for v in entry], dtype=np.float64)
             if np.isfinite(p).all():
-                return p, None
+                return p
         except (TypeError, ValueError):
             pass
     raise file_error(path, f'bad prompt {entry!r}: use [x,y,z], "STEM:X,Y" or {{"view", "x", "y"}}')
@@ -152,12 +153,12 @@ def load_prompt_file(path: str | Path) -> PromptSpec:
         raise file_error(path, '"negative" must be a list')
     groups += [(0, e, False) for e in data.get("negative", [])]
     for obj, entry, positive in groups:
-        p, c = _parse_entry(entry, path, max(obj, 1), positive)
-        if p is not None:
-            points.append(p)
-            objects.append(obj)
+        parsed = _parse_entry(entry, path, max(obj, 1), positive)
+        if isinstance(parsed, Click):
+            spec.clicks.append(parsed)
         else:
-            spec.clicks.append(c)
+            points.append(parsed)
+            objects.append(obj)
     if points:
         spec.points = np.stack(points)
         spec.point_objects = np.asarray(objects, dtype=np.int64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import numpy as np
 
@@ -47,15 +47,21 @@ class ObjectScore:
 S = TypeVar("S", bound=ObjectScore)
 
 
-def object_score(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], score: S | None = None) -> S | ObjectScore:
+@overload
+def object_score(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> ObjectScore: ...
+@overload
+def object_score(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], score: S) -> S: ...
+def object_score(
+    preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], score: ObjectScore | None = None
+) -> ObjectScore:
     """Counts of one object over views, accumulated into ``score`` (a new :class:`ObjectScore` by
-    default): preds, gts are per-view [H,W] bool masks."""
+    default; the same object is returned): preds, gts are per-view [H,W] bool masks."""
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth views")
-    score = ObjectScore() if score is None else score
+    acc = ObjectScore() if score is None else score
     for p, g in zip(preds, gts):
-        score.add(p, g)
-    return score
+        acc.add(p, g)
+    return acc
 
 
 def mean_object_scores(scores: Sequence[ObjectScore]) -> tuple[float, float]:

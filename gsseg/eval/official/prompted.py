@@ -29,8 +29,9 @@ def sanerf_object(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> Off
     return object_score(preds, gts, OfficialObject())
 
 
-def sanerf_summary(objects: Sequence[OfficialObject]) -> tuple[float, float]:
-    """(mIoU, mAcc): plain means over objects (a NaN IoU makes the mIoU NaN; NaN for no object)."""
+def sanerf_summary(objects: Sequence[ObjectScore]) -> tuple[float, float]:
+    """(mIoU, mAcc): plain means over objects, :class:`OfficialObject` scores (a NaN IoU makes the
+    mIoU NaN; NaN for no object)."""
     if not objects:
         return float("nan"), float("nan")
     return float(np.mean([o.iou for o in objects])), float(np.mean([o.acc for o in objects]))
