@@ -155,3 +155,50 @@ def car(body: str, cabin: str, wheels: str) -> list[PartSpec]:
     for i, (sx, sy) in enumerate([(-1, -1), (1, -1), (1, 1), (-1, 1)], start=1):
         parts.append(PartSpec(f"wheel_{i}", prim.cylinder((sx * 0.28, sy * 0.24, 0.11), 0.11, 0.08, axis="y"), wheels))
     return parts
+
+
+def shelf(frame: str, width: float = 1.1, depth: float = 0.36, height: float = 1.05, boards: int = 3) -> list[PartSpec]:
+    """Two sides and ``boards`` shelf boards (bottom, middle(s), top); open front at +y."""
+    t = 0.045
+    parts = [
+        PartSpec("side_left", prim.box((-width / 2 + t / 2, 0, height / 2), (t, depth, height)), frame),
+        PartSpec("side_right", prim.box((width / 2 - t / 2, 0, height / 2), (t, depth, height)), frame),
+    ]
+    for i in range(boards):
+        z = t / 2 + i * (height - t) / (boards - 1)
+        parts.append(PartSpec(f"board_{i + 1}", prim.box((0, 0, z), (width - 2 * t, depth, t)), frame))
+    return parts
+
+
+def book(cover: str, band: str, thickness: float = 0.1, depth: float = 0.26, height: float = 0.34) -> list[PartSpec]:
+    """An upright book (spine towards +y) and a label band around its middle, standing on z = 0."""
+    return [
+        PartSpec("cover", prim.box((0, 0, height / 2), (thickness, depth, height)), cover),
+        PartSpec("band", prim.box((0, 0.004, height / 2), (thickness + 0.008, depth, 0.09)), band),
+    ]
+
+
+def bowl(basin: str, rim: str, radius: float = 0.27, height: float = 0.1) -> list[PartSpec]:
+    """A low round basin and the torus rim around its top."""
+    return [
+        PartSpec("basin", prim.cylinder((0, 0, height / 2), radius, height), basin),
+        PartSpec("rim", prim.torus((0, 0, height), radius, 0.028), rim),
+    ]
+
+
+def fruit(kind: str, skin: str, detail: str, size: float = 0.095) -> list[PartSpec]:
+    """One fruit resting on z = 0: "pear" (body and neck), "apple" (body and stalk) or "orange"
+    (one sphere)."""
+    body = PartSpec("body", prim.sphere((0, 0, size), size), skin)
+    if kind == "pear":
+        return [body, PartSpec("neck", prim.sphere((0, 0, 2 * size + 0.03), 0.62 * size), detail)]
+    if kind == "apple":
+        return [body, PartSpec("stalk", prim.cylinder((0, 0, 2 * size + 0.02), 0.022, 0.07), detail)]
+    if kind == "orange":
+        return [PartSpec("orange", prim.sphere((0, 0, size), size), skin)]
+    raise ValueError(f"unknown fruit {kind!r}")
+
+
+def stool(seat: str, legs: str, size: float = 0.4, height: float = 0.5) -> list[PartSpec]:
+    """A chair without its backrest: seat and four legs."""
+    return [p for p in chair(seat, seat, legs, size, height) if p.name != "back"]

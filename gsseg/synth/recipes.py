@@ -89,6 +89,26 @@ def toys(rng: np.random.Generator) -> SceneSpec:
     return SceneSpec("toys", objs, PALETTE, "floor", _sun(rng))
 
 
+def kitchen(rng: np.random.Generator) -> SceneSpec:
+    """Nested groups: a shelf with books standing on it, a bowl with fruit in it on a table, and
+    a stool. Every level nests (parts in objects in groups) and the objects of a group touch."""
+    h = 0.7
+    bowl_z = h + 0.1  # fruit rests on the basin's top
+    objs = [
+        ObjectSpec("shelf", ob.shelf("wood"), pose((-0.9, 0.5, 0), 0), "bookcase"),
+        ObjectSpec("book_1", ob.book("red_check", "cream"), pose((-1.21, 0.5, 0.545)), "bookcase"),
+        ObjectSpec("book_2", ob.book("blue", "yellow_stripes", 0.12), pose((-1.09, 0.5, 0.545)), "bookcase"),
+        ObjectSpec("book_3", ob.book("green", "cream", 0.09, height=0.3), pose((-0.975, 0.5, 0.545)), "bookcase"),
+        ObjectSpec("table", ob.table("wood", "metal", 1.0, 0.75, h), pose((0.75, -0.2, 0)), "table"),
+        ObjectSpec("bowl", ob.bowl("cream", "blue"), pose((0.75, -0.2, h)), "fruit bowl"),
+        ObjectSpec("pear", ob.fruit("pear", "green", "dark_wood"), pose((0.66, -0.28, bowl_z)), "fruit bowl"),
+        ObjectSpec("apple", ob.fruit("apple", "red_check", "dark_wood"), pose((0.86, -0.25, bowl_z)), "fruit bowl"),
+        ObjectSpec("orange", ob.fruit("orange", "orange", "orange"), pose((0.76, -0.04, bowl_z)), "fruit bowl"),
+        ObjectSpec("stool", ob.stool("dark_wood", "metal"), pose((0.2, 0.85, 0), 20), "stool"),
+    ]
+    return SceneSpec("kitchen", objs, PALETTE, "floor", _sun(rng))
+
+
 def _random_object(kind: str, rng: np.random.Generator) -> list:
     names = [k for k in PALETTE if k != "floor"]
 
@@ -162,6 +182,7 @@ RECIPES: dict[str, Callable[[np.random.Generator], SceneSpec]] = {
     "livingroom": livingroom,
     "toys": toys,
     "random": random,
+    "kitchen": kitchen,
 }
 SCENE_NAMES: tuple[str, ...] = tuple(RECIPES)
 DEFAULT_SCENE = "tabletop"

@@ -14,7 +14,7 @@ from gsseg.cli.parsing import SEED, SIDE, Range
 from gsseg.synth.writer import SceneOptions
 
 # Kept in sync with gsseg.synth.recipes.SCENE_NAMES (a test checks); listed here so --help stays fast.
-SCENES_HELP = "tabletop (default), livingroom, toys, random"
+SCENES_HELP = "tabletop (default), livingroom, toys, random, kitchen"
 
 # SceneOptions' fields are the options (defaults live there, and make_scene takes them from there).
 OPTIONS = config_options(
