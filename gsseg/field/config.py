@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 REPRESENTATIONS = ("gaussians", "nerf")
 
@@ -68,5 +69,7 @@ def field_config_from_dict(d: dict) -> FieldConfig:
     unknown = set(d) - names
     if unknown:
         raise ValueError(f"unknown field settings: {', '.join(sorted(unknown))}")
-    args = {k: (tuple(int(x) for x in v) if k in ("resolutions", "feature_resolutions") else v) for k, v in d.items()}
+    args: dict[str, Any] = {
+        k: (tuple(int(x) for x in v) if k in ("resolutions", "feature_resolutions") else v) for k, v in d.items()
+    }
     return FieldConfig(**args)

@@ -86,7 +86,7 @@ class FieldFeatureTrainer:
             surface=FieldSurface(self.field, self.grid, self.cameras),
         )
         objective.prepare(self.ctx)
-        self.optimizer: torch.optim.Adam | None = None
+        self.optimizer: torch.optim.Adam  # made by start() or resume()
         self.step = 0
         self.resumed_from: int | None = None
 
@@ -97,7 +97,7 @@ class FieldFeatureTrainer:
         self.step = 0
 
     def _head_parameters(self) -> list[torch.nn.Parameter]:
-        return [*self.field.feature_encoding.parameters(), *self.field.feature_mlp.parameters()]
+        return self.field.feature_parameters()
 
     def _make_optimizer(self) -> None:
         params = self._head_parameters()

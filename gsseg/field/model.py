@@ -17,12 +17,12 @@ class _TruncExp(torch.autograd.Function):
     """exp(x) whose gradient uses exp(min(x, 15)) (instant-ngp's density activation)."""
 
     @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
+    def forward(ctx, x):
         ctx.save_for_backward(x)
         return torch.exp(x)
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
+    def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return g * torch.exp(x.clamp(max=15.0))
 
@@ -63,6 +63,9 @@ class RadianceField(nn.Module):
     ``feature_dim`` D = 0 builds no feature head (the RGB stage); :meth:`add_feature_head` adds one.
     """
 
+    center: Tensor  # buffers (registered in __init__)
+    radius: Tensor
+
     def __init__(self, cfg: FieldConfig, center: Tensor, radius: float, feature_dim: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
@@ -90,6 +93,12 @@ class RadianceField(nn.Module):
         mlp = nn.Sequential(nn.Linear(enc.out_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, dim))
         self.feature_encoding, self.feature_mlp = enc.to(self.center.device), mlp.to(self.center.device)
         self.feature_dim = int(dim)
+
+    def feature_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the identity-feature head (ValueError when the field has none)."""
+        if self.feature_encoding is None or self.feature_mlp is None:
+            raise ValueError("the field has no feature head (add_feature_head first)")
+        return [*self.feature_encoding.parameters(), *self.feature_mlp.parameters()]
 
     def rgb_parameters(self) -> dict[str, list[nn.Parameter]]:
         """Parameter groups of the RGB stage: ``planes`` (tri-plane) and ``mlp``."""

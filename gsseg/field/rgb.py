@@ -95,10 +95,11 @@ class FieldRGBTrainer:
         if len(ds.names("train")) == 0:
             raise ValueError("the dataset has no training views")
         self.pixels = TrainingPixels(ds, self.device)
-        self.field: RadianceField | None = None
-        self.grid: OccupancyGrid | None = None
-        self.bg_logit: torch.nn.Parameter | None = None
-        self.optimizer: torch.optim.Adam | None = None
+        # the field, its occupancy grid, background and optimiser: made by start() or resume()
+        self.field: RadianceField
+        self.grid: OccupancyGrid
+        self.bg_logit: torch.nn.Parameter
+        self.optimizer: torch.optim.Adam
         self.step = 0
         self.resumed_from: int | None = None
 
