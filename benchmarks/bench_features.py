@@ -58,10 +58,10 @@ def prepare(workdir: Path, args) -> tuple:
 
 
 def bench_objective(name: str, ds, scene, workdir: Path, args) -> dict:
+    from gsseg.config.train import TrainConfig
     from gsseg.gaussians.ply import write_ply
-    from gsseg.train.config import TrainConfig
+    from gsseg.run.run_dir import RunDir
     from gsseg.train.pipeline import StageOptions, run_training
-    from gsseg.train.run_dir import RunDir
 
     run = RunDir(workdir / f"run_{name}")
     shutil.rmtree(run.root, ignore_errors=True)  # a fresh run every time
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gsseg.train.config import FeatureStageConfig
+    from gsseg.config.train import FeatureStageConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)

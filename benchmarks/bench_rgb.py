@@ -23,12 +23,12 @@ def bench_scene(name: str, root: Path, args) -> dict:
     import numpy as np
     import torch
 
+    from gsseg.config.train import RGBConfig, TrainConfig
     from gsseg.data import load_dataset
     from gsseg.eval.psnr import psnr_per_view
+    from gsseg.run.run_dir import RunDir
     from gsseg.synth import make_scene
-    from gsseg.train.config import RGBConfig, TrainConfig
     from gsseg.train.pipeline import StageOptions, run_training
-    from gsseg.train.run_dir import RunDir
 
     data = make_scene(
         root / name,

@@ -121,7 +121,7 @@ def table_build_seconds(run: Path) -> float:
     from gsseg.data import load_dataset
     from gsseg.gaussians.ply import read_ply
     from gsseg.render.tables import build_contribution_table
-    from gsseg.train.run_dir import RunDir
+    from gsseg.run.run_dir import RunDir
 
     cfg = RunDir(run).read_config()
     ds = load_dataset(cfg.dataset)

@@ -119,9 +119,9 @@ def write_permuted_gt(ds, dst: Path, seed: int) -> None:
 
 def features_run(suite: quality.Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int) -> Path:
     """Features of ``objective`` on ``ds``'s masks over the geometry of ``base_run``."""
-    from gsseg.train.config import FeatureStageConfig
+    from gsseg.config.train import FeatureStageConfig
+    from gsseg.run.run_dir import RunDir
     from gsseg.train.pipeline import StageOptions, run_training
-    from gsseg.train.run_dir import RunDir
 
     if run_root.exists():
         shutil.rmtree(run_root)

@@ -89,15 +89,15 @@ def _stage(result: DemoResult, name: str, console: Console):
 
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     """Run every stage of the pipeline on a built-in scene into ``cfg.out``."""
+    from gsseg.config.train import TrainConfig
     from gsseg.data import load_dataset
     from gsseg.eval.run_eval import evaluate_run
     from gsseg.export.run import export_run
     from gsseg.masks.runner import SourceOptions, make_source, run_source
+    from gsseg.run.run_dir import RunDir
     from gsseg.segment.run import SegmentRequest, segment_run
     from gsseg.synth import make_scene
-    from gsseg.train.config import TrainConfig
     from gsseg.train.pipeline import StageOptions, run_training
-    from gsseg.train.run_dir import RunDir
 
     console = console or Console(stderr=True)
     cfg.out.mkdir(parents=True, exist_ok=True)

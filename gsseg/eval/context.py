@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from gsseg.errors import GssegError
-from gsseg.train.run_dir import RunDir
+from gsseg.run.run_dir import RunDir
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Callable
 
 from gsseg.errors import GssegError, file_error
 from gsseg.eval.context import EvalContext, EvalSettings
-from gsseg.train.run_dir import RunDir
+from gsseg.run.run_dir import RunDir
 
 
 def _psnr_metric(ctx: EvalContext) -> dict:

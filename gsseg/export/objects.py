@@ -14,7 +14,7 @@ DIR/segments.json                 manifest: cut, selection, formats, files writt
 ```
 
 Outliers: by default every selected object loses the Gaussians far from its bulk
-(:mod:`gsseg.export.outliers`); they go to ``scene_without_selected`` (no Gaussian of the scene
+(:mod:`gsseg.segment.outliers`); they go to ``scene_without_selected`` (no Gaussian of the scene
 is dropped) and their count is in the manifest, per segment and in total. ``keep_outliers``
 exports the cut's segments as they are.
 
@@ -38,10 +38,10 @@ import torch
 
 from gsseg.errors import GssegError, file_error
 from gsseg.export.formats import check_formats, file_name, write_splats
-from gsseg.export.outliers import object_inliers
-from gsseg.export.outliers import settings as outlier_settings
 from gsseg.gaussians.scene import GaussianScene
 from gsseg.segment.cuts import replace_dir
+from gsseg.segment.outliers import object_inliers
+from gsseg.segment.outliers import settings as outlier_settings
 from gsseg.utils.atomic import atomic_path, write_json
 from gsseg.utils.progress import NullProgress, progress_bar
 

@@ -35,7 +35,7 @@ def export_run(
     clicks. Clicks without a cut: the Gaussians the click query selects, exported as object 1.
     formats, with_labels, keep_outliers: see :func:`export_segments`.
     """
-    from gsseg.train.run_dir import RunDir
+    from gsseg.run.run_dir import RunDir
 
     run = RunDir(run_root)
     formats = check_formats(formats)

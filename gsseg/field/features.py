@@ -24,8 +24,8 @@ from gsseg.field.io import field_path, load_field
 from gsseg.field.rays import camera_rays
 from gsseg.field.render import render_image, render_rays
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
-from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
-from gsseg.train.run_dir import RunDir
+from gsseg.run.checkpoint import load_checkpoint, save_checkpoint
+from gsseg.run.run_dir import RunDir
 
 STAGE = "features"
 
@@ -57,7 +57,7 @@ class FieldFeatureTrainer:
 
     def __init__(self, ds, cfg, run: RunDir, objective: Objective, callbacks=None, show_progress: bool = True) -> None:
         from gsseg.masks.store import MaskStore
-        from gsseg.train.features import step_generator
+        from gsseg.run.schedule import step_generator
         from gsseg.utils.device import resolve_device
 
         self.ds, self.cfg, self.run, self.objective = ds, cfg, run, objective
@@ -162,8 +162,7 @@ class FieldFeatureTrainer:
         return {k: v for k, v in out.items() if k in needs or k == "features"}, raw
 
     def train_step(self) -> tuple[float, dict[str, float]] | None:
-        from gsseg.train.features import step_generator
-        from gsseg.train.rgb import view_order
+        from gsseg.run.schedule import step_generator, view_order
 
         cfg = self.cfg
         self.objective.begin_step(self.step, cfg.iters)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
+from gsseg.config.field import field_config_from_dict
 from gsseg.errors import file_error
-from gsseg.field.config import field_config_from_dict
 from gsseg.field.model import RadianceField
 from gsseg.field.occupancy import OccupancyGrid
 
@@ -50,14 +50,14 @@ def field_from_payload(d: dict, device: torch.device | str = "cpu") -> tuple[Rad
 
 
 def save_field(path: str | Path, field: RadianceField, grid: OccupancyGrid, background) -> Path:
-    from gsseg.train.checkpoint import save_checkpoint
+    from gsseg.run.checkpoint import save_checkpoint
 
     return save_checkpoint(path, field_payload(field, grid, background))
 
 
 def load_field(path: str | Path, device: torch.device | str = "cpu") -> tuple[RadianceField, OccupancyGrid, tuple]:
     """Read ``RUN/field.pt``; GssegError naming the file when it is missing or not a field."""
-    from gsseg.train.checkpoint import load_checkpoint
+    from gsseg.run.checkpoint import load_checkpoint
 
     if not Path(path).is_file():
         raise file_error(path, "not found: train the field first (`gsseg train DATA --out RUN --representation nerf`)")

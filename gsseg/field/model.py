@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gsseg.field.config import FieldConfig
+from gsseg.config.field import FieldConfig
 from gsseg.field.encoding import TriPlane
 
 DENSITY_BIAS = -3.0  # sigma starts near exp(-3): nearly transparent, so cells no ray trains stay empty

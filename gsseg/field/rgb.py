@@ -18,16 +18,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from gsseg.config.field import FieldConfig
 from gsseg.errors import file_error
-from gsseg.field.config import FieldConfig
+from gsseg.eval.psnr import mse_to_psnr, psnr
 from gsseg.field.io import field_from_payload, field_path, field_payload, save_field
 from gsseg.field.model import RadianceField, scene_normalisation
 from gsseg.field.occupancy import OccupancyGrid
 from gsseg.field.rays import batch_rays
 from gsseg.field.render import render_image, render_rays
-from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
-from gsseg.train.metrics import mse_to_psnr, psnr
-from gsseg.train.run_dir import RunDir
+from gsseg.run.checkpoint import load_checkpoint, save_checkpoint
+from gsseg.run.run_dir import RunDir
 from gsseg.utils.device import resolve_device
 
 STAGE = "rgb"
@@ -245,7 +245,7 @@ def field_psnr_per_view(field, grid, ds, background, split: str = "test", progre
 def run_field_rgb_stage(ds, cfg, run: RunDir, opts) -> dict:
     """RGB stage of a ``--representation nerf`` run: resume or start, train, write ``RUN/field.pt``
     and ``RUN/rgb.json`` (steps, seconds, background, test PSNR, warnings)."""
-    from gsseg.train.rgb import schedule_warning
+    from gsseg.run.schedule import schedule_warning
     from gsseg.utils.atomic import write_json
     from gsseg.utils.progress import NullProgress, progress_bar
 

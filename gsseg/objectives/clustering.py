@@ -168,7 +168,7 @@ def comprehensive_pixels(labels: Tensor, per_label: int, uniform: int, generator
 class ClusteringSettings:
     """dim: K channels; mode: instance | semantic; granularity of the mask-store label map
     ("objects": per view the largest masks whose surface is one connected piece, see
-    :func:`gsseg.objectives.click_object.object_label_map`; or "finest", "coarsest", a tree
+    :func:`gsseg.masks.click_object.object_label_map`; or "finest", "coarsest", a tree
     level); labels_dir: ``<stem>.png`` label maps consistent
     across views (semantic classes, or consistent instance ids) instead of the mask store;
     None weights take the official value of the mode."""
@@ -260,7 +260,7 @@ class ClusteringObjective(Objective):
         if gran != "objects":
             return vm.label_map(gran).astype(np.int64)
         if view not in self._objects:
-            from gsseg.objectives.click_object import object_label_map
+            from gsseg.masks.click_object import object_label_map
 
             probe = self._probe(ctx)
             self._objects[view] = object_label_map(vm, probe.depth_map(view), probe.intrinsics(view))

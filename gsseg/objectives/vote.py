@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from gsseg.errors import GssegError, file_error
+from gsseg.masks.prompt_consensus import accumulate_votes
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
-from gsseg.objectives.prompt_consensus import accumulate_votes
 from gsseg.prompts.run import propagate_for_run
 from gsseg.prompts.spec import PromptOptions, split_prompt_settings
 

@@ -82,9 +82,9 @@ def best_store_mask(vm, positives: np.ndarray, negatives: np.ndarray) -> int | N
 
 def connected_chooser(vm, depth: np.ndarray, K: np.ndarray):
     """A ``choose(k, candidates, positives)`` for :func:`view_labels`: the object among nested store
-    masks by the connectivity of its surface (:func:`gsseg.objectives.click_object.object_mask`)
+    masks by the connectivity of its surface (:func:`gsseg.masks.click_object.object_mask`)
     from the view's rendered ``depth [H,W]`` and intrinsics ``K [3,3]``."""
-    from gsseg.objectives.click_object import object_mask
+    from gsseg.masks.click_object import object_mask
 
     def choose(k: int, candidates: np.ndarray, positives: np.ndarray) -> int | None:
         return object_mask(vm, candidates, depth, K, positives) if len(candidates) else None
@@ -123,7 +123,7 @@ def view_labels(
     and are resampled to the probe's); choose(k, candidates [C], positives [A,2]) -> mask index or
     None picks object k's mask among the store masks holding its prompts (default: the smallest,
     :func:`best_store_mask`; see :func:`connected_chooser` and
-    :func:`gsseg.objectives.prompt_consensus.consensus_chooser`).
+    :func:`gsseg.masks.prompt_consensus.consensus_chooser`).
     Objects with too few visible positives leave their pixels unknown: where some object is
     not found, pixels outside the found masks are ignored instead of called background.
     """
@@ -235,7 +235,7 @@ def propagate(
 
     results = label_views(lambda view, masks: connected_chooser(masks, probe.depth_map(view), probe.intrinsics(view)))
     if sam is None and masks_of is not None and settings.consensus_rounds > 0:
-        from gsseg.objectives.prompt_consensus import consensus_members, consensus_view_labels
+        from gsseg.masks.prompt_consensus import consensus_members, consensus_view_labels
 
         for _ in range(settings.consensus_rounds):
             found = {r.view: r.found for r in results if r.found}

@@ -182,7 +182,7 @@ class PropagationSettings:
     positives needed per object (-1: ⌊0.8·n⌋+1 as SANeRF-HQ); min_mask_pixels: smaller masks
     are treated as not found; min_alpha: rendered opacity needed at a prompt's pixel;
     consensus_rounds: times every view's store mask is chosen again against the 3D consensus of
-    the previous choices (:mod:`gsseg.objectives.prompt_consensus`; 0 = the first choice stays).
+    the previous choices (:mod:`gsseg.masks.prompt_consensus`; 0 = the first choice stays).
     """
 
     tolerance: float = 0.02

@@ -70,7 +70,7 @@ def render_run(
     Returns the renders.json summary."""
     from gsseg.data import load_dataset
     from gsseg.gaussians.ply import read_ply
-    from gsseg.train.run_dir import RunDir
+    from gsseg.run.run_dir import RunDir
 
     run = RunDir(run_root)
     if not run.root.is_dir():

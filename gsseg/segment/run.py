@@ -72,7 +72,7 @@ def load_context(run_root: str | Path, device: str = "auto", max_tables: int = 4
     from gsseg.data import load_dataset
     from gsseg.features import load_run_scene
     from gsseg.render.tables import TableCache
-    from gsseg.train.run_dir import RunDir
+    from gsseg.run.run_dir import RunDir
     from gsseg.utils.memory import auto_budget_bytes
 
     run = RunDir(run_root)

@@ -37,7 +37,7 @@ def otsu(values: np.ndarray) -> float | None:
 
 def connected_share(points: np.ndarray) -> float:
     """Share of ``points [n,3]`` in their largest spatial piece (the export's outlier rule)."""
-    from gsseg.export.outliers import object_inliers
+    from gsseg.segment.outliers import object_inliers
 
     return float(object_inliers(points, keep_share=1.0).mean()) if len(points) else 1.0
 

@@ -1,6 +1,3 @@
-"""Training stages (RGB now), their configs, checkpoints, losses and the run directory."""
-
-from gsseg.train.config import DensifyConfig, LearningRates, RGBConfig, TrainConfig
-from gsseg.train.run_dir import RunDir
-
-__all__ = ["DensifyConfig", "LearningRates", "RGBConfig", "RunDir", "TrainConfig"]
+"""Training stages: the RGB stage (``rgb``), the identity-feature stage (``features``), their losses,
+the data-parallel helpers and the pipeline that runs them. Their settings are
+:mod:`gsseg.config.train`; the run directory they write is :mod:`gsseg.run`."""

@@ -23,15 +23,15 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from gsseg.config.train import FeatureStageConfig, LearningRates
 from gsseg.errors import GssegError, file_error
 from gsseg.features.coverage import covered_pixels, mask_coverage
 from gsseg.gaussians.scene import PARAM_KEYS, FeatureInfo, GaussianScene
 from gsseg.objectives import FeatureContext, Objective, PixelBatch, make_objective
-from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
-from gsseg.train.config import FeatureStageConfig, LearningRates
+from gsseg.run.checkpoint import load_checkpoint, save_checkpoint
+from gsseg.run.run_dir import RunDir
+from gsseg.run.schedule import step_generator, view_order
 from gsseg.train.distributed import current_group
-from gsseg.train.rgb import view_order
-from gsseg.train.run_dir import RunDir
 from gsseg.utils.lru import BoundedLRU
 from gsseg.utils.memory import auto_budget_bytes, budget_bytes
 
@@ -56,11 +56,6 @@ class FeatureResult:
     resumed_from: int | None
     seconds: float
     updates: int  # steps of this invocation that had a batch
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """A generator that depends only on (seed, step), so a resumed run samples what it would have."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + 12_345) % (2**63))
 
 
 def _adam(params: list[Tensor], lr: float) -> torch.optim.Adam:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from gsseg.config.train import STAGES, TrainConfig
 from gsseg.errors import GssegError
-from gsseg.train.config import STAGES, TrainConfig
+from gsseg.run.run_dir import RunDir
 from gsseg.train.distributed import init_process_group
-from gsseg.train.run_dir import RunDir
 from gsseg.utils.atomic import remove_stale_temporaries, write_json
 
 
@@ -38,7 +38,8 @@ def run_rgb_stage(ds, cfg: TrainConfig, run: RunDir, opts: StageOptions) -> dict
         return run_field_rgb_stage(ds, cfg, run, opts)
     from gsseg.gaussians.init import init_from_dataset, init_from_ply
     from gsseg.gaussians.ply import write_ply
-    from gsseg.train.rgb import RGBTrainer, held_out_psnr, schedule_warning
+    from gsseg.run.schedule import schedule_warning
+    from gsseg.train.rgb import RGBTrainer, held_out_psnr
     from gsseg.utils.progress import NullProgress, progress_bar
 
     trainer = RGBTrainer(ds, cfg.rgb, run, callbacks=opts.callbacks, show_progress=opts.show_progress)

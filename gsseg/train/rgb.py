@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gsseg.config.train import RGBConfig
 from gsseg.errors import file_error
+from gsseg.eval.psnr import mse_to_psnr
 from gsseg.gaussians.scene import PARAM_KEYS, GaussianScene
-from gsseg.train.checkpoint import load_checkpoint, save_checkpoint
-from gsseg.train.config import RGBConfig
+from gsseg.run.checkpoint import load_checkpoint, save_checkpoint
+from gsseg.run.run_dir import RunDir
+from gsseg.run.schedule import view_order
 from gsseg.train.losses import rgb_loss
-from gsseg.train.metrics import mse_to_psnr
-from gsseg.train.run_dir import RunDir
 from gsseg.utils.device import resolve_device
 from gsseg.utils.lru import BoundedLRU
 from gsseg.utils.memory import auto_budget_bytes
@@ -89,13 +90,6 @@ def make_strategy(cfg: RGBConfig):
     )
 
 
-def view_order(n_views: int, step: int, seed: int) -> int:
-    """Index of the training view used at ``step``: a fresh permutation every epoch (stateless, resumable)."""
-    epoch, pos = divmod(step, n_views)
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return int(torch.randperm(n_views, generator=g)[pos])
-
-
 def means_lr(cfg: RGBConfig, scene_scale: float, progress: float) -> float:
     """Exponentially decayed means learning rate: lr0 at progress 0, lr0·final_factor at progress 1."""
     return cfg.lr.means * scene_scale * cfg.lr.means_final_factor ** min(max(progress, 0.0), 1.0)
@@ -117,21 +111,6 @@ def time_progress(elapsed_s: float, time_limit_s: float, grace: float = SCHEDULE
     """
     lag = grace * time_limit_s
     return max(0.0, elapsed_s - lag) / (time_limit_s - lag)
-
-
-SHORT_SCHEDULE_FRACTION = 0.5  # a run that stops before this share of its steps gets a warning
-
-
-def schedule_warning(steps: int, iters: int, time_limit_s: float) -> str | None:
-    """One line when the stage stopped far short of its schedule (fewer than
-    SHORT_SCHEDULE_FRACTION of ``iters`` steps, i.e. the time limit ran out first), else None."""
-    if iters <= 0 or steps >= SHORT_SCHEDULE_FRACTION * iters:
-        return None
-    why = f"its time limit of {time_limit_s:g} s ran out" if time_limit_s > 0 else "it was stopped"
-    return (
-        f"the rgb stage stopped after {steps} of its {iters} steps ({100 * steps / iters:.0f}%) because {why}: "
-        "the scene is undertrained (raise --time-limit, or lower the resolution with --downscale)"
-    )
 
 
 def held_out_psnr(

@@ -127,7 +127,7 @@ def start_camera_from_dataset(run_root: Path, view: str | None, center: np.ndarr
     """Camera of dataset view ``view`` (default: the first training view) looking through the
     scene centre's depth; None when the run records no readable dataset (``view`` unknown: GssegError)."""
     from gsseg.data import load_dataset
-    from gsseg.train.run_dir import RunDir
+    from gsseg.run.run_dir import RunDir
 
     run = RunDir(run_root)
     if not run.has_config():

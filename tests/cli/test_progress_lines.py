@@ -120,7 +120,7 @@ def test_train_piped_prints_lines_test_psnr_and_short_schedule_warning(tmp_path)
 
 
 def test_rgb_json_has_no_warning_when_the_schedule_completes(tmp_path):
-    from gsseg.train.rgb import SHORT_SCHEDULE_FRACTION, schedule_warning
+    from gsseg.run.schedule import SHORT_SCHEDULE_FRACTION, schedule_warning
 
     assert schedule_warning(3000, 3000, 0.0) is None
     assert schedule_warning(int(SHORT_SCHEDULE_FRACTION * 3000), 3000, 600.0) is None

@@ -380,7 +380,7 @@ def _files(folder: Path, pattern: str) -> list[Path]:
 
 def test_kill_during_rgb_stage_then_resume(fresh, capsys):
     from gsseg.gaussians.ply import read_ply
-    from gsseg.train.checkpoint import load_checkpoint
+    from gsseg.run.checkpoint import load_checkpoint
 
     data, _ = fresh
     run = data.parent / "new_run"

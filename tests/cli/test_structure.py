@@ -1,5 +1,6 @@
 """Package structure: gsseg's modules import each other without circles (counting imports inside
-functions too, which would otherwise hide a circle), and ``gsseg.render`` imports only downward
+functions too, which would otherwise hide a circle), so do its top-level packages (``gsseg.a`` may
+import ``gsseg.b`` or the other way round, not both), and ``gsseg.render`` imports only downward
 from ``types`` / ``dispatch`` at its bottom."""
 
 from __future__ import annotations
@@ -93,3 +94,46 @@ def test_render_types_and_dispatch_sit_at_the_bottom():
         assert not (graph[bottom] & (render - {"gsseg.render.extensions"})), (
             f"{bottom} imports {graph[bottom] & render}"
         )
+
+
+def package_of(module: str) -> str:
+    """The top-level package a module belongs to: ``gsseg.train.rgb`` -> ``gsseg.train``
+    (a top-level module such as ``gsseg.errors`` is its own)."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Top-level package -> the other top-level packages its modules import (any module of each)."""
+    packages: dict[str, set[str]] = {}
+    for module, deps in graph.items():
+        packages.setdefault(package_of(module), set()).update(package_of(d) for d in deps)
+    return {p: deps - {p} for p, deps in packages.items()}
+
+
+def package_edges(graph: dict[str, set[str]], a: str, b: str) -> list[str]:
+    """The module imports that make package ``a`` import package ``b`` ("gsseg.a.x -> gsseg.b.y")."""
+    return sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps if package_of(m) == a and package_of(d) == b)
+
+
+def test_package_cycle_finder_sees_circles_the_module_graph_hides():
+    # no module imports itself back, but package a imports b (a.x -> b.y) and b imports a (b.z -> a.w)
+    modules = {"gsseg.a.x": {"gsseg.b.y"}, "gsseg.b.y": set(), "gsseg.b.z": {"gsseg.a.w"}, "gsseg.a.w": set()}
+    assert cycles(modules) == []
+    assert cycles(package_graph(modules)) == [["gsseg.a", "gsseg.b"]]
+    assert package_edges(modules, "gsseg.b", "gsseg.a") == ["gsseg.b.z -> gsseg.a.w"]
+    assert (
+        cycles(package_graph({"gsseg.a.x": {"gsseg.b.y"}, "gsseg.b.y": {"gsseg.errors"}, "gsseg.errors": set()})) == []
+    )
+
+
+def test_no_import_circles_between_packages():
+    """gsseg's top-level packages import each other in one direction only (the run directory, the
+    configs and the mask choice sit below the stages that read them)."""
+    graph = import_graph()
+    packages = package_graph(graph)
+    assert len(packages) > 15
+    found = cycles(packages)
+    explained = [
+        f"{a} -> {b}: {package_edges(graph, a, b)}" for comp in found for a in comp for b in comp if b in packages[a]
+    ]
+    assert found == [], "\n".join(explained)

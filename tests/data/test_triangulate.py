@@ -138,9 +138,9 @@ def test_failure_falls_back_to_random_points(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_rgb_stage_starts_from_triangulated_points(tabletop, tmp_path, monkeypatch):
-    from gsseg.train.config import TrainConfig
+    from gsseg.config.train import TrainConfig
+    from gsseg.run.run_dir import RunDir
     from gsseg.train.pipeline import StageOptions, run_rgb_stage
-    from gsseg.train.run_dir import RunDir
 
     ds, xyz, _, cache, _ = tabletop
     monkeypatch.setenv("GSSEG_CACHE", str(cache))

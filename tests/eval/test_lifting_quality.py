@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from benchmarks import quality  # (the suite's click protocol: one click per object)
+from gsseg.config.train import FeatureStageConfig, RGBConfig, TrainConfig
 from gsseg.eval.context import EvalSettings
 from gsseg.eval.run_eval import evaluate_run
 from gsseg.features.coverage import mask_coverage, supervised_gaussians
+from gsseg.masks.click_object import is_connected, object_label_map, object_mask, surface_points
+from gsseg.masks.prompt_consensus import consensus_members, consensus_view_labels
 from gsseg.masks.store import ViewMasks
-from gsseg.objectives.click_object import is_connected, object_label_map, object_mask, surface_points
-from gsseg.objectives.prompt_consensus import consensus_members, consensus_view_labels
+from gsseg.run.run_dir import RunDir
 from gsseg.segment.hierarchy import hierarchy_from_features
-from gsseg.train.config import FeatureStageConfig, RGBConfig, TrainConfig
 from gsseg.train.pipeline import StageOptions, run_training
-from gsseg.train.run_dir import RunDir
 from tests.helpers.feature_stage_fixtures import make_labelled_dataset
 
 # --- end to end ---------------------------------------------------------------------------------

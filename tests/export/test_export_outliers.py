@@ -11,9 +11,9 @@ import torch
 
 from gsseg.cli.app import main
 from gsseg.export import export_segments
-from gsseg.export.outliers import object_inliers
 from gsseg.gaussians.ply import read_ply
 from gsseg.gaussians.scene import GaussianScene
+from gsseg.segment.outliers import object_inliers
 
 
 def sphere(n: int, radius: float, centre, rng) -> np.ndarray:

@@ -14,7 +14,7 @@ from gsseg.field.model import RadianceField
 from gsseg.field.occupancy import OccupancyGrid
 from gsseg.field.render import render_image
 from gsseg.field.volume import render_weights
-from gsseg.train.run_dir import RunDir
+from gsseg.run.run_dir import RunDir
 from tests.helpers.data_fixtures import look_at_w2c
 from tests.helpers.field_fixtures import tiny_cfg
 

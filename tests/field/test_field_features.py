@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gsseg.config.train import FeatureStageConfig
 from gsseg.field.features import FieldFeatureTrainer
 from gsseg.field.io import field_path, save_field
 from gsseg.field.render import render_image
 from gsseg.field.rgb import FieldRGBTrainer
 from gsseg.objectives import make_objective
-from gsseg.train.config import FeatureStageConfig
-from gsseg.train.run_dir import RunDir
+from gsseg.run.run_dir import RunDir
 from tests.helpers.feature_stage_fixtures import make_labelled_dataset
 from tests.helpers.field_fixtures import tiny_cfg
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from gsseg.config.train import RGBConfig, TrainConfig
 from gsseg.gaussians import FeatureInfo, GaussianScene, init_from_points, rgb_to_sh, sh_to_rgb
 from gsseg.gaussians.init import init_from_dataset, knn_log_scales, random_points
-from gsseg.train.config import RGBConfig, TrainConfig
-from gsseg.train.rgb import make_optimizers, means_lr, view_order
+from gsseg.run.schedule import view_order
+from gsseg.train.rgb import make_optimizers, means_lr
 
 
 def test_init_from_points_values():

@@ -38,9 +38,9 @@ def make_labelled_dataset(root: Path, views: int = 6, width: int = 48, height: i
 
 def make_run(run_root: Path, ds, scene: GaussianScene) -> None:
     """A run directory whose RGB stage is 'done': config.json and scene.ply."""
+    from gsseg.config.train import TrainConfig
     from gsseg.gaussians.ply import write_ply
-    from gsseg.train.config import TrainConfig
-    from gsseg.train.run_dir import RunDir
+    from gsseg.run.run_dir import RunDir
 
     run = RunDir(run_root)
     run.root.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gsseg.field.config import FieldConfig
+from gsseg.config.field import FieldConfig
 
 
 def tiny_cfg(**kw) -> FieldConfig:

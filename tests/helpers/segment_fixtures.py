@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsseg.config.train import TrainConfig
 from gsseg.data import load_dataset
 from gsseg.features import FeatureRecord, save_features
 from gsseg.gaussians.init import init_from_depth
 from gsseg.gaussians.ply import write_ply
 from gsseg.gaussians.scene import FeatureInfo, GaussianScene
-from gsseg.train.config import TrainConfig
-from gsseg.train.run_dir import RunDir
+from gsseg.run.run_dir import RunDir
 
 WIDTH, HEIGHT, VIEWS, TEST_VIEWS = 64, 48, 8, 2
 STRIDE = 2

@@ -74,13 +74,13 @@ def make_viewer_run(
     """Synth dataset in ``root/data`` (reused when present) and a run in ``root/<run_name>``
     (scene.ply, config.json, and unless ``kind`` is None features.pt; ``with_cut`` also writes a
     ground-truth object cut ``gt_object``)."""
+    from gsseg.config.train import TrainConfig
     from gsseg.data import load_dataset
     from gsseg.features import FeatureRecord, save_features
     from gsseg.gaussians.ply import write_ply
     from gsseg.gaussians.scene import FeatureInfo
+    from gsseg.run.run_dir import RunDir
     from gsseg.synth import make_scene
-    from gsseg.train.config import TrainConfig
-    from gsseg.train.run_dir import RunDir
 
     data, run = root / "data", root / run_name
     if not (data / "transforms_train.json").is_file():

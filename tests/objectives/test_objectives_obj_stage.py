@@ -134,10 +134,10 @@ def test_vote_cli_with_prompts_and_with_label_folder(scene, capsys):
 
 
 def test_clustering_stage_trains(scene):
-    from gsseg.train.config import TrainConfig
+    from gsseg.config.train import TrainConfig
+    from gsseg.run.run_dir import RunDir
     from gsseg.train.features import run_features_stage
     from gsseg.train.pipeline import StageOptions
-    from gsseg.train.run_dir import RunDir
 
     ds, sg, root = scene
     run = RunDir(new_run(root, sg, "clu"))

@@ -112,8 +112,8 @@ def test_two_processes_match_one_process(toy, tmp_path):
 
 def test_views_per_step_one_is_the_single_view_loop(toy, tmp_path):
     """--views-per-step 1 (the default) keeps the one-view-per-step sampling of earlier runs."""
+    from gsseg.run.run_dir import RunDir
     from gsseg.train.pipeline import StageOptions, run_training
-    from gsseg.train.run_dir import RunDir
 
     ds, scene = toy
     results = []

@@ -13,8 +13,8 @@ import torch
 from gsseg.errors import GssegError
 from gsseg.features import load_run_scene
 from gsseg.gaussians.ply import read_ply
+from gsseg.run.run_dir import RunDir
 from gsseg.train.pipeline import StageOptions, run_training
-from gsseg.train.run_dir import RunDir
 from tests.helpers.cli_fixtures import cli_exit_code
 from tests.helpers.feature_stage_fixtures import (
     depth_splat_scene,

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from gsseg.config.train import DensifyConfig, RGBConfig
 from gsseg.data import load_dataset
 from gsseg.eval.psnr import psnr_per_view
 from gsseg.gaussians import init_from_points, read_ply
-from gsseg.train.config import DensifyConfig, RGBConfig
+from gsseg.run.run_dir import RunDir
 from gsseg.train.rgb import RGBTrainer, StepReport
-from gsseg.train.run_dir import RunDir
 from tests.helpers.cli_fixtures import cli_exit_code
 
 
@@ -196,7 +196,7 @@ def test_cli_train_resume_eval_and_init_ply(tiny, tmp_path, capsys):
 
 def test_bad_checkpoint_is_a_clear_error(tiny, tmp_path):
     from gsseg.errors import GssegError
-    from gsseg.train.checkpoint import save_checkpoint
+    from gsseg.run.checkpoint import save_checkpoint
 
     run = RunDir(tmp_path / "run")
     run.checkpoints.mkdir(parents=True)

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gsseg.eval.psnr import mse_to_psnr, psnr
 from gsseg.train.losses import SSIM_C1, SSIM_C2, gaussian_window, rgb_loss, ssim
-from gsseg.train.metrics import mse_to_psnr, psnr
 
 
 def ssim_direct(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -195,10 +195,10 @@ def train(
 ) -> None:
     """Train a Gaussian scene on DATA into RUN (resumes RUN's last checkpoint unless --restart)."""
     from gsseg.cli.output import plain_console, styled
+    from gsseg.config.train import TrainConfig
     from gsseg.errors import GssegError, file_error
-    from gsseg.train.config import TrainConfig
+    from gsseg.run.run_dir import RunDir
     from gsseg.train.pipeline import StageOptions, check_stages, run_training
-    from gsseg.train.run_dir import RunDir
 
     console = plain_console(stderr=True)
     if stage not in STAGE_CHOICES:
@@ -461,8 +461,8 @@ def _apply_feature_options(fcfg, given: dict, resuming: bool) -> bool:
 
 def _check_representation(representation, sh_degree, init, background, backend, init_ply) -> None:
     """GssegError for an unknown --representation or a Gaussian-only option given with nerf."""
+    from gsseg.config.field import REPRESENTATIONS
     from gsseg.errors import GssegError
-    from gsseg.field.config import REPRESENTATIONS
 
     if representation is None:
         return

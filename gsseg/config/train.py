@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gsseg.field.config import REPRESENTATIONS, FieldConfig, field_config_from_dict
+from gsseg.config.field import REPRESENTATIONS, FieldConfig, field_config_from_dict
 
 STAGES = ("rgb", "features")
 BACKGROUND_MODES = ("learned", "fixed", "random")

@@ -1,6 +1,6 @@
 """Per-view prompt masks made consistent through 3D: vote, take the consensus, choose again.
 
-Choosing a prompted object's mask view by view (:mod:`gsseg.objectives.click_object`) goes
+Choosing a prompted object's mask view by view (:mod:`gsseg.masks.click_object`) goes
 wrong in some views: the object's own mask is missing (dropped, merged with a neighbour, split)
 and a part, a group or a floor region holding the projected click wins instead. Every view's
 choice is a vote on the Gaussians (their rendering weight ``T·α`` per label, the training-free

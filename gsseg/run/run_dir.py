@@ -18,8 +18,8 @@ import json
 import re
 from pathlib import Path
 
+from gsseg.config.train import TrainConfig
 from gsseg.errors import file_error
-from gsseg.train.config import TrainConfig
 from gsseg.utils.atomic import write_json
 
 _CKPT = re.compile(r"^(?P<stage>[a-z_]+)_(?P<step>\d+)\.pt$")
