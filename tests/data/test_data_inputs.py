@@ -146,3 +146,28 @@ def test_fox_as_published(capsys):
     assert img.shape == (480, 270, 3) and 0.05 < float(img.mean()) < 0.95
     K = ds.test.Ks[0]
     assert abs(float(K[0, 0]) - 1375.52 / 4) < 20 and abs(float(K[1, 2]) - 965.268 / 4) < 10
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (FOX / "transforms.json").is_file(), reason="../shared/real/fox is absent")
+def test_fox_end_to_end_at_a_small_size(tmp_path, capsys):
+    """The published fox through masks, train (triangulated start), segment --auto and export at a
+    120-px working size with short schedules: no error, no hand step, a scene that resembles the
+    photos, and objects on disk."""
+    run = tmp_path / "run"
+    size = ["--max-size", "120"]
+    code, _, err = _cli(["masks", str(FOX), *size], capsys)
+    assert code == 0, err
+    code, _, err = _cli(
+        ["train", str(FOX), "--out", str(run), *size, "--iters", "300", "--feature-iters", "100"], capsys
+    )
+    assert code == 0, err
+    rgb = json.loads((run / "rgb.json").read_text())
+    assert rgb["init"].startswith("triangulated") and rgb["test_psnr"] > 18.0, rgb.get("test_psnr")
+    assert (run / "features.pt").is_file()
+    code, _, err = _cli(["segment", str(run), "--auto"], capsys)
+    assert code == 0, err
+    code, _, err = _cli(["export", str(run), "--out", str(tmp_path / "objects")], capsys)
+    assert code == 0, err
+    objects = sorted((tmp_path / "objects").glob("object_*.ply"))
+    assert len(objects) >= 2, err
