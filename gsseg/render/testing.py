@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from gsseg.data.cameras import Cameras
-
-
-@dataclass
-class GaussianScene:
-    """Activated Gaussian parameters.
-
-    Attributes:
-        means: [N,3]; quats: [N,4] wxyz (unnormalised); scales: [N,3]; opacities: [N];
-        sh: [N,16,3] SH coefficients (degree 3); rgb: [N,3] in [0,1]; features: [N,D].
-    """
-
-    means: Tensor
-    quats: Tensor
-    scales: Tensor
-    opacities: Tensor
-    sh: Tensor
-    rgb: Tensor
-    features: Tensor
-
-    def params(self) -> list[Tensor]:
-        return [self.means, self.quats, self.scales, self.opacities, self.sh, self.rgb, self.features]
-
-    def requires_grad_(self) -> "GaussianScene":
-        for t in self.params():
-            t.requires_grad_(True)
-        return self
+from gsseg.gaussians.init import rgb_to_sh, sh_to_rgb
+from gsseg.gaussians.scene import FeatureInfo, GaussianScene
 
 
 def random_scene(
@@ -46,23 +21,40 @@ def random_scene(
     opacity_range: tuple[float, float] = (0.1, 0.95),
     dtype: torch.dtype = torch.float32,
 ) -> GaussianScene:
-    """``n`` Gaussians uniformly in a cube of half-size ``extent`` around the origin."""
+    """``n`` Gaussians uniformly in a cube of half-size ``extent`` around the origin.
+
+    Activated scales [N,3] are log-uniform in ``scale_range``, opacities [N] uniform in
+    ``opacity_range``; degree-3 SH whose DC term is a colour uniform in [0,1] (``flat_colors``);
+    features [N,feature_dim] standard normal ("embedding"). Raw parameters, as every GaussianScene.
+    """
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> Tensor:
         return torch.rand(*shape, generator=g, dtype=torch.float64)
 
     lo, hi = math.log(scale_range[0]), math.log(scale_range[1])
-    scene = GaussianScene(
-        means=(rand(n, 3) * 2 - 1) * extent,
-        quats=torch.randn(n, 4, generator=g, dtype=torch.float64),
-        scales=torch.exp(lo + (hi - lo) * rand(n, 3)),
-        opacities=opacity_range[0] + (opacity_range[1] - opacity_range[0]) * rand(n),
-        sh=torch.randn(n, 16, 3, generator=g, dtype=torch.float64) * 0.3,
-        rgb=rand(n, 3),
-        features=torch.randn(n, feature_dim, generator=g, dtype=torch.float64),
+    means = (rand(n, 3) * 2 - 1) * extent
+    quats = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    log_scales = lo + (hi - lo) * rand(n, 3)
+    opacities = opacity_range[0] + (opacity_range[1] - opacity_range[0]) * rand(n)
+    sh = torch.randn(n, 16, 3, generator=g, dtype=torch.float64) * 0.3
+    rgb = rand(n, 3)
+    features = torch.randn(n, feature_dim, generator=g, dtype=torch.float64)
+    return GaussianScene(
+        means.to(dtype),
+        log_scales.to(dtype),
+        quats.to(dtype),
+        torch.logit(opacities).to(dtype),
+        rgb_to_sh(rgb)[:, None].to(dtype),
+        sh[:, 1:].to(dtype),
+        features.to(dtype),
+        FeatureInfo("embedding", "random", feature_dim),
     )
-    return GaussianScene(*[t.to(dtype) for t in scene.params()])
+
+
+def flat_colors(scene: GaussianScene) -> Tensor:
+    """[N,3] the view-independent colour of each Gaussian (its SH DC term), for ``sh_degree=None``."""
+    return sh_to_rgb(scene.sh0[:, 0])
 
 
 def orbit_cameras(

@@ -31,7 +31,7 @@ assert csrc_root().resolve().is_relative_to(site), csrc_root()
 assert load_cpu_extension() is not None, "CPU extension did not build from the installed sources"
 scene = random_scene(60, feature_dim=3, seed=0, dtype=torch.float64)
 cams = orbit_cameras(1, 24, 20)
-outs = [render(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cams, features=scene.features,
+outs = [render(scene.means, scene.quats, scene.scales, scene.opacities, scene.colors, cams, features=scene.features,
                sh_degree=3, backend=b) for b in ("reference", "cpu")]
 for name in ("rgb", "alpha", "features"):
     torch.testing.assert_close(getattr(outs[1], name), getattr(outs[0], name), atol=1e-9, rtol=1e-7)

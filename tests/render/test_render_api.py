@@ -9,7 +9,7 @@ import torch
 
 from gsseg.render import extensions, render
 from gsseg.render.api import resolve_backend
-from gsseg.render.testing import orbit_cameras, random_scene
+from gsseg.render.testing import flat_colors, orbit_cameras, random_scene
 
 
 def test_auto_picks_cpu_kernel_when_built_and_reference_when_disabled(monkeypatch):
@@ -19,7 +19,7 @@ def test_auto_picks_cpu_kernel_when_built_and_reference_when_disabled(monkeypatc
     assert resolve_backend("auto", torch.device("cpu")) == "reference"
     assert resolve_backend("cpu", torch.device("cpu")) == "reference"  # falls back, never crashes
     scene = random_scene(30, seed=1)
-    out = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, orbit_cameras(1, 16, 12))
+    out = render(scene.means, scene.quats, scene.scales, scene.opacities, flat_colors(scene), orbit_cameras(1, 16, 12))
     assert out.meta["backend"] == "reference" and out.rgb.shape == (1, 12, 16, 3)
 
 
@@ -37,10 +37,18 @@ def test_failed_build_warns_once_and_returns_none(monkeypatch):
 
 
 def test_meta_has_default_strategy_keys():
-    scene = random_scene(50, seed=2).requires_grad_()
+    scene = random_scene(50, seed=2)
+    scene.means.requires_grad_(True)
     cams = orbit_cameras(2, 20, 16)
     out = render(
-        scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cams, sh_degree=2, features=scene.features
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        scene.colors,
+        cams,
+        sh_degree=2,
+        features=scene.features,
     )
     meta = out.meta
     assert meta["means2d"].shape == (2, 50, 2) and meta["means2d"].requires_grad

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from gsseg.data.cameras import Cameras
+from gsseg.gaussians.scene import GaussianScene
 from gsseg.render import render
 from gsseg.render.extensions import load_cpu_extension
-from gsseg.render.testing import GaussianScene, orbit_cameras, random_scene
+from gsseg.render.testing import flat_colors, orbit_cameras, random_scene
 
 pytestmark = pytest.mark.skipif(load_cpu_extension() is None, reason="C++ CPU extension could not be built")
 
@@ -24,16 +25,25 @@ def _render_and_grads(
     backgrounds: torch.Tensor | None = None,
     seed: int = 1,
 ):
-    scene = GaussianScene(*[t.detach().clone().requires_grad_(True) for t in scene.params()])
-    colors = scene.sh if sh_degree is not None else scene.rgb
+    means, quats, scales, opacities, colors, features = (
+        t.detach().clone().requires_grad_(True)
+        for t in (
+            scene.means,
+            scene.quats,
+            scene.scales,
+            scene.opacities,
+            scene.colors if sh_degree is not None else flat_colors(scene),
+            scene.features,
+        )
+    )
     out = render(
-        scene.means,
-        scene.quats,
-        scene.scales,
-        scene.opacities,
+        means,
+        quats,
+        scales,
+        opacities,
         colors,
         cams,
-        features=scene.features if with_features else None,
+        features=features if with_features else None,
         sh_degree=sh_degree,
         backgrounds=backgrounds,
         backend=backend,
@@ -43,9 +53,7 @@ def _render_and_grads(
     g = torch.Generator().manual_seed(seed)
     maps = [out.rgb, out.alpha, out.depth] + ([out.features] if with_features else [])
     loss = sum((m * torch.randn(m.shape, generator=g, dtype=m.dtype)).sum() for m in maps)
-    params = [scene.means, scene.quats, scene.scales, scene.opacities, colors] + (
-        [scene.features] if with_features else []
-    )
+    params = [means, quats, scales, opacities, colors] + ([features] if with_features else [])
     grads = (
         torch.autograd.grad(loss, params + [out.meta["means2d"]], allow_unused=True)
         if loss.requires_grad
@@ -130,7 +138,10 @@ def test_edge_cases_behind_near_offscreen_degenerate_huge_zero_opacity():
     scales[7] = 80.0  # huge
     opac[8] = 0.0  # zero opacity
     opac[9] = 1.0  # opacity above the alpha cap
-    scene = GaussianScene(means, base.quats, scales, opac, base.sh, base.rgb, base.features)
+    # raw parameters of the edited activations (opacity 0 / 1: logit -inf / inf, sigmoid gives them back)
+    scene = GaussianScene(
+        means, torch.log(scales), base.quats, torch.logit(opac), base.sh0, base.shN, base.features, base.feature_info
+    )
     cams = orbit_cameras(1, 32, 24, distance=3.0, spread_deg=0.0)
     ref, cpu = _assert_same(scene, cams, sh_degree=None)
     radii = cpu.meta["radii"][0]
@@ -148,7 +159,7 @@ def test_empty_scene_and_fully_culled():
         empty.quats,
         empty.scales,
         empty.opacities,
-        empty.rgb,
+        flat_colors(empty),
         cams,
         features=empty.features,
         backgrounds=torch.ones(2, 3, dtype=F64),
@@ -172,7 +183,7 @@ def test_gradcheck_float64_cpu_kernel():
 
     inputs = [
         t.clone().requires_grad_(True)
-        for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh[:, :4], scene.features)
+        for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.colors[:, :4], scene.features)
     ]
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
@@ -201,10 +212,7 @@ def test_means2d_grad_drives_default_strategy():
 
     scene = random_scene(120, seed=5)
     cams = orbit_cameras(2, 32, 24)
-    params = torch.nn.ParameterDict({
-        "means": scene.means, "scales": torch.log(scene.scales), "quats": scene.quats,
-        "opacities": torch.logit(scene.opacities), "sh0": scene.sh[:, :1], "shN": scene.sh[:, 1:],
-    })  # fmt: skip
+    params = scene.to_param_dict()
     optimizers = {k: torch.optim.Adam([{"params": [v], "name": k, "lr": 1e-3}]) for k, v in params.items()}
     strategy = DefaultStrategy(refine_start_iter=0, refine_every=1, grow_grad2d=1e-9, verbose=False)
     strategy.check_sanity(params, optimizers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from gsseg.data.cameras import Cameras, intrinsics
 from gsseg.render import render
 from gsseg.render.projection import covariances, project_reference
 from gsseg.render.sh import view_colors
-from gsseg.render.testing import orbit_cameras, random_scene
+from gsseg.render.testing import flat_colors, orbit_cameras, random_scene
 
 F64 = torch.float64
 
@@ -30,7 +32,7 @@ def test_projection_and_sh_match_gsplat_torch_reference():
     from gsplat.cuda._torch_impl import _fully_fused_projection, _spherical_harmonics
 
     scene = random_scene(400, seed=2, extent=1.5, scale_range=(0.01, 0.3))
-    scene.opacities.fill_(1.0)  # gsplat's torch version has no opacity-aware radius
+    scene.logit_opacities.fill_(math.inf)  # opacity 1: gsplat's torch version has no opacity-aware radius
     cams = orbit_cameras(2, 64, 48)
     proj = project_reference(scene.means, scene.quats, scene.scales, scene.opacities, cams.viewmats, cams.Ks, 64, 48)
     radii, means2d, depths, conics, _ = _fully_fused_projection(
@@ -43,9 +45,9 @@ def test_projection_and_sh_match_gsplat_torch_reference():
     torch.testing.assert_close(proj.depths[vis], depths[vis])
     assert (proj.radii[vis] - radii[vis]).abs().max() <= 1
     campos = cams.centers
-    ours = view_colors(scene.sh, 3, scene.means, campos)
+    ours = view_colors(scene.colors, 3, scene.means, campos)
     dirs = scene.means[None] - campos[:, None]
-    theirs = torch.clamp_min(_spherical_harmonics(3, dirs, scene.sh[None].expand(2, -1, -1, -1)) + 0.5, 0)
+    theirs = torch.clamp_min(_spherical_harmonics(3, dirs, scene.colors[None].expand(2, -1, -1, -1)) + 0.5, 0)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
@@ -118,7 +120,7 @@ def test_gradcheck_float64_reference():
 
     inputs = [
         t.clone().requires_grad_(True)
-        for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh[:, :4], scene.features)
+        for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.colors[:, :4], scene.features)
     ]
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
@@ -127,20 +129,20 @@ def test_bad_inputs_raise_clear_errors():
     scene = random_scene(5)
     cams = orbit_cameras(1, 8, 8)
     with pytest.raises(ValueError, match="colors must be"):
-        render(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cams, backend="reference")
+        render(scene.means, scene.quats, scene.scales, scene.opacities, scene.colors, cams, backend="reference")
     with pytest.raises(ValueError, match="needs 16 coefficients|K >= 16|coefficients"):
         render(
             scene.means,
             scene.quats,
             scene.scales,
             scene.opacities,
-            scene.sh[:, :4],
+            scene.colors[:, :4],
             cams,
             sh_degree=3,
             backend="reference",
         )
     with pytest.raises(ValueError, match="unknown render backend"):
-        render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cams, backend="vulkan")
+        render(scene.means, scene.quats, scene.scales, scene.opacities, flat_colors(scene), cams, backend="vulkan")
     with pytest.raises(ValueError, match="one image size"):
         two = Cameras(torch.eye(4).repeat(2, 1, 1), cams.Ks.repeat(2, 1, 1), [8, 9], [8, 8], ["a", "b"])
-        render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, two, backend="reference")
+        render(scene.means, scene.quats, scene.scales, scene.opacities, flat_colors(scene), two, backend="reference")

@@ -7,7 +7,7 @@ import torch
 
 from gsseg.render import TableCache, build_contribution_table, render, render_features_from_table
 from gsseg.render.extensions import load_cpu_extension
-from gsseg.render.testing import orbit_cameras, random_scene
+from gsseg.render.testing import flat_colors, orbit_cameras, random_scene
 
 HAVE_CPU = load_cpu_extension() is not None
 BACKENDS = ["reference", pytest.param("cpu", marks=pytest.mark.skipif(not HAVE_CPU, reason="no C++ extension"))]
@@ -25,7 +25,7 @@ def test_table_render_equals_full_render(backend):
         scene.quats,
         scene.scales,
         scene.opacities,
-        scene.rgb,
+        flat_colors(scene),
         cam,
         features=scene.features,
         backend=backend,
@@ -63,7 +63,9 @@ def test_table_gradient_is_scatter_add_of_full_render_gradient(backend):
     f1 = scene.features.clone().requires_grad_(True)
     (render_features_from_table(table, pixels, f1) * w).sum().backward()
     f2 = scene.features.clone().requires_grad_(True)
-    full = render(scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cam, features=f2, backend=backend)
+    full = render(
+        scene.means, scene.quats, scene.scales, scene.opacities, flat_colors(scene), cam, features=f2, backend=backend
+    )
     (full.features[0].reshape(-1, 4)[pixels] * w).sum().backward()
     assert f1.grad.abs().sum() > 0
     torch.testing.assert_close(f1.grad, f2.grad, atol=1e-5, rtol=1e-5)
@@ -132,7 +134,13 @@ def test_table_cache_is_lazy_bounded_lru_and_supports_reduced_resolution():
     assert len(cache) == 2
     assert cache.get("view_000") is t0
     low = render(
-        scene.means, scene.quats, scene.scales, scene.opacities, scene.rgb, cams.scaled(0.5)[0], features=scene.features
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        flat_colors(scene),
+        cams.scaled(0.5)[0],
+        features=scene.features,
     )
     pixels = torch.arange(16 * 12)
     torch.testing.assert_close(
