@@ -250,7 +250,7 @@ _JSON_TYPES = {
 }
 
 
-def _check_type(name: str, annotation: str, value: Any) -> None:
+def _check_type(name: str, annotation: object, value: Any) -> None:
     """ValueError unless ``value`` (read from JSON) fits the field annotation ``annotation`` (a string).
 
     Nested dataclasses (``RGBConfig``, ...) must be JSON objects; ``float`` accepts ints; ``bool`` is

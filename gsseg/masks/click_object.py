@@ -69,7 +69,8 @@ def is_connected(
     index = np.full((h, w), -1, np.int64)
     index[mask] = np.arange(n)
     pts, foot = points[mask], footprint[mask]
-    src, dst = [], []
+    src_parts: list[np.ndarray] = []
+    dst_parts: list[np.ndarray] = []
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):  # each 8-neighbour pair once: (y, x) -> (y + dy, x + dx)
         a = index[: h - dy, max(0, -dx) : w - max(0, dx)]
         b = index[dy:, max(0, dx) : w + min(0, dx)]
@@ -78,9 +79,9 @@ def is_connected(
         pa, pb = pts[a], pts[b]
         limit = settings.link_factor * np.maximum(foot[a], foot[b])
         near = np.linalg.norm(pa - pb, axis=1) < limit
-        src.append(a[near])
-        dst.append(b[near])
-    src, dst = np.concatenate(src), np.concatenate(dst)
+        src_parts.append(a[near])
+        dst_parts.append(b[near])
+    src, dst = np.concatenate(src_parts), np.concatenate(dst_parts)
     graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
     n_comp, comp = connected_components(graph, directed=False)
     if n_comp == 1:

@@ -57,7 +57,8 @@ class RunDir:
                 raise file_error(
                     self.rgb_summary, "malformed RGB stage summary (delete it and re-run `gsseg train`)"
                 ) from None
-        return tuple(float(v) for v in self.read_config().rgb.background)
+        r, g, b = self.read_config().rgb.background
+        return (float(r), float(g), float(b))
 
     @property
     def features_pt(self) -> Path:
