@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from gsseg.utils.config_fields import APPLY, resume
 
 REPRESENTATIONS = ("gaussians", "nerf")
 
@@ -19,30 +21,55 @@ class FieldConfig:
     """
 
     resolutions: tuple[int, ...] = (32, 64, 128, 256)
+    """Tri-plane levels: texels per side over the contracted cube [-2,2]^3."""
     channels: int = 4
+    """Channels per tri-plane texel."""
     hidden: int = 64
+    """Width of the MLP hidden layers."""
     geo_dim: int = 15
+    """Geometry features passed from the density head to the colour head."""
     feature_resolutions: tuple[int, ...] = (32, 64, 128)
+    """Tri-plane levels of the identity-feature head."""
     samples_inner: int = 64
+    """Candidate samples per ray, linear inside the unit ball of the normalised scene."""
     samples_outer: int = 16
-    far: float = 1000.0  # in units of the normalisation radius
+    """Candidate samples per ray, linear in disparity from the unit ball out to far."""
+    far: float = 1000.0
+    """Far bound, in units of the normalisation radius."""
     grid_resolution: int = 64
-    grid_every: int = 16  # occupancy grid refresh period (steps)
-    grid_warmup: int = 64  # every cell counts as occupied until this step
-    grid_alpha: float = 0.01  # a cell is occupied when a sample there can reach this opacity
-    iters: int = 1500
+    """Cells per side of the occupancy grid."""
+    grid_every: int = 16
+    """Occupancy grid refresh period (steps)."""
+    grid_warmup: int = 64
+    """Every cell counts as occupied until this step."""
+    grid_alpha: float = 0.01
+    """A cell is occupied when a sample there can reach this opacity."""
+    iters: int = field(default=1500, metadata=resume(APPLY))
+    """RGB-stage steps of the radiance field."""
     rays: int = 1024
+    """Rays per training step."""
     lr: float = 1e-2
+    """Learning rate of the tri-planes."""
     lr_mlp: float = 2e-3
+    """Learning rate of the MLPs."""
     lr_final_factor: float = 0.1
+    """The learning rates decay to this fraction at the last step."""
     lr_background: float = 1e-2
-    chunk: int = 4096  # rays per chunk when rendering whole images
+    """Learning rate of the background colour."""
+    chunk: int = 4096
+    """Rays per chunk when rendering whole images."""
     checkpoint_every: int = 500
+    """Write a checkpoint every this many steps."""
     keep_checkpoints: int = 2
+    """Checkpoints kept on disk."""
     time_limit_s: float = 0.0
+    """Stop the RGB stage of the field after this many seconds (0 = no limit)."""
     seed: int = 0
+    """Random seed."""
     device: str = "auto"
-    threads: int = 1  # CPU intra-op threads while the stage runs (0 = torch's default; 1 is faster on a busy CPU)
+    """Torch device."""
+    threads: int = 1
+    """CPU intra-op threads while the stage runs (0 = torch's default; 1 is faster on a busy CPU)."""
 
     def validate(self) -> None:
         if self.iters < 0:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 import torch
@@ -35,7 +35,8 @@ from torch import Tensor
 from gsseg.errors import GssegError, file_error
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
 
-MODES = ("instance", "semantic")
+Mode = Literal["instance", "semantic"]
+MODES: tuple[str, ...] = get_args(Mode)
 MODE_DEFAULTS = {  # clustering, diff and non-background weights of the official configs
     "instance": {"clustering_weight": 1.0, "diff_weight": 20.0, "non_bg_weight": 0.2},
     "semantic": {"clustering_weight": 1.5, "diff_weight": 15.0, "non_bg_weight": 0.33},
@@ -174,23 +175,42 @@ class ClusteringSettings:
     None weights take the official value of the mode."""
 
     dim: int = 32
-    mode: str = "instance"
+    """K channels."""
+    mode: Mode = "instance"
+    """Instance ids or semantic classes."""
     granularity: str | int = "objects"
+    """Mask-store label map: objects (per view the largest masks whose surface is one connected piece),
+    finest, coarsest or a tree level."""
     labels_dir: str | None = None
+    """<stem>.png label maps consistent across views, instead of the mask store."""
     label_pixels: int = 512
+    """Rays per step drawn so that every label of the frame is sampled."""
     random_pixels: int = 512
+    """Uniformly drawn rays per step on top."""
     keyframes: int = 50
+    """Views with the most labels, drawn instead of empty frames and with probability keyframe_prob."""
     keyframe_prob: float = 0.2
+    """Chance that a step's frame is replaced by a key frame."""
     fgbg: bool = True
+    """Background terms (channel 0 is background)."""
     clustering_weight: float | None = None
+    """Weight of the clustering term (none: the mode's official value)."""
     reg_weight: float = 1e4
+    """Within-label variance weight inside the clustering term."""
     diff_weight: float | None = None
+    """Between-label distance weight inside the clustering term (none: the mode's official value)."""
     onehot_weight: float = 0.5
+    """Weight pulling labelled rays towards one-hot opacities."""
     fgbg_weight: float = 0.2
+    """Weight of the background terms."""
     non_bg_weight: float | None = None
+    """Weight of 'no background opacity on labelled rays' (none: the mode's official value)."""
     semantic_weight: float = 0.15
+    """Semantic mode: weight pulling each class's mean opacity to its one-hot channel."""
     cross_view_weight: float = 0.1
+    """Weight of the cross-view term (only with labels_dir: ids consistent across views)."""
     init_std: float = 0.5
+    """Standard deviation of the initial logits."""
 
 
 class ClusteringObjective(Objective):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -23,8 +23,10 @@ from gsseg.errors import GssegError
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, require_masks, settings_from_preset
 from gsseg.objectives.sampling import ViewCache, seam_patches, uniform_pixels
 
-NORM_LOSSES = ("gaussian", "pixel", "none")
-REDUCTIONS = ("sum", "mean")
+NormLoss = Literal["gaussian", "pixel", "none"]
+Reduction = Literal["sum", "mean"]
+NORM_LOSSES: tuple[str, ...] = get_args(NormLoss)
+REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 
 
 @dataclass
@@ -58,9 +60,9 @@ class ContrastiveSettings:
     level_decay: float = 0.5
     lambda_sam: float = 1e-3
     normalize: bool = True
-    norm_loss: str = "gaussian"
+    norm_loss: NormLoss = "gaussian"
     norm_weight: float = 100.0
-    reduction: str = "sum"
+    reduction: Reduction = "sum"
     nest: bool = True
     nest_threshold: float = 0.9
     cache_views: int = 32

@@ -21,6 +21,16 @@ _ENTRIES: dict[str, str] = {
     "vote": "gsseg.objectives.vote:VoteObjective",
 }
 
+# The settings dataclass of each objective (its fields are the objective's options, ``gsseg train --help``).
+_SETTINGS: dict[str, str] = {
+    "contrastive": "gsseg.objectives.contrastive:ContrastiveSettings",
+    "contrastive-flat": "gsseg.objectives.contrastive:ContrastiveSettings",
+    "ultrametric": "gsseg.objectives.ultrametric:UltrametricSettings",
+    "object-field": "gsseg.objectives.object_field:ObjectFieldSettings",
+    "clustering": "gsseg.objectives.clustering:ClusteringSettings",
+    "vote": "gsseg.objectives.vote:VoteSettings",
+}
+
 
 class _LazyRegistry(Mapping):
     """Read-only mapping name → Objective subclass, importing each module on first access."""
@@ -51,6 +61,15 @@ OBJECTIVES: Mapping[str, type[Objective]] = _LazyRegistry(_ENTRIES)
 def objective_names() -> list[str]:
     """Registered objective names, in registration order."""
     return list(_ENTRIES)
+
+
+def settings_class(name: str) -> type:
+    """The settings dataclass of objective ``name`` (GssegError for an unknown name)."""
+    if name not in _SETTINGS:
+        raise GssegError(f"unknown objective {name!r}; choose one of: {', '.join(_ENTRIES)}")
+    module, attr = _SETTINGS[name].split(":")
+    cls: type = getattr(importlib.import_module(module), attr)
+    return cls
 
 
 def make_objective(name: str, **settings: Any) -> Objective:

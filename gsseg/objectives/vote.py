@@ -77,9 +77,13 @@ class VoteSettings:
     """
 
     labels_dir: str | None = None
+    """<stem>.png label maps consistent across views (0 = background)."""
     store_map: int = 0
+    """Map of a labels-source mask store whose imported values are the labels."""
     background_bias: float = 1.0
+    """Multiplies background votes (< 1 favours objects)."""
     prior: float = 1e-6
+    """Pseudo-weight of background for Gaussians nobody votes for."""
     prompt: PromptOptions = field(default_factory=PromptOptions)
 
 

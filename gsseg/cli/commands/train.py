@@ -1,13 +1,32 @@
-"""``gsseg train DATA --out RUN``: reconstruct the Gaussian scene (RGB stage), resumable."""
+"""``gsseg train DATA --out RUN``: reconstruct the Gaussian scene (RGB stage), then train identity
+features (features stage); resumable.
+
+The options are generated from the configs (``gsseg/cli/config_options.py``): every field of
+:class:`~gsseg.config.train.TrainConfig` (``--iters``, ``--rgb.lr.means``, ``--rgb.densify.*``,
+``--features.*``, ``--field.*``) and of the chosen objective's settings dataclass
+(``--feature-dim``, ``--preset``, ``--contrastive.level-decay``, ``--click``, ...), each with the
+dataclass default. A resumed run merges them by the fields' resume rules
+(:func:`gsseg.utils.config_fields.merge_resumed`).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, cast
 
 import typer
 
+from gsseg.cli.config_options import (
+    ConfigOption,
+    Given,
+    config_options,
+    default_flag,
+    merge_same_flags,
+    with_config_options,
+)
 from gsseg.cli.parsing import COUNT, NON_NEGATIVE, POSITIVE, SEED, UNIT, Range
+from gsseg.utils.config_fields import leaves
 
 STAGE_HELP = (
     "Stage to run: 'all' (rgb, then features when the dataset has masks or --objective is given), "
@@ -15,287 +34,281 @@ STAGE_HELP = (
 )
 STAGE_CHOICES = {"all": ["rgb", "features"], "rgb": ["rgb"], "features": ["features"]}
 
+# TrainConfig fields under today's flag names; every other field is --<dotted path> (--rgb.lr.means).
+FLAGS = {
+    "rgb.iters": "--iters",
+    "rgb.sh_degree": "--sh-degree",
+    "rgb.init": "--init",
+    "rgb.checkpoint_every": "--checkpoint-every",
+    "rgb.time_limit_s": "--time-limit",
+    "rgb.seed": "--seed",
+    "rgb.backend": "--backend",
+    "rgb.device": "--device",
+    "features.objective": "--objective",
+    "features.iters": "--feature-iters",
+    "features.lr": "--feature-lr",
+    "features.table_scale": "--table-scale",
+    "features.joint": "--joint/--frozen",
+    "features.time_limit_s": "--feature-time-limit",
+    "features.views_per_step": "--views-per-step",
+}
+# One option, several fields (each keeps its own default and resume rule).
+SHARE = {
+    "rgb.iters": ["field.iters"],
+    "rgb.seed": ["features.seed", "field.seed"],
+    "rgb.backend": ["features.backend"],
+    "rgb.device": ["features.device", "field.device"],
+    "rgb.time_limit_s": ["field.time_limit_s"],
+    "rgb.checkpoint_every": ["field.checkpoint_every"],
+}
+# Fields set by the hand-written options of train() below.
+HAND_WRITTEN = [
+    "dataset",  # DATA
+    "stages",  # --stage
+    "extra",
+    "rgb.background_mode",  # --background
+    "rgb.background",
+    "features.table_memory_mb",  # --memory-budget
+    "features.objective_settings",  # the objective's options
+]
+RANGES = {
+    "downscale": Range(gt=0, le=1000),
+    "rgb.iters": NON_NEGATIVE,
+    "rgb.sh_degree": Range(ge=0, le=3),
+    "rgb.checkpoint_every": COUNT,
+    "rgb.time_limit_s": NON_NEGATIVE,
+    "rgb.seed": SEED,
+    "features.iters": NON_NEGATIVE,
+    "features.lr": POSITIVE,
+    "features.table_scale": UNIT,
+    "features.time_limit_s": NON_NEGATIVE,
+    "features.views_per_step": Range(ge=1, le=100_000),
+}
+HELPS = {
+    "downscale": "Divide the native image size by this factor (not given: the --max-size cap decides); recorded "
+    "in the run.",
+    "init_ply": "Start from a pretrained INRIA-layout 3DGS PLY. Without --iters the RGB stage is skipped "
+    "(the PLY becomes RUN/scene.ply as is).",
+    "features.views_per_step": "Features stage: views per step, losses averaged. Under `torchrun --nproc-per-node N "
+    "-m gsseg train ...` the N processes share each step's views.",
+}
+PANELS = {
+    "": "Run",
+    "rgb": "RGB stage",
+    "rgb.lr": "RGB stage: learning rates",
+    "rgb.densify": "RGB stage: densification",
+    "features": "Features stage",
+    "field": "NeRF backend (--representation nerf)",
+}
+# The objectives' settings under shared or today's flag names (relative paths in a settings dataclass).
+OBJECTIVE_FLAGS = {
+    "dim": "--feature-dim",
+    "preset": "--preset",
+    "labels_dir": "--vote-labels",
+    "prompt.clicks": "--click",
+    "prompt.negative_clicks": "--negative-click",
+    "prompt.prompts": "--prompts",
+    "prompt.sam_checkpoint": "--sam-checkpoint",
+    "prompt.level": "--level",
+}
+OBJECTIVE_HELPS = {
+    "preset": "Objective preset (contrastive: paper, omniseg3d-gs, omniseg3d-nerf; ultrametric: paper); options "
+    "given beside it override it.",
+    "dim": "Feature dimension D of the objective.",
+    "labels_dir": "vote / clustering: folder of <stem>.png label maps whose ids are consistent across views "
+    "(e.g. DATA/gt/object), instead of prompts or the mask store.",
+    "prompt.clicks": "object-field / vote: a click STEM:X,Y on the object in a training view (pixel x, y), "
+    "lifted to 3D with the rendered depth; repeatable; STEM:X,Y@K prompts object K.",
+    "prompt.negative_clicks": "object-field / vote: a click STEM:X,Y on something that is not the object; repeatable.",
+    "prompt.prompts": 'object-field / vote: prompt file {"objects": [{"name", "positive": [...], "negative": '
+    '[...]}]} with 3D points (lists of x, y, z) or clicks "STEM:X,Y".',
+    "prompt.sam_checkpoint": "object-field / vote: build each view's object mask with SAM point prompts from this "
+    "checkpoint instead of choosing among the dataset's masks.",
+}
+OBJECTIVE_FILES = {"prompts": "file", "sam_checkpoint": "file", "labels_dir": "folder"}
 
+
+def _objective_groups() -> dict[str, list[str]]:
+    """Settings-dataclass group (its first objective's name) -> the objectives that use it."""
+    from gsseg.objectives.registry import objective_names, settings_class
+
+    groups: dict[type, list[str]] = {}
+    for name in objective_names():
+        groups.setdefault(settings_class(name), []).append(name)
+    return {names[0]: names for names in groups.values()}
+
+
+GROUPS = _objective_groups()
+GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
+
+
+def _options() -> list[ConfigOption]:
+    """Every TrainConfig field and every objective setting as an option."""
+    from gsseg.config.train import TrainConfig
+    from gsseg.objectives.registry import objective_names, settings_class
+
+    options = config_options(
+        TrainConfig, flags=FLAGS, share=SHARE, skip=HAND_WRITTEN, panels=PANELS, ranges=RANGES, helps=HELPS
+    )
+    for o in options:
+        if o.targets[0] == "features.objective":
+            o.choices = tuple(objective_names())
+        if o.targets[0] == "downscale":
+            o.defaults = {"downscale": None}  # automatic (--max-size), not TrainConfig's 1.0
+    objective_options = []
+    for group, names in GROUPS.items():
+        cls = settings_class(group)
+        shared = {leaf.path: default_flag(leaf.path) for leaf in leaves(cls) if leaf.path.startswith("prompt.")}
+        objective_options += config_options(
+            cls,
+            prefix=f"{group}.",
+            label=group,
+            flags={**shared, **OBJECTIVE_FLAGS},  # the rest: --<group>.<setting>
+            panels={"": f"Objective settings ({' / '.join(names)})"},
+            ranges={"dim": Range(ge=1, le=4096)},
+            helps=OBJECTIVE_HELPS,
+        )
+        presets = getattr(sys.modules[cls.__module__], "PRESETS", None)
+        for o in objective_options:
+            if o.targets[0] == f"{group}.preset" and presets:
+                o.choices = tuple(presets)
+    return options + merge_same_flags(objective_options)
+
+
+OPTIONS = _options()
+
+
+@with_config_options(OPTIONS)
 def train(
     data: Annotated[Path, typer.Argument(help="Dataset directory (transforms*.json or COLMAP).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory; an existing run is resumed.")],
-    stage: Annotated[str, typer.Option(help=STAGE_HELP)] = "all",
-    representation: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Scene representation: gaussians (3D Gaussian splatting, default) or nerf (a radiance field "
-            "rendered by volume rendering; RUN/field.pt). Recorded in the run."
-        ),
-    ] = None,
-    init_ply: Annotated[
-        Optional[Path],
-        typer.Option(
-            help="Start from a pretrained INRIA-layout 3DGS PLY. Without --iters the RGB stage is skipped "
-            "(the PLY becomes RUN/scene.ply as is)."
-        ),
-    ] = None,
-    iters: Annotated[Optional[int], typer.Option(help="RGB optimisation steps (default 3000)."), NON_NEGATIVE] = None,
-    downscale: Annotated[
-        Optional[float],
-        typer.Option(help="Divide the native image size by this factor (recorded in the run)."),
-        Range(gt=0, le=1000),
-    ] = None,
+    stage: Annotated[str, typer.Option(help=STAGE_HELP, rich_help_panel="Run")] = "all",
     max_size: Annotated[
         Optional[int],
         typer.Option(
             help="Cap the longest image side at this many pixels (0: no cap; default 480 when --downscale is not "
-            "given either). The working resolution is recorded in the run; later verbs reuse it."
+            "given either). The working resolution is recorded in the run; later verbs reuse it.",
+            rich_help_panel="Run",
         ),
         Range(ge=0, le=1_000_000),
     ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Refuse frames whose image file is missing instead of skipping them.")
-    ] = False,
-    sh_degree: Annotated[
-        Optional[int], typer.Option(help="Spherical-harmonics degree 0..3 (default 3)."), Range(ge=0, le=3)
-    ] = None,
-    init: Annotated[
-        Optional[str],
+        bool,
         typer.Option(
-            help="Initial Gaussians: auto (the dataset's sparse points; without them, points triangulated "
-            "from the training photos with the known poses, cached; else random), points or random."
+            "--strict",
+            help="Refuse frames whose image file is missing instead of skipping them.",
+            rich_help_panel="Run",
         ),
-    ] = None,
+    ] = False,
     background: Annotated[
         Optional[str],
         typer.Option(
-            help="Background behind the Gaussians: 'learned' (default: one optimised colour), 'random' "
-            "(a new colour each step) or a fixed colour 'R,G,B' with values in [0,1], e.g. '1,1,1'."
+            help="Background behind the Gaussians (rgb.background_mode, rgb.background): 'learned' (default: one "
+            "optimised colour, starting at 0.5,0.5,0.5), 'random' (a new colour each step) or a fixed colour "
+            "'R,G,B' with values in [0,1], e.g. '1,1,1'.",
+            rich_help_panel="RGB stage",
         ),
     ] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Write a checkpoint every N steps."), COUNT] = None,
-    time_limit: Annotated[
-        Optional[float], typer.Option(help="Stop RGB training after this many seconds."), POSITIVE
-    ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed."), SEED] = None,
-    backend: Annotated[Optional[str], typer.Option(help="Renderer: auto, reference, cpu or cuda.")] = None,
-    drop_invalid: Annotated[
-        bool,
-        typer.Option(
-            "--drop-invalid", help="Drop Gaussians with NaN/Inf parameters from --init-ply instead of failing."
-        ),
-    ] = False,
-    restart: Annotated[
-        bool,
-        typer.Option(
-            "--restart",
-            help="Ignore existing checkpoints in RUN and start fresh; what depends on a restarted stage is deleted "
-            "(rgb: features; either: RUN/segments, RUN/scores, RUN/renders).",
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    objective: Annotated[
+    memory_budget: Annotated[
         Optional[str],
         typer.Option(
-            help="Identity objective of the features stage: contrastive (OmniSeg3D), contrastive-flat, "
-            "ultrametric (Ultrametric Feature Fields), ... (default contrastive)."
-        ),
-    ] = None,
-    feature_iters: Annotated[
-        Optional[int], typer.Option(help="Features-stage steps (default 2000)."), NON_NEGATIVE
-    ] = None,
-    feature_lr: Annotated[
-        Optional[float], typer.Option(help="Adam learning rate of the features (default 1e-2)."), POSITIVE
-    ] = None,
-    feature_dim: Annotated[
-        Optional[int], typer.Option(help="Feature dimension D of the objective (default 16)."), Range(ge=1, le=4096)
-    ] = None,
-    preset: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Objective preset, e.g. contrastive: paper | omniseg3d-gs | omniseg3d-nerf; ultrametric: paper."
+            help="Features stage (features.table_memory_mb): RAM for cached contribution tables, e.g. 4G or 512M "
+            "(default: 40% of the memory available when the stage starts); tables beyond it are evicted and "
+            "rebuilt on demand.",
+            rich_help_panel="Features stage",
         ),
     ] = None,
     objective_set: Annotated[
         Optional[list[str]],
         typer.Option(
             "--set",
-            help="Objective setting KEY=VALUE (VALUE parsed as JSON when possible); repeatable, "
-            "e.g. --set level_decay=0.2 --set pixels=8192.",
+            help="Deprecated: use the objective's options (--feature-dim, --contrastive.level-decay, ...). Objective "
+            "setting KEY=VALUE (VALUE read as JSON, checked against the setting's type); repeatable.",
+            rich_help_panel="Objective settings (contrastive / contrastive-flat)",
         ),
     ] = None,
-    table_scale: Annotated[
-        Optional[float],
+    restart: Annotated[
+        bool,
         typer.Option(
-            help="Features stage: build contribution tables (and read masks) at this fraction of the image size "
-            "(default: full size, or the largest fraction at which every view's table fits --memory-budget)."
+            "--restart",
+            help="Ignore existing checkpoints in RUN and start fresh; what depends on a restarted stage is deleted "
+            "(rgb: features; either: RUN/segments, RUN/scores, RUN/renders).",
+            rich_help_panel="Run",
         ),
-        UNIT,
-    ] = None,
-    joint: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--joint/--frozen",
-            help="Features stage: also train the geometry with full rendering (slow; rewrites "
-            "RUN/scene.ply), or keep it frozen (default).",
-        ),
-    ] = None,
-    feature_time_limit: Annotated[
-        Optional[float], typer.Option(help="Stop the features stage after this many seconds."), POSITIVE
-    ] = None,
-    memory_budget: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Features stage: RAM for cached contribution tables, e.g. 4G or 512M (default: 40% of the memory "
-            "available when the stage starts); tables beyond it are evicted and rebuilt on demand."
-        ),
-    ] = None,
-    views_per_step: Annotated[
-        Optional[int],
-        typer.Option(
-            help="Features stage: views per step, losses averaged (default 1). Under `torchrun --nproc-per-node N "
-            "-m gsseg train ...` the N processes share each step's views."
-        ),
-        Range(ge=1, le=100_000),
-    ] = None,
-    click: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--click",
-            help="object-field / vote: a click STEM:X,Y on the object in a training view (pixel x, y), "
-            "lifted to 3D with the rendered depth; repeatable; STEM:X,Y@K prompts object K.",
-        ),
-    ] = None,
-    negative_click: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--negative-click",
-            help="object-field / vote: a click STEM:X,Y on something that is not the object; repeatable.",
-        ),
-    ] = None,
-    prompts: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--prompts",
-            help='object-field / vote: prompt file {"objects": [{"name", "positive": [...], "negative": [...]}]} '
-            'with 3D points (lists of x, y, z) or clicks "STEM:X,Y".',
-        ),
-    ] = None,
-    sam_checkpoint: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--sam-checkpoint",
-            help="object-field / vote: build each view's object mask with SAM point prompts from "
-            "this checkpoint instead of choosing among the dataset's masks.",
-        ),
-    ] = None,
-    vote_labels: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--vote-labels",
-            help="vote / clustering: folder of <stem>.png label maps whose ids are consistent across "
-            "views (e.g. DATA/gt/object), instead of prompts or the mask store.",
-        ),
-    ] = None,
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel="Run")] = False,
+    *,
+    given: Given,
 ) -> None:
     """Train a Gaussian scene on DATA into RUN (resumes RUN's last checkpoint unless --restart)."""
     from gsseg.cli.output import plain_console, styled
-    from gsseg.config.train import TrainConfig
+    from gsseg.config.train import Stage, TrainConfig
     from gsseg.errors import GssegError, file_error
     from gsseg.run.run_dir import RunDir
     from gsseg.train.pipeline import StageOptions, check_stages, run_training
+    from gsseg.utils.config_fields import apply_given, merge_resumed
 
     console = plain_console(stderr=True)
     if stage not in STAGE_CHOICES:
         raise GssegError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGE_CHOICES)}")
     stages = check_stages(STAGE_CHOICES[stage])
-    feature_given = _feature_options(
-        objective,
-        feature_lr,
-        feature_dim,
-        preset,
-        objective_set or [],
-        table_scale,
-        joint,
-        feature_time_limit,
-        seed,
-        backend,
-        views_per_step,
-    )
-    _prompt_options(feature_given, click or [], negative_click or [], prompts, sam_checkpoint, vote_labels)
-    if not data.exists():
-        raise file_error(data, "dataset directory not found")
-    _check_representation(representation, sh_degree, init, background, backend, init_ply)
-    run = RunDir(out)
-    clear: list[str] = []  # stages whose earlier outputs are deleted, once everything has been checked
-    given = {
-        k: v
-        for k, v in {
-            "iters": iters,
-            "sh_degree": sh_degree,
-            "init": init,
-            **_background_options(background),
-            "checkpoint_every": checkpoint_every,
-            "time_limit_s": time_limit,
-            "seed": seed,
-            "backend": backend,
-        }.items()
-        if v is not None
-    }
-
-    if run.has_config() and not restart:
-        cfg = run.read_config()
-        if Path(cfg.dataset) != data.resolve():
-            raise GssegError(
-                f"{out}: this run was trained on {cfg.dataset}, not {data.resolve()}; "
-                "use another --out or pass --restart"
-            )
-        changed = [k for k, v in given.items() if k != "iters" and getattr(cfg.rgb, k) != v]
-        if (downscale is not None or max_size is not None) and _working_downscale(
-            data, downscale, max_size, strict
-        ) != cfg.downscale:
-            changed.append("downscale" if max_size is None else "max_size")
-        if init_ply is not None and str(init_ply.resolve()) != cfg.init_ply:
-            changed.append("init_ply")
-        if representation is not None and representation != cfg.representation:
-            changed.append("representation")
-        if changed:
-            flags = dict.fromkeys(_FLAG_NAMES.get(k, k.replace("_", "-")) for k in changed)
-            console.print(
-                f"resuming {out} with its recorded settings; ignoring --{', --'.join(flags)} "
-                "(pass --restart to change them)",
-                style="yellow",
-            )
-        if iters is not None:
-            cfg.rgb.iters = cfg.field.iters = iters
-        if _apply_feature_options(cfg.features, feature_given, resuming=True) and "features" in stages:
-            console.print(f"features settings changed: the features stage of {out} starts fresh", style="yellow")
-            clear.append("features")
-        cfg.stages = stages
-    else:
-        cfg = TrainConfig(
-            dataset=str(data.resolve()),
-            downscale=_working_downscale(data, downscale, max_size, strict),
-            stages=stages,
-            init_ply=str(init_ply.resolve()) if init_ply else None,
-            drop_invalid=drop_invalid,
-            representation=representation or "gaussians",
-        )
-        for k, v in given.items():
-            setattr(cfg.rgb, k, v)
-        _field_options(cfg, given)
-        _apply_feature_options(cfg.features, feature_given, resuming=False)
-        if init_ply is not None:
-            from gsseg.gaussians.ply import read_ply
-
-            pretrained = read_ply(init_ply, drop_invalid=drop_invalid)  # fail early with a clear message
-            if sh_degree is None:
-                cfg.rgb.sh_degree = min(pretrained.sh_degree, 3)
-            if iters is None:
-                cfg.rgb.iters = 0
-        if restart:
-            clear.extend(stages)
-    if feature_iters is not None:
-        cfg.features.iters = feature_iters
+    values = {p: v for p, v in given.values.items() if p.split(".", 1)[0] not in GROUPS}
+    flags = dict(given.flags)
+    typed, sets = _objective_options(given, objective_set or [])
+    for path, value in _background_options(background).items():
+        values[path], flags[path] = value, "--background"
     if memory_budget is not None:  # a resource limit, not a result-changing setting: applies on resume too
         from gsseg.utils.memory import parse_size
 
-        cfg.features.table_memory_mb = parse_size(memory_budget) / 2**20
+        values["features.table_memory_mb"] = parse_size(memory_budget) / 2**20
+        flags["features.table_memory_mb"] = "--memory-budget"
+    if not data.exists():
+        raise file_error(data, "dataset directory not found")
+    _check_representation(values, flags, background)
+    if "init_ply" in values:
+        values["init_ply"] = str(Path(values["init_ply"]).resolve())
+    run = RunDir(out)
+    resuming = run.has_config() and not restart
+    recorded = run.read_config() if resuming else None
+    objective = values.get("features.objective", recorded.features.objective if recorded else "contrastive")
+    if typed or sets or "features.objective" in values:  # the given settings replace the recorded ones
+        values["features.objective_settings"] = _objective_settings(objective, typed, given.flags, sets)
+    if not resuming or "downscale" in values or max_size is not None:
+        values["downscale"] = _working_downscale(data, values.get("downscale"), max_size, strict)
+        flags["downscale"] = "--max-size" if max_size is not None else "--downscale"
+    clear: list[str] = []  # stages whose earlier outputs are deleted, once everything has been checked
+
+    if recorded is not None:
+        if Path(recorded.dataset) != data.resolve():
+            raise GssegError(
+                f"{out}: this run was trained on {recorded.dataset}, not {data.resolve()}; "
+                "use another --out or pass --restart"
+            )
+        merged = merge_resumed(recorded, values)
+        cfg = merged.config
+        if merged.ignored:
+            ignored = ", ".join(dict.fromkeys(flags[p] for p in merged.ignored))
+            console.print(
+                f"resuming {out} with its recorded settings; ignoring {ignored} (pass --restart to change them)",
+                style="yellow",
+            )
+        if merged.restart.get("features") and "features" in stages:
+            console.print(f"features settings changed: the features stage of {out} starts fresh", style="yellow")
+            clear.append("features")
+        cfg.stages = cast("list[Stage]", list(stages))
+    else:
+        cfg = TrainConfig(dataset=str(data.resolve()), stages=cast("list[Stage]", list(stages)))
+        apply_given(cfg, values)
+        if cfg.init_ply is not None:
+            from gsseg.gaussians.ply import read_ply
+
+            pretrained = read_ply(cfg.init_ply, drop_invalid=cfg.drop_invalid)  # fail early with a clear message
+            if "rgb.sh_degree" not in values:
+                cfg.rgb.sh_degree = min(pretrained.sh_degree, 3)
+            if "rgb.iters" not in values:
+                cfg.rgb.iters = 0
+        if restart:
+            clear.extend(stages)
     try:
         cfg.rgb.validate()
         cfg.features.validate()
@@ -306,7 +319,7 @@ def train(
         from gsseg.objectives import make_objective
 
         make_objective(cfg.features.objective, **cfg.features.objective_settings)  # bad settings fail before training
-    no_masks = stage == "all" and objective is None and not _has_masks(data)
+    no_masks = stage == "all" and "features.objective" not in values and not _has_masks(data)
     auto_masks = no_masks and cfg.representation == "gaussians"  # geometry masks render the Gaussians
     if auto_masks:
         console.print(
@@ -364,125 +377,87 @@ def _working_downscale(data: Path, downscale: float | None, max_size: int | None
     return load_dataset(data, downscale=downscale, max_size=max_size, strict=strict, check_images=False).downscale
 
 
-_FLAG_NAMES = {"time_limit_s": "time-limit", "background_mode": "background", "init_ply": "init-ply"}
-
-
-def _background_options(text: str | None) -> dict:
-    """RGBConfig fields for a --background value."""
+def _background_options(text: str | None) -> dict[str, Any]:
+    """RGBConfig fields (dotted paths) for a --background value."""
     from gsseg.errors import GssegError
 
     if text is None:
         return {}
     if text in ("learned", "random"):
-        return {"background_mode": text}
+        return {"rgb.background_mode": text}
     try:
         rgb = tuple(float(v) for v in text.split(","))
     except ValueError:
         rgb = ()
     if len(rgb) != 3 or not all(0.0 <= v <= 1.0 for v in rgb):
         raise GssegError(f"bad --background {text!r}: use 'learned', 'random' or 'R,G,B' with values in [0,1]")
-    return {"background_mode": "fixed", "background": rgb}
+    return {"rgb.background_mode": "fixed", "rgb.background": rgb}
 
 
-def _feature_options(
-    objective, lr, dim, preset, sets, table_scale, joint, time_limit, seed, backend, views_per_step=None
-) -> dict:
-    """FeatureStageConfig fields given on the command line (``objective_settings`` holds the objective's)."""
+def _objective_options(given: Given, set_items: list[str]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """The objective settings typed on the command line (``"<group>.<setting>"`` -> value; clicks parsed,
+    files checked and made absolute) and the deprecated ``--set KEY=VALUE`` pairs."""
     from gsseg.cli.parsing import json_setting
-
-    settings = {}
-    for item in sets:
-        key, value = json_setting(item)
-        settings[key] = value
-    if dim is not None:
-        settings["dim"] = dim
-    if preset is not None:
-        settings["preset"] = preset
-    given = {
-        "objective": objective,
-        "lr": lr,
-        "table_scale": table_scale,
-        "joint": joint,
-        "time_limit_s": time_limit,
-        "seed": seed,
-        "backend": backend,
-        "views_per_step": views_per_step,
-    }
-    given = {k: v for k, v in given.items() if v is not None}
-    if settings or objective is not None:
-        given["objective_settings"] = settings
-    return given
-
-
-def _prompt_options(
-    given: dict,
-    clicks: list[str],
-    negative_clicks: list[str],
-    prompts: Path | None,
-    sam_checkpoint: Path | None,
-    vote_labels: Path | None,
-) -> None:
-    """Add prompt / label options to ``given["objective_settings"]`` (paths made absolute, files checked)."""
     from gsseg.errors import file_error
     from gsseg.prompts.spec import parse_click
 
-    for c in clicks:
-        parse_click(c)
-    for c in negative_clicks:
-        parse_click(c, positive=False)
-    extra: dict = {}
-    if clicks:
-        extra["clicks"] = list(clicks)
-    if negative_clicks:
-        extra["negative_clicks"] = list(negative_clicks)
-    for key, path, is_dir in (
-        ("prompts", prompts, False),
-        ("sam_checkpoint", sam_checkpoint, False),
-        ("labels_dir", vote_labels, True),
-    ):
-        if path is None:
+    sets = [json_setting(item) for item in set_items]
+    typed: dict[str, Any] = {}
+    for path, value in given.values.items():
+        group, _, rel = path.partition(".")
+        if group not in GROUPS:
             continue
-        if not (path.is_dir() if is_dir else path.is_file()):
-            raise file_error(path, "folder not found" if is_dir else "file not found")
-        extra[key] = str(path.resolve())
-    if extra:
-        given["objective_settings"] = {**given.get("objective_settings", {}), **extra}
+        key = rel.rsplit(".", 1)[-1]
+        if key in ("clicks", "negative_clicks"):
+            for c in value:
+                parse_click(c, positive=key == "clicks")
+        elif key in OBJECTIVE_FILES and value is not None:
+            where = Path(value)
+            if not (where.is_dir() if OBJECTIVE_FILES[key] == "folder" else where.is_file()):
+                raise file_error(where, f"{OBJECTIVE_FILES[key]} not found")
+            value = str(where.resolve())
+        typed[path] = value
+    return typed, sets
 
 
-def _apply_feature_options(fcfg, given: dict, resuming: bool) -> bool:
-    """Set the given feature options; True when a setting that changes the result differs."""
-    changed = False
-    for k, v in given.items():
-        if getattr(fcfg, k) != v:
-            changed = changed or (resuming and k != "time_limit_s")
-            setattr(fcfg, k, v)
-    return changed
+def _objective_settings(
+    objective: str, typed: dict[str, Any], flags: dict[str, str], sets: list[tuple[str, Any]]
+) -> dict[str, Any]:
+    """``features.objective_settings`` of ``objective`` from its typed options and ``--set`` pairs;
+    GssegError for an option of another objective, an unknown setting or a value of the wrong type."""
+    from gsseg.errors import GssegError
+    from gsseg.objectives.registry import settings_class
+    from gsseg.utils.config_fields import value_problem
+
+    group = GROUP_OF.get(objective)
+    if group is None:
+        raise GssegError(f"unknown objective {objective!r}; choose one of: {', '.join(GROUP_OF)}")
+    own = {p: v for p, v in typed.items() if p.startswith(f"{group}.")}
+    wrong = sorted({flags[p] for p in typed} - {flags[p] for p in own})
+    if wrong:
+        raise GssegError(f"{', '.join(wrong)}: not a setting of --objective {objective}")
+    settings = {p.rsplit(".", 1)[-1]: v for p, v in own.items()}
+    by_name = {leaf.name: leaf for leaf in leaves(settings_class(objective))}
+    for key, value in sets:
+        if key not in by_name:
+            raise GssegError(f"--set {key}: unknown {objective} setting; it has {', '.join(by_name)}")
+        if (why := value_problem(by_name[key].type, value)) is not None:
+            raise GssegError(f"--set {key}: {why}")
+        settings[key] = value
+    return settings
 
 
-def _check_representation(representation, sh_degree, init, background, backend, init_ply) -> None:
-    """GssegError for an unknown --representation or a Gaussian-only option given with nerf."""
-    from gsseg.config.field import REPRESENTATIONS
+def _check_representation(values: dict[str, Any], flags: dict[str, str], background: str | None) -> None:
+    """GssegError for a Gaussian-only option given with ``--representation nerf``."""
     from gsseg.errors import GssegError
 
-    if representation is None:
+    if values.get("representation", "gaussians") == "gaussians":
         return
-    if representation not in REPRESENTATIONS:
-        raise GssegError(f"unknown --representation {representation!r}; choose one of: {', '.join(REPRESENTATIONS)}")
-    if representation != "gaussians":
-        given = {"--sh-degree": sh_degree, "--init": init, "--background": background, "--backend": backend}
-        given["--init-ply"] = init_ply
-        bad = [k for k, v in given.items() if v is not None]
-        if bad:
-            raise GssegError(
-                f"{', '.join(bad)} only appl{'ies' if len(bad) == 1 else 'y'} to --representation gaussians"
-            )
-
-
-def _field_options(cfg, given: dict) -> None:
-    """Copy the RGB options that a radiance field shares (steps, time limit, seed, checkpoint period)."""
-    for k in ("iters", "time_limit_s", "seed", "checkpoint_every"):
-        if k in given:
-            setattr(cfg.field, k, given[k])
+    bad = [flags[p] for p in ("rgb.sh_degree", "rgb.init") if p in values]
+    bad += ["--background"] if background is not None else []
+    bad += [flags[p] for p in ("rgb.backend", "init_ply") if p in values]
+    if bad:
+        raise GssegError(f"{', '.join(bad)} only appl{'ies' if len(bad) == 1 else 'y'} to --representation gaussians")
 
 
 def _has_masks(data: Path) -> bool:
