@@ -18,13 +18,14 @@ from gsseg.run.run_dir import RunDir
 class EvalSettings:
     """Protocol settings.
 
-    samples: pixels (pairs) drawn per ground-truth segment (NC, SI, VC); seed: their seed;
+    samples: pixels (pairs) drawn per ground-truth segment (NC, SI, VC); seed: the seed of these draws;
     min_size: ground-truth segments smaller than this many pixels are not scored;
     cuts: "computed" (default: ``max_cuts`` cuts spread over the run's hierarchy, since the UFF
     protocol maximises over thresholds), "segments" (the cuts in RUN/segments) or "auto"
     (RUN/segments if any, else computed); max_cuts: cuts computed from the hierarchy; min_alpha: rendered pixels with
     less accumulated opacity are unassigned; depth_tolerance: relative depth agreement for
-    visibility in VC; hierarchy_k / spatial_weight / linkage: the hierarchy (segmentation API);
+    visibility in VC; hierarchy_k / spatial_weight / linkage: the hierarchy's graph neighbours, spatial share of
+    its edge distances and linkage (``gsseg segment --k / --spatial-weight / --linkage``);
     protocol: "official" (the papers' evaluation code, ``gsseg.eval.official``) or "gsseg" (gsseg's
     own variants); exact: official NC / SI / VC as their exact expectation instead of ``samples`` draws.
     """
