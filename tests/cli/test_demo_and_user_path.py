@@ -35,6 +35,14 @@ def assert_one_clear_line(code: int, err: str, *needles: str) -> None:
         assert n in text, f"{n!r} not in {text!r}"
 
 
+# Floors for the reduced demo below. Measured on it (commit 04ec1d1, CPU): PSNR 19.3 dB, lifted NC
+# (mean of part/object/group) 0.42, input-mask NC 0.36, SI 0.73, VC 0.71. The same run with its
+# identity features replaced by random unit vectors scores NC 0.09, SI 0.35, VC 0.32 (and constant
+# features stop the segment stage): each floor sits between the two, leaving room for a time-limited
+# RGB stage on a loaded machine.
+DEMO_FLOORS = {"psnr": 12.0, "nc_mean": 0.30, "input_nc_mean": 0.25, "si": 0.50, "vc": 0.50}
+
+
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     """A demo run at a reduced size (the real code path, smaller scene and schedules)."""
@@ -68,12 +76,10 @@ def test_demo_runs_end_to_end(demo_dir):
     manifest = json.loads((cfg.export_dir / "segments.json").read_text())
     assert result.objects == len(manifest["segments"]) >= 1
     assert len(list(cfg.export_dir.glob("object_*.ply"))) == result.objects
-    # evaluation produced the papers' metrics, each a valid score
-    for key in ("psnr", "nc_mean", "input_nc_mean", "si", "vc"):
-        assert key in result.metrics
-    assert result.metrics["psnr"] > 12.0
-    for key in ("nc_mean", "input_nc_mean", "si", "vc"):
-        assert 0.0 <= result.metrics[key] <= 1.0
+    # evaluation produced the papers' metrics, each above a floor this reduced run clears
+    for key, floor in DEMO_FLOORS.items():
+        assert result.metrics[key] >= floor, (key, result.metrics[key], floor)
+    assert all(result.metrics[k] <= 1.0 for k in ("nc_mean", "input_nc_mean", "si", "vc"))
 
 
 def test_demo_resumes_without_redoing_work(demo_dir):
@@ -86,13 +92,27 @@ def test_demo_resumes_without_redoing_work(demo_dir):
     assert again.objects == first.objects
 
 
+def verb_help(args: list[str]) -> tuple[int, str]:
+    """``gsseg ARGS`` as the installed ``gsseg`` command prints it (its program name, not pytest's)."""
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, args, prog_name="gsseg", terminal_width=100)
+    return res.exit_code, res.output
+
+
+def assert_verb_help(verb: str, out: str) -> None:
+    """The verb's own help: a usage line naming ``gsseg VERB``, then a sentence of description."""
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    assert lines and lines[0].startswith(f"Usage: gsseg {verb} "), lines[:1]
+    assert lines[1] not in ("Arguments:", "Options:", "Commands:") and len(lines[1].split()) >= 4, lines[1]
+    assert len(lines) > 4
+
+
 @pytest.mark.parametrize("verb", VERBS)
-def test_every_verb_has_clear_help(verb, capsys):
-    code, out, _ = run_cli([verb, "--help"], capsys)
-    assert code == 0
-    assert "Usage:" in out and f"gsseg {verb}" in out.replace("\n", " ") or f" {verb} " in out
-    # a sentence of description, not just the usage line
-    assert len(out.strip().splitlines()) > 4
+def test_every_verb_has_clear_help(verb):
+    code, out = verb_help([verb, "--help"])
+    assert code == 0, out
+    assert_verb_help(verb, out)
 
 
 def test_top_level_help_lists_every_verb(capsys):

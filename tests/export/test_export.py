@@ -104,9 +104,24 @@ def test_selected_objects_and_rest(run, scene, tmp_path):
     assert sum(s["file"] is not None for s in manifest["segments"]) == 2
 
 
-def test_default_cut_is_the_coarsest_auto_cut(run, tmp_path):
-    manifest = export_run(run, tmp_path / "default", device="cpu")
-    assert manifest["cut"] == "auto0"
+def test_default_cut_is_the_coarsest_auto_cut(run, scene, tmp_path):
+    out = tmp_path / "default"
+    manifest = export_run(run, out, device="cpu")
+    segs = SegmentsDir(run)
+    autos = {c["name"]: c["segments"] for c in segs.read_index()["cuts"] if c["name"].startswith("auto")}
+    assert manifest["cut"] == "auto0" and autos["auto0"] == min(autos.values()) >= 2, autos
+    # what was exported is that cut: its segments, each object file exactly its segment's Gaussians
+    # (less the outliers the default export drops, which only turn labels to 0)
+    labels = segs.labels("auto0", len(scene))
+    exported = np.load(out / "labels.npy")
+    assert ((exported == labels) | (exported == 0)).all(), "labels.npy is not the auto0 cut less outliers"
+    assert (exported == labels).mean() > 0.9, f"only {(exported == labels).mean():.3f} of auto0's labels kept"
+    assert manifest["outliers"]["removed"] == int((exported != labels).sum())
+    ids = sorted(np.unique(labels[labels > 0]).tolist())
+    assert manifest["selected"] == ids and len(ids) == autos["auto0"]
+    for i in ids:
+        part = rows(read_ply(out / f"object_{i}.ply"))
+        np.testing.assert_array_equal(sorted_rows(part), sorted_rows(rows(scene)[exported == i]), err_msg=f"object {i}")
 
 
 def test_click_export_with_and_without_cut(run, scene, tmp_path):

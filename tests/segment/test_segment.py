@@ -186,8 +186,12 @@ def test_logit_hierarchy_separates_objects(logit_run):
     ctx = load_context(logit_run, "cpu")
     objects = np.load(logit_run / "gt_object.npy")
     labels = build_hierarchy(ctx.scene, ctx.record).cut_threshold(0.5)
-    for sid in np.unique(labels[labels > 0]):  # every segment is pure
-        assert len(np.unique(objects[labels == sid])) == 1
+    # one-hot logits per object (background included): the cut is the objects' partition itself,
+    # every Gaussian labelled, one segment per object and every segment pure
+    assert (labels > 0).all(), f"{int((labels == 0).sum())} of {len(labels)} Gaussians unlabelled"
+    n_seg, n_obj = len(np.unique(labels)), len(np.unique(objects))
+    n_pairs = np.unique(np.stack([labels, objects]), axis=1).shape[1]  # distinct (segment, object) pairs
+    assert n_pairs == n_seg == n_obj >= 5, f"{n_seg} segments, {n_obj} objects, {n_pairs} (segment, object) pairs"
 
 
 def test_finer_cuts_nest_in_coarser(emb_run, segmented):
@@ -208,10 +212,17 @@ def test_finer_cuts_nest_in_coarser(emb_run, segmented):
 
 
 def test_cuts_follow_the_scene_levels(emb_run, segmented):
-    """On GT-consistent features, the fine threshold cut never mixes objects."""
+    """On GT-consistent features, the fine threshold cut is at the part level: it labels (nearly)
+    every Gaussian, splits the objects into more segments than there are objects but no more than
+    there are parts, and never mixes objects. (Measured: 13 segments for 7 objects incl. background
+    and 18 parts, every Gaussian labelled, purity 1.0.)"""
     segs = SegmentsDir(emb_run)
     objects = np.load(emb_run / "gt_object.npy")
+    parts = np.load(emb_run / "gt_part.npy")
     fine = segs.labels("t0.100", len(objects))
+    assert (fine > 0).mean() > 0.99, f"only {(fine > 0).mean():.3f} of the Gaussians labelled"
+    n_seg, n_obj, n_part = len(np.unique(fine[fine > 0])), len(np.unique(objects)), len(np.unique(parts))
+    assert n_obj < n_seg <= n_part, f"{n_seg} segments for {n_obj} objects and {n_part} parts"
     purity = sum(np.bincount(objects[fine == s]).max() for s in np.unique(fine[fine > 0])) / (fine > 0).sum()
     assert purity > 0.99
 
