@@ -151,8 +151,12 @@ def numeric(result: dict) -> dict:
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+LEVELS = ("part", "object", "group")
 METRICS = (
     "nc_mean",
+    "nc_part",
+    "nc_object",
+    "nc_group",
     "si",
     "vc",
     "hier_miou_l1",
@@ -221,6 +225,7 @@ def run_scene(ladder: Ladder, name: str, data: Path, work: Path, log) -> list[di
             per_seed.setdefault(("input masks", "masks"), []).append(
                 {
                     "nc_mean": inputs.get("input_nc_mean"),
+                    **{f"nc_{level}": inputs.get(f"input_nc_{level}") for level in LEVELS},
                     "hier_miou_l1": inputs.get("input_hier_miou_l1"),
                     "hier_miou_l2": inputs.get("input_hier_miou_l2"),
                 }
@@ -291,7 +296,11 @@ COLUMNS = [
     ("rung", "rung"),
     ("objective", "objective"),
     ("mode", "mode"),
+    ("seeds", "seeds"),
     ("nc_mean", "NC"),
+    ("nc_part", "NC part"),
+    ("nc_object", "NC object"),
+    ("nc_group", "NC group"),
     ("si", "SI"),
     ("vc", "VC"),
     ("hier_miou_l1", "mIoU L1"),

@@ -1,5 +1,7 @@
 """benchmarks/quality.py's table: targets, the kept sections of RESULTS.md; eval cut selection."""
 
+import json
+
 import numpy as np
 
 from benchmarks import quality
@@ -101,3 +103,24 @@ def test_select_plateaus_spreads_over_log_region_counts():
     picked = select_plateaus(regions, lengths, 4)
     assert len(picked) == 4 and regions[picked[0]] == 1 and regions[picked[-1]] == 512
     assert len(set(picked.tolist())) == 4
+
+
+def test_ladder_merges_per_scene_outputs_into_one_table(tmp_path, capsys):
+    from benchmarks import ladder
+
+    def out(scene: str, nc: float) -> dict:
+        row = {"scene": scene, "rung": "3 medium", "objective": "contrastive", "mode": "3D", "seeds": 3}
+        return {"rows": [{**row, "nc_mean": nc, "nc_mean_sd": 0.01, "nc_part": nc - 0.1}], "total_s": 60.0}
+
+    paths = []
+    for scene, nc in (("tabletop", 0.75), ("toys", 0.79)):
+        paths.append(tmp_path / f"{scene}.json")
+        paths[-1].write_text(json.dumps(out(scene, nc)))
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmarks\n")
+    assert ladder.main(["--merge", *map(str, paths), "--seeds", "0,1,2", "--results", str(results)]) == 0
+    text = results.read_text()
+    assert text.count(ladder.BEGIN) == 1 and "Scenes tabletop, toys;" in text and "Total 2.0 min" in text
+    assert "| NC | NC part |" in text
+    assert "| tabletop | 3 medium | contrastive | 3D | 3 | 0.750 ± 0.010 | 0.650 |" in text
+    assert "| toys | 3 medium | contrastive | 3D | 3 | 0.790 ± 0.010 | 0.690 |" in text
