@@ -89,7 +89,7 @@ def _stage(result: DemoResult, name: str, console: Console):
 
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     """Run every stage of the pipeline on a built-in scene into ``cfg.out``."""
-    from gsseg.config.train import TrainConfig
+    from gsseg.config.train import Stage, TrainConfig
     from gsseg.data import load_dataset
     from gsseg.eval.run_eval import evaluate_run
     from gsseg.export.run import export_run
@@ -140,9 +140,11 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
             train_cfg.features.seed = cfg.seed
         # A finished stage is not re-entered: the RGB stage may have stopped at its time limit,
         # and continuing it would change the scene the features were trained on.
-        train_cfg.stages = [
-            s for s, done in (("rgb", run.rgb_summary.is_file()), ("features", run.features_pt.is_file())) if not done
+        finished: list[tuple[Stage, bool]] = [
+            ("rgb", run.rgb_summary.is_file()),
+            ("features", run.features_pt.is_file()),
         ]
+        train_cfg.stages = [s for s, done in finished if not done]
         if train_cfg.stages:
             run_training(train_cfg, run, StageOptions(resume=True, show_progress=cfg.show_progress), ds=ds)
 

@@ -145,7 +145,7 @@ class Objective(ABC):
     def settings(self) -> dict[str, Any]:
         """The objective's settings, recorded in the run (JSON-serialisable)."""
         s = getattr(self, "cfg", None)
-        return asdict(s) if is_dataclass(s) else {}
+        return asdict(s) if is_dataclass(s) and not isinstance(s, type) else {}
 
     def extras(self) -> dict[str, Any]:
         """Objective-specific data stored with the features (default: none)."""

@@ -152,8 +152,9 @@ class FeatureTrainer:
             joint=cfg.joint,
         )
         self.objective.prepare(self.ctx)
-        self.features: torch.nn.Parameter | None = None
-        self.optimizer: torch.optim.Adam | None = None
+        # the features being trained and their Adam: made by start() or resume()
+        self.features: torch.nn.Parameter
+        self.optimizer: torch.optim.Adam
         self.step = 0
         self.resumed_from: int | None = None
         self.initial_signature = self.signature
@@ -283,11 +284,11 @@ class FeatureTrainer:
             out["rgb"] = vals[:, 2:5] + (1.0 - alpha[:, None]) * self.background[None]
         return out
 
-    def _render_joint(self, batch: PixelBatch) -> tuple[dict[str, Tensor], Tensor]:
-        """Full render of the batch's view; returns the gathered quantities and the RGB L1 loss."""
+    def _render_joint(self, batch: PixelBatch, p: torch.nn.ParameterDict) -> tuple[dict[str, Tensor], Tensor]:
+        """Full render of the batch's view with the geometry parameters ``p`` (joint mode); returns
+        the gathered quantities and the RGB L1 loss."""
         from gsseg.render import render
 
-        p = self.params
         index = self.cameras.index_of(batch.view)
         cam = self.cameras[index].to(self.device)
         res = render(
@@ -302,6 +303,7 @@ class FeatureTrainer:
             backgrounds=self.background[None],
             backend=self.cfg.backend,
         )
+        assert res.features is not None  # features were given to render()
         ids = batch.pixel_ids.to(self.device)
         d = self.features.shape[1]
         out = {
@@ -336,7 +338,7 @@ class FeatureTrainer:
             rendered = self._render_frozen(batch)
             loss, terms = self.objective.loss(batch, rendered, self.features)
         else:
-            rendered, rgb_l1 = self._render_joint(batch)
+            rendered, rgb_l1 = self._render_joint(batch, self.params)
             loss, terms = self.objective.loss(batch, rendered, self.features)
             loss = loss + cfg.joint_rgb_weight * rgb_l1
             terms = {**terms, "rgb_l1": float(rgb_l1.detach())}
@@ -350,7 +352,8 @@ class FeatureTrainer:
         cfg, step, group = self.cfg, self.step, self.group
         per_step = cfg.views_per_step
         self.objective.begin_step(step, cfg.iters)
-        total, used, terms = 0.0, 0, {}
+        total, used = 0.0, 0
+        terms: dict[str, float] = {}
         for j in range(per_step):
             if not group.owns(j):
                 continue
@@ -399,6 +402,7 @@ class FeatureTrainer:
             )
             while self.step < cfg.iters:
                 result = self.train_step()
+                terms: dict[str, float] = {}
                 if result is None:
                     empty_run += 1
                     if empty_run >= MAX_EMPTY_PASSES * len(self.views):
@@ -406,7 +410,7 @@ class FeatureTrainer:
                             f"{self.ds.masks_dir}: objective {self.objective.name!r} found nothing to "
                             "learn in any training view (are there masks? run `gsseg masks DATA`)"
                         )
-                    loss, terms = math.nan, {}
+                    loss = math.nan
                 else:
                     empty_run, updates = 0, updates + 1
                     loss, terms = result

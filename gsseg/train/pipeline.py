@@ -10,7 +10,7 @@ import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence, TypeVar
 
 from gsseg.config.train import STAGES, TrainConfig
 from gsseg.errors import GssegError
@@ -120,8 +120,11 @@ def stage_runners() -> dict[str, Callable[..., dict]]:
     return {"rgb": run_rgb_stage, "features": run_features_stage}
 
 
-def check_stages(stages: list[str]) -> list[str]:
-    """Validate stage names; GssegError naming the available ones otherwise."""
+StageNames = TypeVar("StageNames", bound=Sequence[str])
+
+
+def check_stages(stages: StageNames) -> StageNames:
+    """Validate stage names (returned as given); GssegError naming the available ones otherwise."""
     for s in stages:
         if s not in STAGES:
             raise GssegError(f"stage {s!r} is not available in this version; available stages: {', '.join(STAGES)}")

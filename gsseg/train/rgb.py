@@ -156,9 +156,10 @@ class RGBTrainer:
             lambda t: t.numel() * t.element_size(), max_bytes=auto_budget_bytes() // 2
         )
         self.strategy = make_strategy(cfg)
-        self.params: torch.nn.ParameterDict | None = None
-        self.bg_logit: torch.nn.Parameter | None = None
-        self.bg_optimizer: torch.optim.Adam | None = None
+        # the Gaussians' parameters and the background logit with its Adam: made by start() or resume()
+        self.params: torch.nn.ParameterDict
+        self.bg_logit: torch.nn.Parameter
+        self.bg_optimizer: torch.optim.Adam
         self.optimizers: dict[str, torch.optim.Adam] = {}
         self.strategy_state: dict = {}
         self.step = 0
@@ -257,8 +258,10 @@ class RGBTrainer:
     def background(self) -> tuple[float, float, float]:
         """The colour to render this scene over: the learned one, else the configured one."""
         if self.cfg.background_mode == "learned":
-            return tuple(float(v) for v in torch.sigmoid(self.bg_logit.detach()).cpu())
-        return tuple(float(v) for v in self.cfg.background)
+            r, g, b = (float(v) for v in torch.sigmoid(self.bg_logit.detach()).cpu())
+            return (r, g, b)
+        r, g, b = self.cfg.background
+        return (float(r), float(g), float(b))
 
     def _init_background(self, logit: Tensor | None = None) -> None:
         """Learned background: one RGB colour stored as a logit with its own Adam."""
