@@ -1,4 +1,4 @@
-"""Autograd wrappers around the C++ CPU rasterizer ops (``gsseg/csrc/<op>/<op>.cpp``).
+"""Autograd wrappers around the C++ CPU rasterizer ops (``cuda_ext/<op>/<op>.cpp``).
 
 Projection, spherical harmonics and compositing are separate autograd Functions, so the
 gradient of the 2D means (``meta["means2d"].grad``) is the true d loss / d means2d that

@@ -1,5 +1,5 @@
 """CUDA backend of ``render()``: gsplat projects, intersects tiles and renders RGB + expected
-depth; gsseg's own CUDA kernel (``gsseg/csrc/features``) renders the identity-feature channels from
+depth; gsseg's own CUDA kernel (``cuda_ext/features``) renders the identity-feature channels from
 gsplat's tile intersections, forward and backward, and builds contribution tables.
 
 gsplat is only called here, and only with CUDA tensors on a machine where

@@ -4,7 +4,7 @@ The build is attempted only when ``torch.cuda.is_available()``. A failed build e
 warning per process and ``load_cuda_extension()`` returns ``None``, so callers fall back to
 another backend instead of crashing. Ahead of time: ``python -m gsseg.render.cuda_extension``.
 Sources, include path and the torch loader call are those of :mod:`gsseg.render.extensions`
-(``kernel_sources("cuda")``, ``load_extension``).
+(``kernel_sources("cuda")``, ``load_extension``; the build folder is named by ``extension_name``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-from gsseg.render.extensions import kernel_include_dirs, kernel_sources, load_extension, missing_sources
+from gsseg.render.extensions import (
+    extension_name,
+    kernel_include_dirs,
+    kernel_sources,
+    load_extension,
+    missing_sources,
+)
 
 EXTENSION_NAME = "gsseg_cuda_ext"
 
 
 def cuda_sources() -> list[Path]:
     """Sources of the extension (:func:`gsseg.render.extensions.kernel_sources` ``("cuda")``): the
-    torch binding ``gsseg/csrc/bindings_cuda.cpp`` plus every ``gsseg/csrc/<op>/*.cu``."""
+    torch binding ``cuda_ext/bindings_cuda.cpp`` plus every ``cuda_ext/<op>/*.cu``."""
     return kernel_sources("cuda")
 
 
@@ -58,7 +64,7 @@ def _build(verbose: bool) -> ModuleType | None:
         return None
     try:
         return load_extension(
-            EXTENSION_NAME,
+            extension_name(EXTENSION_NAME),
             sources,
             extra_cflags=["-O3"],
             extra_cuda_cflags=["-O3", "-lineinfo"],

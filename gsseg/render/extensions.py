@@ -1,14 +1,17 @@
 """Build-on-first-use of gsseg's compiled kernels (torch's JIT extension loader, cached).
 
-The kernel sources ship inside the package, one folder per op (``gsseg/csrc/<op>/``: the CPU twin
-``<op>.cpp``, the CUDA twin ``<op>.cu`` where there is one, and ``<op>.h`` declaring both plus a
-device dispatcher; shared helpers in ``gsseg/csrc/utils/``). This module is the single place that
-knows that layout and calls torch's loader (:func:`kernel_sources`, :func:`load_extension`);
-``gsseg.render.cuda_extension`` builds the CUDA module through it.
+The kernel sources sit at the top of the checkout, one folder per op (``cuda_ext/<op>/``: the CPU
+kernel ``<op>.cpp`` and/or the CUDA kernel ``<op>.cu``, and one header ``<op>.h`` declaring what the
+op has; shared helpers in ``cuda_ext/utils/``); a wheel or ``pip install .`` ships them inside the
+package as ``gsseg/cuda_ext/`` (``setup.py`` maps the folder in), and :func:`csrc_root` finds either
+copy. This module is the single place that knows that layout and calls torch's loader
+(:func:`kernel_sources`, :func:`load_extension`); ``gsseg.render.cuda_extension`` builds the CUDA
+module through it.
 
-The CPU extension: the first call compiles ``gsseg/csrc/bindings_cpu.cpp`` + every
-``gsseg/csrc/<op>/*.cpp`` with ``-O3 -fopenmp`` (plus ``-mavx2`` where torch reports an AVX2 CPU)
-into torch's extension cache (``TORCH_EXTENSIONS_DIR``); later processes reuse it. Loading it also
+The CPU extension: the first call compiles ``cuda_ext/bindings_cpu.cpp`` + every
+``cuda_ext/<op>/*.cpp`` with ``-O3 -fopenmp`` (plus ``-mavx2`` where torch reports an AVX2 CPU)
+into torch's extension cache (``TORCH_EXTENSIONS_DIR``, one build folder per source location:
+:func:`extension_name`); later processes reuse it. Loading it also
 keeps glibc from handing the training loop's buffers back to the OS after every step
 (``_tune_malloc``; ``GSSEG_MALLOC_TUNING=0`` opts out). No compiler or a failed build gives one
 warning and ``None``, and ``render`` falls back to the pure-PyTorch reference.
@@ -18,6 +21,7 @@ warning and ``None``, and ``render`` falls back to the pure-PyTorch reference.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import warnings
@@ -28,20 +32,36 @@ EXTENSION_NAME = "gsseg_cpu_ext"
 
 
 def csrc_root() -> Path:
-    """The kernel sources shipped inside the package (``gsseg/csrc/``), for the CPU and CUDA loaders."""
-    return Path(__file__).resolve().parents[1] / "csrc"
+    """The kernel sources, for the CPU and CUDA loaders: ``gsseg/cuda_ext/`` in an installed wheel,
+    else ``cuda_ext/`` beside the package in a source checkout (also an editable install). Missing
+    from both: the in-package path, which the loaders report as missing."""
+    package = Path(__file__).resolve().parents[1]
+    installed, checkout = package / "cuda_ext", package.parent / "cuda_ext"
+    if not installed.is_dir() and (package.parent / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    return installed
+
+
+def extension_name(base: str, root: Path | None = None) -> str:
+    """Name of an extension built from the sources at ``root`` (default :func:`csrc_root`):
+    ``base`` plus a hash of the source location. torch keys its build folder and the module by this
+    name, so sources at another path (a moved folder, another checkout, an installed wheel) build
+    in a folder of their own instead of loading a module built from other files; within one folder
+    torch's ninja build recompiles what changed (sources and the headers they include)."""
+    where = str((root or csrc_root()).resolve())
+    return f"{base}_{hashlib.sha256(where.encode()).hexdigest()[:10]}"
 
 
 def kernel_sources(backend: str) -> list[Path]:
-    """Sources of one extension: ``gsseg/csrc/bindings_<backend>.cpp`` plus every op's twin of that
-    backend (``gsseg/csrc/<op>/*.cpp`` for ``"cpu"``, ``gsseg/csrc/<op>/*.cu`` for ``"cuda"``)."""
+    """Sources of one extension: ``cuda_ext/bindings_<backend>.cpp`` plus every op's kernel of that
+    backend (``cuda_ext/<op>/*.cpp`` for ``"cpu"``, ``cuda_ext/<op>/*.cu`` for ``"cuda"``)."""
     suffix = {"cpu": ".cpp", "cuda": ".cu"}[backend]
     root = csrc_root()
     return [root / f"bindings_{backend}.cpp", *sorted(root.glob(f"*/*{suffix}"))]
 
 
 def kernel_include_dirs() -> list[Path]:
-    """Include path of every kernel source: ``gsseg/csrc`` (sources include ``"<op>/<op>.h"``,
+    """Include path of every kernel source: ``cuda_ext`` (sources include ``"<op>/<op>.h"``,
     ``"utils/..."``)."""
     return [csrc_root()]
 
@@ -122,14 +142,14 @@ def _build(verbose: bool) -> ModuleType | None:
     sources = cpu_sources()
     missing = missing_sources(sources)
     if missing or len(sources) < 2:
-        _fallback(f"missing sources: {', '.join(missing) or 'gsseg/csrc/<op>/*.cpp'}")
+        _fallback(f"missing sources: {', '.join(missing) or 'cuda_ext/<op>/*.cpp'}")
         return None
     if shutil.which(os.environ.get("CXX", "c++")) is None:
         _fallback("no C++ compiler found")
         return None
     try:
         module = load_extension(
-            EXTENSION_NAME,
+            extension_name(EXTENSION_NAME),
             sources,
             extra_cflags=cpu_compile_flags(),
             extra_ldflags=["-fopenmp"],

@@ -1,6 +1,6 @@
 """EWA projection of 3D Gaussians into pinhole cameras, in pure PyTorch (autograd).
 
-Follows the rules written in ``gsseg/csrc/utils/pixel_math.h`` (gsplat 1.5 conventions):
+Follows the rules written in ``cuda_ext/utils/pixel_math.h`` (gsplat 1.5 conventions):
 near-plane culling, 1.3x FoV clamp of the Jacobian, 0.3 px low-pass, opacity-aware x/y radii.
 """
 

@@ -1,6 +1,6 @@
 """Pure-PyTorch reference rasterizer (the oracle): autograd everywhere, slow, exact rules.
 
-Compositing follows ``gsseg/csrc/utils/pixel_math.h``: Gaussians sorted front to back by
+Compositing follows ``cuda_ext/utils/pixel_math.h``: Gaussians sorted front to back by
 camera depth (stable, ties by index), alpha = min(0.999, o*exp(-sigma)), skipped when sigma < 0 or
 alpha < 1/255, and a pixel stops at the first Gaussian whose next transmittance is <= 1e-4 (that
 Gaussian is not composited). Pixels are processed in 16x16 blocks against the Gaussians whose

@@ -1,6 +1,7 @@
-"""Packaging: a wheel carries the kernel sources (``gsseg/csrc``), so a non-editable install,
-used from outside the checkout, builds the C++ CPU rasterizer from its own copy and renders
-what the pure-PyTorch reference renders."""
+"""Packaging: a wheel carries the kernel sources (the checkout's top-level ``cuda_ext/``, mapped into
+the package as ``gsseg/cuda_ext/`` by setup.py), so a non-editable install, used from outside the
+checkout, builds the C++ CPU rasterizer from its own copy and renders what the pure-PyTorch
+reference renders."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from gsseg.render.testing import orbit_cameras, random_scene
 
 site = Path(sys.argv[1]).resolve()
 assert Path(gsseg.__file__).resolve().is_relative_to(site), gsseg.__file__
-assert csrc_root().resolve().is_relative_to(site), csrc_root()
+assert csrc_root().resolve() == (site / "gsseg" / "cuda_ext").resolve(), csrc_root()
 assert load_cpu_extension() is not None, "CPU extension did not build from the installed sources"
 scene = random_scene(60, feature_dim=3, seed=0, dtype=torch.float64)
 cams = orbit_cameras(1, 24, 20)
@@ -42,9 +43,28 @@ print("OK", outs[1].meta["backend"])
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None, reason="no C++ compiler")
 def test_wheel_install_outside_checkout_builds_and_runs_the_cpu_kernel(tmp_path):
+    # built from a copy of what a clean clone holds, so a stale build/ folder of the checkout (setuptools
+    # packs whatever it finds there) cannot hide a file the packaging misses
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, clone / name)
+    for folder in ("gsseg", "cuda_ext"):
+        shutil.copytree(REPO / folder, clone / folder, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.o"))
     wheels = tmp_path / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(clone),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -53,20 +73,21 @@ def test_wheel_install_outside_checkout_builds_and_runs_the_cpu_kernel(tmp_path)
     (wheel,) = wheels.glob("gsseg-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for needed in (
-        "gsseg/csrc/bindings_cpu.cpp",
-        "gsseg/csrc/bindings_cuda.cpp",
-        "gsseg/csrc/utils/pixel_math.h",
-        "gsseg/csrc/rasterize/rasterize.cpp",
-        "gsseg/csrc/rasterize/rasterize.h",
-        "gsseg/csrc/features/feature_forward.cu",
-        "gsseg/csrc/contribution_table/contribution_table.cu",
+        "gsseg/cuda_ext/bindings_cpu.cpp",
+        "gsseg/cuda_ext/bindings_cuda.cpp",
+        "gsseg/cuda_ext/utils/pixel_math.h",
+        "gsseg/cuda_ext/rasterize/rasterize.cpp",
+        "gsseg/cuda_ext/rasterize/rasterize.h",
+        "gsseg/cuda_ext/features/feature_forward.cu",
+        "gsseg/cuda_ext/contribution_table/contribution_table.cu",
     ):
         assert needed in names, f"{needed} missing from {wheel.name}"
-    # every kernel source of the checkout ships, and the tests' host-emulation harness does not
-    shipped = {n for n in names if n.startswith("gsseg/csrc/")}
-    in_tree = {str(p.relative_to(REPO)) for p in (REPO / "gsseg" / "csrc").rglob("*") if p.is_file()}
-    assert in_tree <= shipped, sorted(in_tree - shipped)
-    assert not any("host_emulation" in n for n in names)
+    # every kernel source of the checkout ships, inside the package only, and the tests' host-emulation
+    # harness does not
+    shipped = {n.removeprefix("gsseg/") for n in names if n.startswith("gsseg/cuda_ext/")}
+    in_tree = {str(p.relative_to(REPO)) for p in (REPO / "cuda_ext").rglob("*") if p.is_file()}
+    assert in_tree and in_tree == shipped, sorted(in_tree ^ shipped)
+    assert not [n for n in names if n.startswith("cuda_ext/") or "/csrc/" in n or "host_emulation" in n]
 
     site = tmp_path / "site"
     install = subprocess.run(

@@ -1,7 +1,7 @@
 """gsseg's CUDA feature kernel and contribution-table builder.
 
 Three layers of checks:
-- build checks that run wherever the compilers exist: every ``gsseg/csrc/<op>/*.cu`` compiles with
+- build checks that run wherever the compilers exist: every ``cuda_ext/<op>/*.cu`` compiles with
   ``nvcc -c`` without torch's headers; the torch binding passes ``g++ -fsyntax-only`` against them;
 - the same ``.cu`` files compiled as plain C++ with ``-DGSSEG_HOST_EMULATION`` and run on CPU
   fibers (``tests/csrc/host_emulation.cuh``), compared with a float64 autograd oracle built on
@@ -151,10 +151,12 @@ def test_extension_loader_is_inert_without_gpu(monkeypatch):
 
 
 def test_kernels_live_by_op_with_one_loader():
-    """gsseg/csrc/<op>/ holds one header <op>.h next to the op's twins; both extensions come from
-    the one source list / include path / torch loader call of gsseg.render.extensions."""
+    """cuda_ext/<op>/ at the top of the checkout holds one header <op>.h next to the op's CPU and/or
+    CUDA kernels; both extensions come from the one source list / include path / torch loader call
+    of gsseg.render.extensions."""
     from gsseg.render import cuda_extension, extensions
 
+    assert CSRC == REPO_ROOT / "cuda_ext"  # a source checkout (or an editable install) builds from its own folder
     ops = [d for d in CSRC.iterdir() if d.is_dir() and d.name != "utils"]
     assert {
         "projection",
@@ -177,6 +179,32 @@ def test_kernels_live_by_op_with_one_loader():
         assert len({p.name for p in sources}) == len(sources)
     assert "cpp_extension" in Path(extensions.__file__).read_text()
     assert "cpp_extension" not in Path(cuda_extension.__file__).read_text()
+
+
+def test_build_folder_follows_the_source_location(tmp_path, monkeypatch):
+    """torch keys its JIT build folder and module by the extension's name, so the name carries a hash
+    of the source folder: sources at another path (a moved folder, another checkout, an installed
+    wheel) never load a module built from other files, and two checkouts sharing one
+    TORCH_EXTENSIONS_DIR do not rebuild over each other. Both loaders build under that name."""
+    from types import SimpleNamespace
+
+    from gsseg.render import cuda_extension, extensions
+
+    here = extensions.extension_name("gsseg_cpu_ext")
+    assert here == extensions.extension_name("gsseg_cpu_ext", CSRC) and here.isidentifier()
+    assert here.startswith("gsseg_cpu_ext_") and len(here) == len("gsseg_cpu_ext_") + 10
+    moved = tmp_path / "cuda_ext"
+    moved.mkdir()
+    assert extensions.extension_name("gsseg_cpu_ext", moved) != here
+
+    names = []
+    fake = lambda name, sources, **kw: names.append(name) or SimpleNamespace()
+    monkeypatch.setattr(extensions, "load_extension", fake)
+    monkeypatch.setattr(extensions.shutil, "which", lambda _: "/usr/bin/c++")
+    monkeypatch.setattr(cuda_extension, "load_extension", fake)
+    assert extensions._build.__wrapped__(False) is not None
+    assert cuda_extension._build.__wrapped__(False) is not None
+    assert names == [here, extensions.extension_name("gsseg_cuda_ext")]
 
 
 # --------------------------------------------------------------------------------------------

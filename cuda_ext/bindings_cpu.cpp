@@ -1,6 +1,6 @@
 // Python bindings of the C++ CPU extension (module gsseg_cpu_ext, built by
 // gsseg.render.extensions without CUDA). Every op is bound through its header's dispatcher
-// (gsseg/csrc/<op>/<op>.h), which runs the CPU twin and rejects CUDA tensors.
+// (cuda_ext/<op>/<op>.h), which runs the CPU kernel and rejects CUDA tensors.
 #include <torch/extension.h>
 
 #include "contribution_table/contribution_table.h"

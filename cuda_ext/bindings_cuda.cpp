@@ -3,7 +3,7 @@
 // (features/features.h, contribution_table/contribution_table.h) check tensors, allocate
 // outputs and launch.
 //
-// The kernels themselves (gsseg/csrc/<op>/*.cu) take raw pointers; this file is the only
+// The kernels themselves (cuda_ext/<op>/*.cu) take raw pointers; this file is the only
 // one that sees torch types. Layouts follow gsplat's unpacked projection (packed=False).
 // ATen + torch's pybind casters instead of <torch/extension.h>: same API, a third of the
 // compile time.

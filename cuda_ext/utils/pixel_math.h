@@ -1,5 +1,5 @@
 // utils/pixel_math.h — per-Gaussian and per-pixel math shared by the C++ CPU twins
-// (gsseg/csrc/<op>/*.cpp) and the CUDA kernels (gsseg/csrc/<op>/*.cu). Header-only, no torch, no std
+// (cuda_ext/<op>/*.cpp) and the CUDA kernels (cuda_ext/<op>/*.cu). Header-only, no torch, no std
 // containers, every function `GSSEG_HD inline` and templated on the scalar type T (float or
 // double), so the CPU kernel can also run in float64 for gradchecks.
 //
