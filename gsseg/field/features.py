@@ -82,9 +82,13 @@ class FieldFeatureTrainer:
             width=self.width,
             device=self.device,
             generator=step_generator(cfg.seed, -1),
-            run_root=run.root,
             surface=FieldSurface(self.field, self.grid, self.cameras),
         )
+        options = objective.prompt_options()
+        if options is not None:  # prompts are lifted with the depth of the run's Gaussians (RUN/scene.ply)
+            from gsseg.prompts.run import load_run_geometry, propagate_for_run
+
+            self.ctx.prompts = propagate_for_run(self.ctx, options, load_run_geometry(run.root))
         objective.prepare(self.ctx)
         self.optimizer: torch.optim.Adam  # made by start() or resume()
         self.step = 0
@@ -120,6 +124,7 @@ class FieldFeatureTrainer:
             self.field.load_state_dict({**self.field.state_dict(), **ck["head"]})
             self._make_optimizer()
             self.optimizer.load_state_dict(ck["optimizer"])
+            self.objective.load_state_dict(ck.get("objective_state", {}))
             self.step = int(ck["step"])
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise file_error(
@@ -137,6 +142,7 @@ class FieldFeatureTrainer:
             "step": self.step,
             "head": self.head_state(),
             "optimizer": self.optimizer.state_dict(),
+            "objective_state": self.objective.state_dict(),
         }
         save_checkpoint(self.run.checkpoint_path(STAGE, self.step), payload)
         self.run.prune_checkpoints(STAGE, self.cfg.keep_checkpoints)
@@ -175,9 +181,11 @@ class FieldFeatureTrainer:
         loss, terms = self.objective.loss(batch, rendered, raw)
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite feature loss at step {self.step} (view {view}): {terms}")
+        seen = self.objective.observe(batch, rendered)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self.objective.update_state([] if seen is None else [seen])
         return float(loss.detach()), terms
 
     def train(self) -> dict:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,7 +23,28 @@ from gsseg.data.dataset import SceneDataset
 from gsseg.errors import GssegError
 from gsseg.masks.store import MaskStore, ViewMasks
 
+if TYPE_CHECKING:
+    from gsseg.prompts.run import RunPrompts
+    from gsseg.prompts.spec import PromptOptions
+    from gsseg.render.types import ContributionTable
+
 RENDERED_EXTRAS = frozenset({"rgb", "depth", "alpha"})
+
+
+class DepthProbe(Protocol):
+    """Rendered depth of the frozen geometry in the training views at the table resolution."""
+
+    def depth_map(self, view: str) -> np.ndarray:
+        """[H,W] float32 camera-space z (0 where nothing is rendered)."""
+        ...
+
+    def intrinsics(self, view: str) -> np.ndarray:
+        """[3,3] pinhole intrinsics of ``view`` at the table resolution."""
+        ...
+
+
+TableLookup = Callable[[str], "ContributionTable"]
+"""``table_of(view)`` -> that training view's contribution table at the table resolution."""
 
 
 @dataclass
@@ -41,15 +62,19 @@ class PixelBatch:
 
 @dataclass
 class FeatureContext:
-    """Everything an objective may precompute from.
+    """Everything an objective may precompute from, handed over by the trainer (an objective never
+    reads the run directory itself).
 
     dataset: the scene; store: its masks (None when the objective needs none);
     views: training views; height, width: table resolution (every view has the same size);
-    device: where features live; generator: the run's random generator; run_root: RUN or None;
+    device: where features live; generator: the run's random generator;
     joint: True when geometry is trained too (rendered depth then carries gradients);
-    surface: the frozen geometry's depth probe at the table resolution (``depth_map(view)``,
-    ``intrinsics(view)``) for objectives that read rendered depth, or None: they build one from
-    ``RUN/scene.ply`` (the Gaussian backend); field runs pass their own;
+    surface: the frozen geometry's rendered depth at the table resolution, a
+    :class:`DepthProbe` (``depth_map(view)`` [H,W], ``intrinsics(view)`` [3,3]), or None when the
+    trainer has no geometry to render (objectives that need it say so);
+    prompts: the prompts propagated to the training views (``gsseg.prompts.run.RunPrompts``:
+    ``labels`` view -> [H,W] int64, ``spec``, ``summary()``) when :meth:`Objective.prompt_options`
+    asked for them, else None;
     mask_cache: how many resized views :meth:`masks` keeps in memory.
     """
 
@@ -60,9 +85,9 @@ class FeatureContext:
     width: int
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     generator: torch.Generator = field(default_factory=torch.Generator)
-    run_root: Path | None = None
     joint: bool = False
-    surface: Any = None
+    surface: DepthProbe | None = None
+    prompts: RunPrompts | None = None
     mask_cache: int = 16
     _masks: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
 
@@ -97,13 +122,29 @@ class Objective(ABC):
 
     Subclasses set ``name`` and ``kind`` ("embedding" | "logits") and take their settings as
     keyword arguments (normally through a dataclass ``Settings``).
+
+    One training step, as every trainer drives it::
+
+        begin_step(step, total)
+        for each view slot j of the step (on the rank that owns j):
+            batch = sample(view, ctx, generator(seed, slot))   # reads state, never writes it
+            loss, terms = loss(batch, rendered, features)      # reads state, never writes it
+            observation_j = observe(batch, rendered)           # what the batch teaches the state
+        update_state([observation_j in slot order])            # the same list on every rank
+
+    So the state an objective carries from step to step (error maps, label-centre memories) changes
+    only in :meth:`update_state`, at the end of a step, identically on every rank; it is saved in
+    the features checkpoint through :meth:`state_dict` / :meth:`load_state_dict`. That is what makes
+    a resumed run equal an uninterrupted one and N ranks equal one process.
     """
 
     name: ClassVar[str]
     kind: ClassVar[str]
-    # Training-free objectives (e.g. ``vote``) compute their features in one pass:
-    # ``solve(ctx, table_of, n_gaussians) -> [N,D]`` replaces the optimisation loop.
+    # Training-free objectives (e.g. ``vote``) compute their features in one pass with
+    # :meth:`solve`, which replaces the optimisation loop.
     training_free: ClassVar[bool] = False
+    # True when :meth:`observe` may return observations (the trainer then shares them between ranks).
+    stateful: ClassVar[bool] = False
 
     def activate(self, features: Tensor) -> Tensor:
         """Per-Gaussian vectors as composited, [N,D] -> [N,D] (default: as stored; e.g. sigmoid)."""
@@ -118,8 +159,20 @@ class Objective(ABC):
         f = torch.randn(n, self.feature_dim(), generator=generator)
         return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
+    def prompt_options(self) -> PromptOptions | None:
+        """The prompts this objective learns from (the trainer propagates them to the training views
+        and hands the result over as ``ctx.prompts``), or None (default: no prompts)."""
+        return None
+
     def prepare(self, ctx: FeatureContext) -> None:
-        """Per-run precomputation (default: nothing)."""
+        """Per-run precomputation from what the trainer hands over (default: nothing)."""
+
+    def solve(self, ctx: FeatureContext, table_of: TableLookup, n_gaussians: int) -> Tensor | None:
+        """Training-free objectives: the per-Gaussian vectors [N,D] in one pass, from the training
+        views' contribution tables (``table_of(view)``, at the table resolution), after
+        :meth:`prepare`. Default: None, the objective is trained (the trainer calls this only when
+        ``training_free`` is set)."""
+        return None
 
     def begin_step(self, step: int, total_steps: int) -> None:
         """Called before every step (for schedules; default: nothing)."""
@@ -137,6 +190,28 @@ class Objective(ABC):
         (detached from the frozen scene; differentiable in joint mode).
         features: [N,D] the per-Gaussian vectors (for per-Gaussian regularisers).
         """
+
+    def observe(self, batch: PixelBatch, rendered: dict[str, Tensor]) -> Any | None:
+        """What ``batch`` teaches the objective's state, computed from the same ``rendered``
+        quantities :meth:`loss` saw (detached; tensors and plain values, so the trainer can gather
+        them across ranks). None: nothing (the default, for stateless objectives)."""
+        return None
+
+    def update_state(self, observations: list[Any]) -> None:
+        """Apply one step's observations (from :meth:`observe`, in view-slot order, the same list on
+        every rank); the only place the state changes while training. Default: nothing."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state :meth:`update_state` builds up, for the checkpoint (tensors, numbers, strings
+        and lists/dicts of them). Default: empty (a stateless objective)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (after :meth:`prepare`). An empty dict (a checkpoint of a
+        stateless objective or written before objectives had state) keeps the fresh state;
+        ValueError for keys this objective does not know."""
+        if state:
+            raise ValueError(f"objective {self.name!r} has no state, got {', '.join(sorted(state))}")
 
     def needs(self) -> set[str]:
         """Rendered quantities besides features that :meth:`loss` reads (subset of rgb/depth/alpha)."""

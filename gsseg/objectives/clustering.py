@@ -218,6 +218,7 @@ class ClusteringObjective(Objective):
 
     name: ClassVar[str] = "clustering"
     kind: ClassVar[str] = "logits"
+    stateful: ClassVar[bool] = True  # the cross-view label memory
 
     def __init__(self, **settings: Any) -> None:
         self.cfg = ClusteringSettings(**settings)
@@ -245,7 +246,6 @@ class ClusteringObjective(Objective):
         self.memory_view: dict[int, str] = {}
         self._ctx: FeatureContext | None = None
         self._objects: dict[str, np.ndarray] = {}  # view -> object-level labels ("objects" granularity)
-        self._surface = None
 
     def feature_dim(self) -> int:
         return self.cfg.dim
@@ -282,19 +282,14 @@ class ClusteringObjective(Objective):
         if view not in self._objects:
             from gsseg.masks.click_object import object_label_map
 
-            probe = self._probe(ctx)
+            if ctx.surface is None:
+                raise GssegError(
+                    "clustering: the 'objects' granularity needs the rendered depth of the trained scene; "
+                    "choose another --set granularity=... here"
+                )
+            probe = ctx.surface
             self._objects[view] = object_label_map(vm, probe.depth_map(view), probe.intrinsics(view))
         return self._objects[view]
-
-    def _probe(self, ctx: FeatureContext):
-        """Rendered depth of the run's frozen scene at the table resolution (for "objects")."""
-        if ctx.surface is not None:  # the trainer's own probe (field runs)
-            return ctx.surface
-        if self._surface is None:
-            from gsseg.prompts.run import run_surface_probe
-
-            self._surface = run_surface_probe(ctx)
-        return self._surface
 
     def prepare(self, ctx: FeatureContext) -> None:
         """Count labels per frame, refuse K too small, pick key frames."""
@@ -350,12 +345,47 @@ class ClusteringObjective(Objective):
         memory = None
         if self.weights.cross_view > 0:
             memory = {c: v for c, v in self.memory.items() if self.memory_view.get(c) != batch.view}
-        loss, terms = clustering_loss(opacity, labels, self.weights, self.cfg.mode, self.cfg.fgbg, memory)
-        if self.weights.cross_view > 0:
-            with torch.no_grad():
-                uniq, inverse, counts = _groups(labels)
-                centres = label_means(torch.softmax(opacity, 1), inverse, counts)
-                for c, centre in zip(uniq.tolist(), centres):
-                    self.memory[c] = centre.detach()
-                    self.memory_view[c] = batch.view
-        return loss, terms
+        return clustering_loss(opacity, labels, self.weights, self.cfg.mode, self.cfg.fgbg, memory)
+
+    # ------------------------------------------------------------------ state
+    # The cross-view memory: label -> the mean P [K] of its rays where it was last seen, and that view.
+    def observe(self, batch: PixelBatch, rendered: dict[str, Tensor]) -> dict[str, Any] | None:
+        """The batch's label centres (cross-view term only): view, labels [L], centres [L,K]."""
+        if self.weights.cross_view <= 0:
+            return None
+        with torch.no_grad():
+            opacity = rendered["features"].detach()
+            uniq, inverse, counts = _groups(batch.targets["labels"].to(opacity.device))
+            centres = label_means(torch.softmax(opacity, 1), inverse, counts)
+        return {"view": batch.view, "labels": uniq, "centres": centres}
+
+    def update_state(self, observations: list[Any]) -> None:
+        """Remember every observed label centre (later slots overwrite earlier ones)."""
+        device = self._ctx.device if self._ctx is not None else None
+        for obs in observations:
+            for c, centre in zip(obs["labels"].tolist(), obs["centres"]):
+                self.memory[c] = centre if device is None else centre.to(device)
+                self.memory_view[c] = obs["view"]
+
+    def state_dict(self) -> dict[str, Any]:
+        """labels [L] int64, centres [L,K], views: L view names (the memory, in insertion order)."""
+        labels = list(self.memory)
+        k = self.cfg.dim
+        return {
+            "labels": torch.tensor(labels, dtype=torch.int64),
+            "centres": torch.stack([self.memory[c].cpu() for c in labels]) if labels else torch.zeros(0, k),
+            "views": [self.memory_view[c] for c in labels],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        unknown = set(state) - {"labels", "centres", "views"}
+        if unknown:
+            raise ValueError(f"clustering state has unknown entries {', '.join(sorted(unknown))}")
+        labels, centres, views = state["labels"].tolist(), state["centres"], list(state["views"])
+        if len(centres) != len(labels) or len(views) != len(labels):
+            raise ValueError("clustering state: labels, centres and views differ in length")
+        device = self._ctx.device if self._ctx is not None else centres.device
+        self.memory = {c: centres[i].to(device) for i, c in enumerate(labels)}
+        self.memory_view = dict(zip(labels, views))

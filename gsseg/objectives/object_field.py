@@ -21,7 +21,6 @@ from torch import Tensor
 
 from gsseg.errors import GssegError
 from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
-from gsseg.prompts.run import propagate_for_run
 from gsseg.prompts.spec import PromptOptions, split_prompt_settings
 
 PROB_EPS = 1e-6
@@ -111,6 +110,7 @@ class ObjectFieldObjective(Objective):
 
     name: ClassVar[str] = "object-field"
     kind: ClassVar[str] = "logits"
+    stateful: ClassVar[bool] = True  # the per-view error maps and which views were refreshed
 
     def __init__(self, **settings: Any) -> None:
         own, prompt = split_prompt_settings(settings)
@@ -150,11 +150,15 @@ class ObjectFieldObjective(Objective):
     def extras(self) -> dict[str, Any]:
         return {"classes": ["background", *self.spec.object_names()], **self._summary}
 
+    def prompt_options(self) -> PromptOptions:
+        return self.cfg.prompt
+
     def prepare(self, ctx: FeatureContext) -> None:
-        """Propagate the prompts to the training views (labels at the table resolution)."""
-        prompts = propagate_for_run(ctx, self.cfg.prompt)
-        self.set_labels(prompts.labels, ctx.height, ctx.width, ctx.device)
-        self._summary = {"prompts": prompts.summary()}
+        """Labels at the table resolution from the prompts the trainer propagated (``ctx.prompts``)."""
+        if ctx.prompts is None:
+            raise GssegError("object-field: the trainer handed over no propagated prompts (ctx.prompts)")
+        self.set_labels(ctx.prompts.labels, ctx.height, ctx.width, ctx.device)
+        self._summary = {"prompts": ctx.prompts.summary()}
 
     def set_labels(
         self, labels: dict[str, np.ndarray], height: int, width: int, device: torch.device | str = "cpu"
@@ -216,7 +220,6 @@ class ObjectFieldObjective(Objective):
                 centres = (cy[:, None] * w + cx[None, :]).reshape(-1)
                 targets["refresh"] = (self.cfg.rays, self.cfg.rays + len(centres))
                 ids.append(centres)
-                self.refreshed.add(view)
             start = sum(len(t) for t in ids)
             patches, refs = [], []
             for _ in range(self.cfg.patches):
@@ -237,23 +240,6 @@ class ObjectFieldObjective(Objective):
         n = batch.targets["n_global"]
         loss = ce_loss(logits[:n], labels[:n])
         terms = {"ce": float(loss.detach())}
-        emap = self.error_maps[batch.view].reshape(-1)
-        with torch.no_grad():
-            ids = batch.pixel_ids.to(logits.device)
-            keep = labels[:n] >= 0
-            if bool(keep.any()):
-                e = ray_error(logits[:n][keep], labels[:n][keep], self.cfg.sharpness).to(emap)
-                cells = self.cell_of(ids[:n][keep]).to(emap.device)
-                total = torch.zeros_like(emap).index_add_(0, cells, e)
-                count = torch.zeros_like(emap).index_add_(0, cells, torch.ones_like(e))
-                hit = count > 0  # rays sharing a cell contribute their mean error
-                emap[hit] = self.cfg.error_keep * emap[hit] + (1.0 - self.cfg.error_keep) * total[hit] / count[hit]
-            if "refresh" in batch.targets:
-                a, b = batch.targets["refresh"]
-                keep = labels[a:b] >= 0
-                if bool(keep.any()):
-                    e = ray_error(logits[a:b][keep], labels[a:b][keep], self.cfg.sharpness)
-                    emap[self.cell_of(ids[a:b][keep]).to(emap.device)] = e.to(emap)
         if "patches" in batch.targets:
             start, n_p, s = batch.targets["patches"]
             sl = slice(start, start + n_p * s)
@@ -268,3 +254,66 @@ class ObjectFieldObjective(Objective):
             loss = loss + self.cfg.pair_weight * pair
             terms["pair"] = float(pair.detach())
         return loss, terms
+
+    # ------------------------------------------------------------------ state
+    def observe(self, batch: PixelBatch, rendered: dict[str, Tensor]) -> dict[str, Any]:
+        """The batch's per-ray errors for the view's error map: the uniform rays' cells [R] and
+        errors [R] (labelled rays only), and in a refresh batch the cell centres' cells and errors."""
+        logits = rendered["features"].detach()
+        labels = batch.targets["labels"].to(logits.device)
+        ids = batch.pixel_ids.to(logits.device)
+        n = batch.targets["n_global"]
+        obs: dict[str, Any] = {"view": batch.view, "refreshed": "refresh" in batch.targets}
+        with torch.no_grad():
+            keep = labels[:n] >= 0
+            obs["cells"] = self.cell_of(ids[:n][keep])
+            obs["errors"] = ray_error(logits[:n][keep], labels[:n][keep], self.cfg.sharpness)
+            if "refresh" in batch.targets:
+                a, b = batch.targets["refresh"]
+                keep = labels[a:b] >= 0
+                obs["refresh_cells"] = self.cell_of(ids[a:b][keep])
+                obs["refresh_errors"] = ray_error(logits[a:b][keep], labels[a:b][keep], self.cfg.sharpness)
+        return obs
+
+    def update_state(self, observations: list[Any]) -> None:
+        """Per observation: the EMA of the mean ray error of every hit cell, then (refresh batches)
+        the cell centres' errors overwrite their cells and the view counts as refreshed."""
+        keep_old = self.cfg.error_keep
+        for obs in observations:
+            emap = self.error_maps[obs["view"]].reshape(-1)
+            if len(obs["errors"]):
+                e = obs["errors"].to(emap)
+                cells = obs["cells"].to(emap.device)
+                total = torch.zeros_like(emap).index_add_(0, cells, e)
+                count = torch.zeros_like(emap).index_add_(0, cells, torch.ones_like(e))
+                hit = count > 0  # rays sharing a cell contribute their mean error
+                emap[hit] = keep_old * emap[hit] + (1.0 - keep_old) * total[hit] / count[hit]
+            if obs["refreshed"]:
+                if len(obs["refresh_errors"]):
+                    emap[obs["refresh_cells"].to(emap.device)] = obs["refresh_errors"].to(emap)
+                self.refreshed.add(obs["view"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """error_maps: view -> [ch,cw] EMA ray errors; refreshed: the views whose map was refreshed."""
+        return {
+            "error_maps": {v: m.detach().cpu() for v, m in self.error_maps.items()},
+            "refreshed": sorted(self.refreshed),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        unknown = set(state) - {"error_maps", "refreshed"}
+        if unknown:
+            raise ValueError(f"object-field state has unknown entries {', '.join(sorted(unknown))}")
+        maps = state["error_maps"]
+        if set(maps) != set(self.error_maps):
+            raise ValueError("object-field state: its error maps are of other views than this run's labels")
+        for v, m in maps.items():
+            if tuple(m.shape) != tuple(self.error_maps[v].shape):
+                raise ValueError(
+                    f"object-field state: error map of {v} is {tuple(m.shape)}, expected "
+                    f"{tuple(self.error_maps[v].shape)}"
+                )
+        self.error_maps = {v: maps[v].to(self.error_maps[v]) for v in self.error_maps}
+        self.refreshed = set(state["refreshed"])

@@ -20,8 +20,7 @@ from torch import Tensor
 
 from gsseg.errors import GssegError, file_error
 from gsseg.masks.prompt_consensus import accumulate_votes
-from gsseg.objectives.base import FeatureContext, Objective, PixelBatch
-from gsseg.prompts.run import propagate_for_run
+from gsseg.objectives.base import FeatureContext, Objective, PixelBatch, TableLookup
 from gsseg.prompts.spec import PromptOptions, split_prompt_settings
 
 __all__ = ["VoteObjective", "accumulate_votes", "vote_probabilities"]
@@ -130,11 +129,17 @@ class VoteObjective(Objective):
         }
 
     # ------------------------------------------------------------------ labels
+    def prompt_options(self) -> PromptOptions | None:
+        return self.cfg.prompt if self.cfg.prompt.given() else None
+
     def prepare(self, ctx: FeatureContext) -> None:
-        """Choose the label source and the channel of every label value."""
+        """Choose the label source and the channel of every label value (prompts: the trainer's
+        propagated ``ctx.prompts``)."""
         cfg = self.cfg
         if cfg.prompt.given():
-            prompts = propagate_for_run(ctx, cfg.prompt)
+            if ctx.prompts is None:
+                raise GssegError("vote: the trainer handed over no propagated prompts (ctx.prompts)")
+            prompts = ctx.prompts
             names = prompts.spec.object_names()
             self.channel_values = list(range(len(names) + 1))
             self.source = "prompts"
@@ -184,7 +189,7 @@ class VoteObjective(Objective):
         return np.where((lab >= 0) & (lut_vals[idx] == lab), idx, -1)
 
     # ------------------------------------------------------------------ solve
-    def solve(self, ctx: FeatureContext, table_of: Callable[[str], Any], n_gaussians: int) -> Tensor:
+    def solve(self, ctx: FeatureContext, table_of: TableLookup, n_gaussians: int) -> Tensor:
         """Vote over every training view: returns log-probabilities [N,D].
 
         table_of(view) -> that view's ContributionTable at the table resolution.

@@ -15,6 +15,7 @@ import torch
 
 from gsseg.data.cameras import Cameras
 from gsseg.errors import GssegError, file_error
+from gsseg.gaussians.scene import GaussianScene
 from gsseg.prompts.lifting import SurfaceProbe, resized_cameras
 from gsseg.prompts.propagation import propagate
 from gsseg.prompts.spec import PromptOptions, PromptSpec
@@ -67,11 +68,9 @@ def table_cameras(ctx) -> Cameras:
     return resized_cameras(full, ctx.width, ctx.height)
 
 
-def run_surface_probe(ctx, scene=None) -> SurfaceProbe:
-    """Rendered depth of the run's frozen scene (``RUN/scene.ply`` unless ``scene`` is given) in the
-    views of ``ctx`` at the table resolution."""
-    if scene is None:
-        scene = load_run_geometry(ctx.run_root)
+def run_surface_probe(ctx, scene: GaussianScene) -> SurfaceProbe:
+    """Rendered depth of the frozen ``scene`` (a GaussianScene) in the views of ``ctx`` at the table
+    resolution (what the trainer hands objectives as ``FeatureContext.surface``; lazy per view)."""
     return SurfaceProbe.from_scene(scene.to("cpu"), table_cameras(ctx))
 
 
@@ -80,17 +79,16 @@ def _photo_uint8(ds, view: str) -> np.ndarray:
     return np.clip(np.rint(ds.image(view).numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
-def propagate_for_run(ctx, options: PromptOptions, scene=None) -> RunPrompts:
-    """Lift and propagate ``options``' prompts to every view of ``ctx`` (a FeatureContext).
+def propagate_for_run(ctx, options: PromptOptions, scene: GaussianScene) -> RunPrompts:
+    """Lift and propagate ``options``' prompts to every view of ``ctx`` (a FeatureContext) with the
+    rendered depth of the frozen ``scene`` (a GaussianScene; the trainer's, see
+    :func:`load_run_geometry`): what the trainer hands prompted objectives as ``ctx.prompts``.
 
     Clicks (in any view, train or test) are lifted at the dataset's image resolution; masks are built
     at the table resolution (``ctx.height`` x ``ctx.width``) from SAM (when a checkpoint is given) or
     ``ctx.masks(view)``.
-    ``scene`` defaults to ``RUN/scene.ply``.
     """
     spec = options.spec()
-    if scene is None:
-        scene = load_run_geometry(ctx.run_root)
     scene = scene.to("cpu")
     ds = ctx.dataset
     probe = SurfaceProbe.from_scene(scene, table_cameras(ctx))

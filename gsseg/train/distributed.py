@@ -4,7 +4,10 @@
 processes; each renders and back-propagates its share of the V views of every step (view slot
 ``j`` goes to rank ``j % N``), the per-Gaussian feature gradients are summed across ranks
 (all-reduce), and every rank takes the same optimiser step, so the features stay identical on
-all ranks and equal those of one process with the same seed and ``--views-per-step``.
+all ranks and equal those of one process with the same seed and ``--views-per-step``. An
+objective's state (object-field's error maps, clustering's cross-view memory) follows the same
+rule: every rank gathers the step's observations of all views (:meth:`ProcessGroup.gather_slots`)
+and applies them in slot order (``Objective.update_state``).
 Rank 0 is the only writer (config, RGB stage, checkpoints, outputs); the other ranks wait for
 it at barriers. Backend: gloo on CPU, NCCL when the features live on a GPU (one GPU per rank,
 ``LOCAL_RANK``). Multi-node runs use torchrun's rendezvous flags (see the README).
@@ -15,6 +18,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -54,6 +58,26 @@ class ProcessGroup:
         if self.distributed:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
+
+    def gather_slots(self, items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """Every rank's ``(slot, value)`` pairs, on every rank, sorted by slot (values are pickled,
+        tensors travel on the CPU); the pairs themselves in one process."""
+        if not self.distributed:
+            return sorted(items, key=lambda item: item[0])
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, [(slot, _to_cpu(value)) for slot, value in items])
+        return sorted((pair for part in gathered for pair in part), key=lambda item: item[0])
+
+
+def _to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) moved to the CPU."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
 
 
 SINGLE = ProcessGroup()

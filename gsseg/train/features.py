@@ -9,7 +9,8 @@ Joint mode (``joint=True``): geometry and appearance are trainable too; every st
 whole view with ``gsseg.render.render(..., features=)``, adds an L1 RGB loss, and at the end
 rewrites ``RUN/scene.ply`` so the features stay row-aligned with the Gaussians.
 
-Checkpoints ``RUN/checkpoints/features_<step>.pt`` make the stage resumable; the result is
+Checkpoints ``RUN/checkpoints/features_<step>.pt`` (features, optimiser and the objective's
+:meth:`~gsseg.objectives.base.Objective.state_dict`) make the stage resumable exactly; the result is
 ``RUN/features.pt`` (a :class:`~gsseg.features.FeatureRecord`) plus ``RUN/features.json``.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import Tensor
@@ -28,12 +29,17 @@ from gsseg.errors import GssegError, file_error
 from gsseg.features.coverage import covered_pixels, mask_coverage
 from gsseg.gaussians.scene import PARAM_KEYS, FeatureInfo, GaussianScene
 from gsseg.objectives import FeatureContext, Objective, PixelBatch, make_objective
+from gsseg.render.types import ContributionTable
 from gsseg.run.checkpoint import load_checkpoint, save_checkpoint
 from gsseg.run.run_dir import RunDir
 from gsseg.run.schedule import step_generator, view_order
 from gsseg.train.distributed import current_group
 from gsseg.utils.lru import BoundedLRU
 from gsseg.utils.memory import auto_budget_bytes, budget_bytes
+
+if TYPE_CHECKING:
+    from gsseg.prompts.lifting import SurfaceProbe
+    from gsseg.prompts.run import RunPrompts
 
 STAGE = "features"
 MAX_EMPTY_PASSES = 2  # give up after this many passes over the views without a usable batch
@@ -148,9 +154,9 @@ class FeatureTrainer:
             width=self.width,
             device=self.device,
             generator=step_generator(cfg.seed, -1),
-            run_root=run.root,
             joint=cfg.joint,
         )
+        self.ctx.surface, self.ctx.prompts = objective_inputs(self.ctx, objective, scene)
         self.objective.prepare(self.ctx)
         # the features being trained and their Adam: made by start() or resume()
         self.features: torch.nn.Parameter
@@ -221,6 +227,12 @@ class FeatureTrainer:
                 self.params[k] = torch.nn.Parameter(ck["params"][k].to(self.device))
         self._set_state(ck["features"])
         self.optimizer.load_state_dict(ck["optimizer"])
+        try:
+            self.objective.load_state_dict(ck.get("objective_state", {}))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise file_error(
+                path, f"the {self.objective.name} objective's state does not fit ({e}); pass --restart"
+            ) from None
         for k, opt in self.geo_optimizers.items():
             opt.load_state_dict(ck["geo_optimizers"][k])
         self.initial_signature = list(ck.get("initial_signature", self.signature))
@@ -238,6 +250,7 @@ class FeatureTrainer:
             "joint": self.cfg.joint,
             "features": self.features.detach().cpu(),
             "optimizer": self.optimizer.state_dict(),
+            "objective_state": self.objective.state_dict(),
             "initial_signature": self.initial_signature,
             "signature": self.signature
             if self.params is None
@@ -255,14 +268,16 @@ class FeatureTrainer:
         return GaussianScene.from_param_dict({k: v.cpu() for k, v in self.params.items()})
 
     # ------------------------------------------------------------------ rendering
-    def _table(self, view: str):
+    def table(self, view: str) -> ContributionTable:
+        """The contribution table of training view ``view`` at the table resolution (frozen
+        geometry; built on first use, kept within the memory budget): a :data:`TableLookup`."""
         return self.tables.get(view)
 
     def _render_frozen(self, batch: PixelBatch) -> dict[str, Tensor]:
         from gsseg.render.sh import view_colors
         from gsseg.render.tables import render_features_from_table
 
-        table = self._table(batch.view)
+        table = self.table(batch.view)
         ids = batch.pixel_ids.to(self.device)
         out = {"features": render_features_from_table(table, ids, self.objective.activate(self.features))}
         needs = self.objective.needs()
@@ -327,8 +342,9 @@ class FeatureTrainer:
         return self._images.get(view, load)
 
     # ------------------------------------------------------------------ loop
-    def _view_loss(self, slot: int) -> tuple[Tensor, dict[str, float]] | None:
-        """Loss of view slot ``slot`` (global index over all steps' views); None without a batch."""
+    def _view_loss(self, slot: int) -> tuple[Tensor, dict[str, float], Any] | None:
+        """Loss, its terms and the objective's observation of view slot ``slot`` (global index over
+        all steps' views); None without a batch."""
         cfg = self.cfg
         view = self.views[view_order(len(self.views), slot, cfg.seed)]
         batch = self.objective.sample(view, self.ctx, step_generator(cfg.seed, slot))
@@ -344,25 +360,30 @@ class FeatureTrainer:
             terms = {**terms, "rgb_l1": float(rgb_l1.detach())}
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite feature loss at step {self.step} (view {view}): {terms}")
-        return loss, terms
+        return loss, terms, self.objective.observe(batch, rendered)
 
     def train_step(self) -> tuple[float, dict[str, float]] | None:
         """One step over ``views_per_step`` views (this rank's share of them under torchrun); None
-        when the objective had nothing to learn in any of them (the step still counts)."""
+        when the objective had nothing to learn in any of them (the step still counts). The
+        objective's observations of all views of the step update its state at the end, in slot
+        order, on every rank."""
         cfg, step, group = self.cfg, self.step, self.group
         per_step = cfg.views_per_step
         self.objective.begin_step(step, cfg.iters)
         total, used = 0.0, 0
         terms: dict[str, float] = {}
+        observations: list[tuple[int, Any]] = []
         for j in range(per_step):
             if not group.owns(j):
                 continue
             out = self._view_loss(step * per_step + j)
             if out is None:
                 continue
-            loss, terms = out
+            loss, terms, seen = out
             (loss / per_step).backward()
             total, used = total + float(loss.detach()), used + 1
+            if seen is not None:
+                observations.append((j, seen))
         self.step += 1
         if group.distributed:
             if self.features.grad is None:
@@ -370,6 +391,9 @@ class FeatureTrainer:
             group.sum_(self.features.grad)
             stats = group.sum_(torch.tensor([total, float(used)], dtype=torch.float64))
             total, used = float(stats[0]), int(stats[1])
+            if self.objective.stateful:
+                observations = group.gather_slots(observations)
+        self.objective.update_state([seen for _, seen in observations])
         if used == 0:
             self.features.grad = None
             return None
@@ -437,6 +461,19 @@ class FeatureTrainer:
         )
 
 
+def objective_inputs(
+    ctx: FeatureContext, objective: Objective, scene: GaussianScene
+) -> tuple[SurfaceProbe, RunPrompts | None]:
+    """What the trainer hands ``objective.prepare`` besides masks: (surface, prompts) — the frozen
+    ``scene``'s rendered depth at the table resolution (lazy, per view) and, when the objective
+    has prompts, the prompts propagated to the training views (None otherwise)."""
+    from gsseg.prompts.run import propagate_for_run, run_surface_probe
+
+    options = objective.prompt_options()
+    prompts = None if options is None else propagate_for_run(ctx, options, scene)
+    return run_surface_probe(ctx, scene), prompts
+
+
 def auto_table_scale(scene: GaussianScene, cameras, budget: int, backend: str = "auto") -> float:
     """The table scale of ``--table-scale 0`` (the default): full resolution when the tables of
     all views fit in ``budget`` bytes, else the largest scale at which they do (so no table is
@@ -484,7 +521,10 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
     )
     if objective.training_free:
         t0 = time.perf_counter()
-        feats = objective.solve(trainer.ctx, trainer._table, len(trainer.scene)).detach().cpu()
+        solved = objective.solve(trainer.ctx, trainer.table, len(trainer.scene))
+        if solved is None:
+            raise RuntimeError(f"training-free objective {objective.name!r} returned no features from solve()")
+        feats = solved.detach().cpu()
         result = FeatureResult(feats, trainer.current_scene(), 0, None, time.perf_counter() - t0, 0)
     else:
         if not (opts.resume and trainer.resume()):
@@ -500,7 +540,7 @@ def run_features_stage(ds, cfg, run: RunDir, opts) -> dict:
 
         with progress_bar(transient=True) if opts.show_progress else NullProgress() as progress:
             coverage = mask_coverage(
-                trainer.views, trainer._table, lambda v: _covered(trainer.ctx, v), len(trainer.scene), progress
+                trainer.views, trainer.table, lambda v: _covered(trainer.ctx, v), len(trainer.scene), progress
             )
     info = FeatureInfo(kind=objective.kind, objective=objective.name, dim=objective.feature_dim())
     settings = {

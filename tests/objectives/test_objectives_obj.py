@@ -132,11 +132,13 @@ def test_object_field_sampling_error_map_and_pair_phase():
     assert obj.sample("u", None, g) is None
     assert batch.pixel_ids.shape == (50,) and "patches" not in batch.targets
     assert (batch.targets["labels"] == torch.from_numpy(labels.reshape(-1))[batch.pixel_ids]).all()
-    # CE step: the error map takes the EMA of the per-ray error in the sampled cells
+    # CE step: the error map takes the EMA of the per-ray error in the sampled cells, when the
+    # step's observations update the state (loss() itself leaves the state alone)
     logits = torch.randn(50, 2, generator=g)
     before = obj.error_maps["v"].clone()
     loss, terms = obj.loss(batch, {"features": logits}, torch.zeros(1, 2))
-    assert set(terms) == {"ce"}
+    assert set(terms) == {"ce"} and torch.equal(obj.error_maps["v"], before)
+    obj.update_state([obj.observe(batch, {"features": logits})])
     lab = batch.targets["labels"]
     errors: dict[int, list[float]] = {}
     for i in range(50):
@@ -152,7 +154,7 @@ def test_object_field_sampling_error_map_and_pair_phase():
     obj.begin_step(75, 100)
     batch = obj.sample("v", None, g)
     a, b = batch.targets["refresh"]
-    assert b - a == 8 * 8 and "v" in obj.refreshed
+    assert b - a == 8 * 8 and "v" not in obj.refreshed  # refreshed once the step's state update runs
     start, n_p, s = batch.targets["patches"]
     assert (n_p, s) == (2, 16) and len(batch.pixel_ids) == start + n_p * s
     for ref in batch.targets["refs"]:
@@ -166,7 +168,8 @@ def test_object_field_sampling_error_map_and_pair_phase():
     assert set(terms) == {"ce", "pair"} and torch.isfinite(loss)
     loss.backward()
     assert rendered["features"].grad[start:].abs().sum() > 0
-    assert "refresh" not in obj.sample("v", None, g).targets  # refreshed once per view
+    obj.update_state([obj.observe(batch, rendered)])
+    assert "v" in obj.refreshed and "refresh" not in obj.sample("v", None, g).targets  # once per view
 
 
 def test_object_field_settings_round_trip_and_errors():
