@@ -15,6 +15,18 @@ Connectivity of a mask's surface in one view: its pixels are lifted to 3D with t
 linked, an occlusion edge with a gap behind it does not). The mask is connected when the
 linked components holding the click hold at least ``min_share`` of its pixels (a group whose
 big member dominates is still not "connected" from a click on its small member).
+
+Connectivity alone takes a group whose members touch or stand close (a table and its chairs
+seen from above at 128×96, a bowl with fruit in it, books on a shelf) for one object. How the
+masks nest tells the levels apart first: in a view's inclusion tree (child inside its parent),
+a mask's *height* is how many levels of masks lie below it — 0 for a part (nothing finer), 1
+for an object (its parts inside it), 2 for a group (objects that hold parts), 3 and more for
+the whole foreground. The SAM-like granularities (part, object, group; SAM's subpart, part,
+whole) are three, so :func:`level_mask` takes as the object the largest mask holding the click
+whose height is at most 1 and whose surface is connected, as the group the largest of height
+at most 2, and as the part the smallest. One view's tree can miss a level (a dropped mask, a
+merge); the prompt consensus over all views (:mod:`gsseg.masks.prompt_consensus`) outvotes
+those views.
 """
 
 from __future__ import annotations
@@ -24,6 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+LEVELS = ("part", "object", "group")  # what a click may mean (gsseg.prompts.spec.PROMPT_LEVELS; gsseg.masks
+# sits below gsseg.prompts, so the tuple is spelled here)
+
+
+MAX_HEIGHT = {"object": 1, "group": 2}
 
 
 @dataclass
@@ -116,6 +134,54 @@ def object_mask(
     footprint = np.where(depth > 0, depth / K[0, 0], 0.0)
     for m in by_area[:-1]:
         if is_connected(vm.mask(int(m)), points, footprint, clicks, settings):
+            return int(m)
+    return int(by_area[-1])
+
+
+def mask_heights(tree) -> np.ndarray:
+    """Levels of nested masks below every mask of one view: [M] int64 (0: no mask inside it).
+
+    tree: the view's :class:`gsseg.masks.derive.InclusionTree` (parents are larger than their
+    children, so visiting masks from the smallest up sees every child before its parent)."""
+    heights = np.zeros(len(tree.parent), np.int64)
+    for m in np.lexsort((np.arange(len(tree.areas)), tree.areas)):
+        p = int(tree.parent[m])
+        if p >= 0:
+            heights[p] = max(heights[p], heights[m] + 1)
+    return heights
+
+
+def level_mask(
+    vm,
+    candidates: np.ndarray,
+    depth: np.ndarray,
+    K: np.ndarray,
+    clicks: np.ndarray | None = None,
+    level: str = "object",
+    settings: ConnectivitySettings | None = None,
+) -> int:
+    """The mask of ``level`` (part | object | group) among candidate masks of one view (module
+    doc): the index in ``vm`` of the smallest candidate for "part"; else of the largest
+    candidate whose height in the view's inclusion tree is at most 1 (object) / 2 (group) and,
+    for an object, whose surface is connected; the smallest candidate when none qualifies.
+
+    vm: the view's ViewMasks; candidates: [C] mask indices (the masks holding the clicks);
+    depth: [H,W] rendered depth at the masks' resolution; K: [3,3] intrinsics there; clicks: [A,2]
+    (x, y) pixels of the positive prompts.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    candidates = np.asarray(candidates, np.int64)
+    by_area = candidates[np.lexsort((candidates, -vm.areas[candidates]))]  # largest first
+    if level == "part" or len(by_area) == 1:
+        return int(by_area[-1])
+    heights = mask_heights(vm.inclusion_tree())
+    points = surface_points(depth, K)
+    footprint = np.where(depth > 0, depth / K[0, 0], 0.0)
+    for m in by_area[:-1]:
+        if heights[m] > MAX_HEIGHT[level]:
+            continue
+        if level == "group" or is_connected(vm.mask(int(m)), points, footprint, clicks, settings):
             return int(m)
     return int(by_area[-1])
 

@@ -80,14 +80,15 @@ def best_store_mask(vm, positives: np.ndarray, negatives: np.ndarray) -> int | N
     return int(cands[np.lexsort((cands, vm.areas[cands]))][0])
 
 
-def connected_chooser(vm, depth: np.ndarray, K: np.ndarray):
-    """A ``choose(k, candidates, positives)`` for :func:`view_labels`: the object among nested store
-    masks by the connectivity of its surface (:func:`gsseg.masks.click_object.object_mask`)
-    from the view's rendered ``depth [H,W]`` and intrinsics ``K [3,3]``."""
-    from gsseg.masks.click_object import object_mask
+def level_chooser(vm, depth: np.ndarray, K: np.ndarray, level: str = "object"):
+    """A ``choose(k, candidates, positives)`` for :func:`view_labels`: the mask of ``level`` (part,
+    object or group) among the nested store masks holding the prompts, from how the view's masks
+    nest and the connectivity of their surface (:func:`gsseg.masks.click_object.level_mask`)
+    with the view's rendered ``depth [H,W]`` and intrinsics ``K [3,3]``."""
+    from gsseg.masks.click_object import level_mask
 
     def choose(k: int, candidates: np.ndarray, positives: np.ndarray) -> int | None:
-        return object_mask(vm, candidates, depth, K, positives) if len(candidates) else None
+        return level_mask(vm, candidates, depth, K, positives, level) if len(candidates) else None
 
     return choose
 
@@ -122,7 +123,7 @@ def view_labels(
     sam: a ``SamPrompter`` and image [H',W',3] uint8 (SAM path; masks come back at image size
     and are resampled to the probe's); choose(k, candidates [C], positives [A,2]) -> mask index or
     None picks object k's mask among the store masks holding its prompts (default: the smallest,
-    :func:`best_store_mask`; see :func:`connected_chooser` and
+    :func:`best_store_mask`; see :func:`level_chooser` and
     :func:`gsseg.masks.prompt_consensus.consensus_chooser`).
     Objects with too few visible positives leave their pixels unknown: where some object is
     not found, pixels outside the found masks are ignored instead of called background.
@@ -233,7 +234,9 @@ def propagate(
             )
         return out
 
-    results = label_views(lambda view, masks: connected_chooser(masks, probe.depth_map(view), probe.intrinsics(view)))
+    results = label_views(
+        lambda view, masks: level_chooser(masks, probe.depth_map(view), probe.intrinsics(view), settings.level)
+    )
     if sam is None and masks_of is not None and settings.consensus_rounds > 0:
         from gsseg.masks.prompt_consensus import consensus_members, consensus_view_labels
 

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -174,6 +174,10 @@ def spec_from_options(clicks: list[str], negative_clicks: list[str], prompt_file
     return spec
 
 
+Level = Literal["part", "object", "group"]
+PROMPT_LEVELS: tuple[str, ...] = get_args(Level)
+
+
 @dataclass
 class PropagationSettings:
     """How prompts become per-view masks.
@@ -182,7 +186,9 @@ class PropagationSettings:
     positives needed per object (-1: ⌊0.8·n⌋+1 as SANeRF-HQ); min_mask_pixels: smaller masks
     are treated as not found; min_alpha: rendered opacity needed at a prompt's pixel;
     consensus_rounds: times every view's store mask is chosen again against the 3D consensus of
-    the previous choices (:mod:`gsseg.masks.prompt_consensus`; 0 = the first choice stays).
+    the previous choices (:mod:`gsseg.masks.prompt_consensus`; 0 = the first choice stays);
+    level: what a click means among the nested store masks holding it, "part", "object" or
+    "group" (:func:`gsseg.masks.click_object.level_mask`).
     """
 
     tolerance: float = 0.02
@@ -190,6 +196,7 @@ class PropagationSettings:
     min_mask_pixels: int = 10
     min_alpha: float = 0.5
     consensus_rounds: int = 2
+    level: Level = "object"
 
 
 @dataclass
@@ -200,7 +207,8 @@ class PromptOptions:
     :func:`load_prompt_file`); sam_checkpoint / sam_model_type: SAM point prompts instead of the
     mask store; tolerance: occlusion tolerance as a fraction of the scene scale; min_visible:
     visible positives a view needs per object (-1: ⌊0.8·n⌋+1); min_mask_pixels: smaller masks
-    count as not found; consensus_rounds: see :class:`PropagationSettings`.
+    count as not found; consensus_rounds: see :class:`PropagationSettings`; level: what a click
+    selects, "part", "object" (default) or "group".
     """
 
     clicks: list[str] = field(default_factory=list)
@@ -212,6 +220,11 @@ class PromptOptions:
     min_visible: int = -1
     min_mask_pixels: int = 10
     consensus_rounds: int = 2
+    level: Level = "object"
+
+    def __post_init__(self) -> None:
+        if self.level not in PROMPT_LEVELS:
+            raise GssegError(f"prompt level {self.level!r} (--level): choose one of {', '.join(PROMPT_LEVELS)}")
 
     def given(self) -> bool:
         return bool(self.clicks or self.prompts)
@@ -225,6 +238,7 @@ class PromptOptions:
             min_visible=self.min_visible,
             min_mask_pixels=self.min_mask_pixels,
             consensus_rounds=self.consensus_rounds,
+            level=self.level,
         )
 
 
