@@ -517,13 +517,15 @@ def viewer_run(tmp_path_factory):
 
 
 def test_viewer_binds_localhost_and_serves_no_run_file(viewer_run):
-    import inspect
+    import typer
 
-    from gsseg.cli.commands.view import view
+    from gsseg.cli.app import app
     from gsseg.viewer.server import ViewerApp, ViewerConfig
 
     assert ViewerConfig().host == "127.0.0.1"
-    assert inspect.signature(view).parameters["host"].default == "127.0.0.1"
+    view = typer.main.get_command(app).commands["view"]
+    (host,) = [p for p in view.params if "--host" in p.opts]
+    assert host.default == "127.0.0.1"
     (viewer_run.run / "secret.txt").write_text("SECRET-RUN-FILE")
     app = ViewerApp(viewer_run.run, ViewerConfig(port=0))
     app.start()
