@@ -117,36 +117,6 @@ def write_permuted_gt(ds, dst: Path, seed: int) -> None:
 # --- runs ----------------------------------------------------------------------------------------
 
 
-def features_run(suite: quality.Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int) -> Path:
-    """Features of ``objective`` on ``ds``'s masks over the geometry of ``base_run``."""
-    from gsseg.config.train import FeatureStageConfig
-    from gsseg.run.run_dir import RunDir
-    from gsseg.train.pipeline import StageOptions, run_training
-
-    if run_root.exists():
-        shutil.rmtree(run_root)
-    run_root.mkdir(parents=True)
-    for name in ("config.json", "scene.ply", "rgb.json"):
-        shutil.copy2(base_run / name, run_root / name)
-    cfg_path = run_root / "config.json"
-    cfg_json = json.loads(cfg_path.read_text())
-    cfg_json["dataset"] = str(Path(ds.root).resolve())
-    cfg_path.write_text(json.dumps(cfg_json))
-    run = RunDir(run_root)
-    cfg = run.read_config()
-    cfg.stages = ["features"]
-    cfg.features = FeatureStageConfig(
-        objective=objective,
-        objective_settings=quality.objective_settings(objective, ds),
-        iters=suite.feature_iters.get(objective, 500),
-        time_limit_s=suite.feature_time_s,
-        seed=seed,
-        device="cpu",
-    )
-    run_training(cfg, run, StageOptions(resume=False, show_progress=False), ds=ds)
-    return run_root
-
-
 def numeric(result: dict) -> dict:
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -232,9 +202,8 @@ def run_scene(ladder: Ladder, name: str, data: Path, work: Path, log) -> list[di
             )
             for objective in ladder.objectives:
                 t1 = time.perf_counter()
-                root = features_run(
-                    suite, mds, base_run, work / f"run_{name}_{rung}_{objective}_s{seed}", objective, seed
-                )
+                root = work / f"run_{name}_{rung}_{objective}_s{seed}"
+                quality.train_features(suite, mds, base_run, root, objective, seed)
                 result = numeric(quality.evaluate(suite, root, ["hierarchy", "prompted", "panoptic"]))
                 for row in mode_rows({}, result):
                     per_seed.setdefault((objective, row.pop("mode")), []).append(row)

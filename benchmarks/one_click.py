@@ -82,32 +82,6 @@ def make_masks(ds, noise: str, seed: int, import_labels: bool) -> None:
     run_source(ds, source, split="train", force=True, show_progress=False)
 
 
-def features_run(
-    suite: quality.Suite, base_run: Path, run_root: Path, objective: str, settings: dict, seed: int
-) -> None:
-    from gsseg.config.train import FeatureStageConfig
-    from gsseg.run.run_dir import RunDir
-    from gsseg.train.pipeline import StageOptions, run_training
-
-    if run_root.exists():
-        shutil.rmtree(run_root)
-    run_root.mkdir(parents=True)
-    for name in ("config.json", "scene.ply", "rgb.json"):
-        shutil.copy2(base_run / name, run_root / name)
-    run = RunDir(run_root)
-    cfg = run.read_config()
-    cfg.stages = ["features"]
-    cfg.features = FeatureStageConfig(
-        objective=objective,
-        objective_settings=settings,
-        iters=suite.feature_iters.get(objective, 300),
-        time_limit_s=0.0,
-        seed=seed,
-        device="cpu",
-    )
-    run_training(cfg, run, StageOptions(resume=False, show_progress=False))
-
-
 def propagated(ds, base_run: Path, click: str, level: str | None) -> dict[str, np.ndarray]:
     """The prompts stage alone: view -> [H,W] labels (-1 ignore, 0 background, 1 the object) of
     one click propagated over the training views at the dataset's size."""
@@ -207,7 +181,7 @@ def run_scene(args, scene: str, data_root: Path | None, log) -> list[dict]:
             root = work / f"run_{objective}_{gt_id}"
             t0 = time.perf_counter()
             try:
-                features_run(suite, base_run, root, objective, settings, args.seed)
+                quality.train_features(suite, ds, base_run, root, objective, args.seed, settings)
             except Exception as e:  # one failing click must not lose the table
                 log(f"  object {gt_id} {objective}: FAILED {type(e).__name__}: {e}")
                 rows.append({"scene": scene, "object": gt_id, "objective": objective, "error": str(e)})

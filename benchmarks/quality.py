@@ -182,7 +182,12 @@ def objective_settings(objective: str, ds) -> dict:
     return {}
 
 
-def train_features(suite: Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int) -> dict:
+def train_features(
+    suite: Suite, ds, base_run: Path, run_root: Path, objective: str, seed: int, settings: dict | None = None
+) -> dict:
+    """Features of ``objective`` (one seed) on ``ds``'s masks over the RGB geometry of ``base_run``,
+    in a fresh run ``run_root``; ``settings``: the objective's settings (default:
+    :func:`objective_settings`). Returns the features stage's summary."""
     from gsseg.config.train import FeatureStageConfig
     from gsseg.run.run_dir import RunDir
     from gsseg.train.pipeline import StageOptions, run_training
@@ -192,12 +197,16 @@ def train_features(suite: Suite, ds, base_run: Path, run_root: Path, objective: 
     run_root.mkdir(parents=True)
     for name in ("config.json", "scene.ply", "rgb.json"):
         shutil.copy2(base_run / name, run_root / name)
+    cfg_path = run_root / "config.json"
+    cfg_json = json.loads(cfg_path.read_text())
+    cfg_json["dataset"] = str(Path(ds.root).resolve())  # ds may be a copy of base_run's data with other masks
+    cfg_path.write_text(json.dumps(cfg_json))
     run = RunDir(run_root)
     cfg = run.read_config()
     cfg.stages = ["features"]
     cfg.features = FeatureStageConfig(
         objective=objective,
-        objective_settings=objective_settings(objective, ds),
+        objective_settings=objective_settings(objective, ds) if settings is None else settings,
         iters=suite.feature_iters.get(objective, 500),
         time_limit_s=suite.feature_time_s,
         seed=seed,
